@@ -1,0 +1,3 @@
+from molstrata.cli import main
+
+raise SystemExit(main())

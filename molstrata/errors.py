@@ -1,0 +1,9 @@
+"""The one exception type for mistakes a user can fix (bad file, bad option, empty selection)."""
+
+
+class MolstrataError(Exception):
+    """A user error: the CLI prints its message as one line and exits with status 2.
+
+    The message names the problem and how to fix it. Programming errors use ordinary
+    exceptions and keep their traceback.
+    """
