@@ -242,7 +242,7 @@ class Molecules:
         )
 
     def rows_of_ids(self, ids: Iterable[int]) -> np.ndarray:
-        """Row positions of the molecules with these ids, or a MolstrataError naming missing ones."""
+        """Rows of the molecules with these ids, or a MolstrataError naming missing ones."""
         ids = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64)
         order = np.argsort(self.ids, kind="stable")
         sorted_ids = self.ids[order]

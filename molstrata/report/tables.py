@@ -1,0 +1,44 @@
+"""Plain tables: aligned text for the terminal, CSV for files (unit in every column name)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+
+from molstrata._files import atomic_write_text
+
+Row = Sequence[object]
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Row], title: str | None = None) -> str:
+    """An aligned text table: numbers right-aligned, text left-aligned."""
+    cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[k]) for r in cells) for k in range(len(header))]
+    numeric = [all(isinstance(row[k], int | float) for row in rows) for k in range(len(header))]
+    lines = [title] if title else []
+    for n, row in enumerate(cells):
+        parts = [
+            c.rjust(w) if numeric[k] else c.ljust(w) for k, (c, w) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Row]) -> None:
+    """Write a CSV file atomically, floats with full precision."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
+    atomic_write_text(path, buffer.getvalue())
