@@ -22,14 +22,11 @@ UNITS: dict[str, tuple[str, float]] = {
     "eV": ("energy", 1.0),
     "meV": ("energy", 1e-3),
     "Hartree": ("energy", HARTREE_TO_EV),
-    "Ha": ("energy", HARTREE_TO_EV),
     "mHa": ("energy", HARTREE_TO_EV * 1e-3),
     "Ry": ("energy", HARTREE_TO_EV / 2),
     "kcal/mol": ("energy", ase_units.kcal / ase_units.mol),
     "kJ/mol": ("energy", ase_units.kJ / ase_units.mol),
     "Angstrom": ("length", 1.0),
-    "Ang": ("length", 1.0),
-    "Å": ("length", 1.0),
     "Bohr": ("length", BOHR_TO_ANGSTROM),
     "nm": ("length", 10.0),
     "Angstrom**2": ("area", 1.0),
@@ -49,9 +46,11 @@ UNITS: dict[str, tuple[str, float]] = {
 # Spellings found in other tools' files (SchNetPack writes "a0 a0 a0", "Hartree", "Debye").
 ALIASES: dict[str, str] = {
     "hartree": "Hartree",
+    "ha": "Hartree",
+    "å": "Angstrom",
+    "arb. unit": "1",
     "ev": "eV",
     "mev": "meV",
-    "kcal/mol": "kcal/mol",
     "kj/mol": "kJ/mol",
     "angstrom": "Angstrom",
     "ang": "Angstrom",
@@ -85,7 +84,7 @@ INTERNAL_UNIT: dict[str, str] = {
 
 
 def canonical_unit(name: str) -> str:
-    """The table's spelling of a unit name, or a MolstrataError listing the known ones."""
+    """The one spelling of a unit ('Ha' -> 'Hartree'), or an error listing the known ones."""
     if name in UNITS:
         return name
     key = name.strip().lower()

@@ -71,6 +71,8 @@ class Molecules:
             raise ValueError("every molecule must have at least one atom")
         if self.ids.shape != (n_mol,):
             raise ValueError(f"ids must have shape ({n_mol},), got {self.ids.shape}")
+        if len(np.unique(self.ids)) != n_mol:
+            raise ValueError("ids must be unique: each names one molecule")
         for name, values in {**self.properties, **self.annotations}.items():
             if values.shape != (n_mol,):
                 raise ValueError(f"{name!r} must have shape ({n_mol},), got {values.shape}")
@@ -104,7 +106,7 @@ class Molecules:
             offsets=offsets,
             ids=np.arange(n_mol, dtype=np.int64) if ids is None else np.asarray(ids, np.int64),
             properties={k: np.asarray(v, np.float64) for k, v in (properties or {}).items()},
-            units=dict(units or {}),
+            units={k: canonical_unit(v) for k, v in (units or {}).items()},
             annotations={k: np.asarray(list(v), dtype=str) for k, v in (annotations or {}).items()},
         )
 

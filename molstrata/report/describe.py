@@ -15,7 +15,7 @@ import numpy as np
 
 from molstrata._files import atomic_write_text
 from molstrata.data import sampling, strata
-from molstrata.data.molecules import Molecules, element_symbol
+from molstrata.data.molecules import Molecules, atomic_number, element_symbol
 from molstrata.report import plots
 from molstrata.report.tables import format_table, write_csv
 
@@ -47,7 +47,7 @@ def describe(
     capped = None
     if cap is not None:
         kept = sampling.undersample_per_size(molecules.sizes, cap, seed)
-        capped = np.array([np.count_nonzero(molecules.sizes[kept] == s) for s in sizes])
+        capped = np.bincount(molecules.sizes[kept], minlength=sizes.max() + 1)[sizes]
     n = len(molecules)
     files: list[Path] = []
 
@@ -55,9 +55,7 @@ def describe(
         files.append(out / filename)
         return files[-1]
 
-    element_rows = [
-        (e.label, int(e.key), e.count, 100 * e.share) for e in elements
-    ]
+    element_rows = [(e.key, atomic_number(e.key), e.count, 100 * e.share) for e in elements]
     write_csv(path("element_frequency.csv"),
               ["element", "atomic_number", "molecules", "share_percent"], element_rows)
     size_header = ["n_atoms", "molecules", "share_percent"]
@@ -78,7 +76,7 @@ def describe(
     )
     plots.size_histogram(sizes, counts, path("size_histogram.png"),
                          f"{name}: molecules per size (Figure 1)")
-    plots.element_frequency([e.label for e in elements], np.array([e.share for e in elements]),
+    plots.element_frequency([e.key for e in elements], np.array([e.share for e in elements]),
                             np.array([e.count for e in elements]),
                             path("element_frequency.png"),
                             f"{name}: molecules containing each element (Table 1)")
@@ -109,20 +107,17 @@ def describe(
 def _text(name: str, molecules: Molecules, element_rows, size_rows, size_header) -> str:
     head = (f"{name}: {len(molecules):,} molecules, {molecules.n_atoms_total:,} atoms "
             f"({molecules.n_atoms_total / len(molecules):.1f} per molecule)")
-    elements = format_table(["element", "Z", "molecules", "share %"], element_rows,
-                            title="Molecules containing each element (Table 1)")
-    header = ["atoms", "molecules", "share %"] + (["after cap"] if len(size_header) > 3 else [])
-    histogram = format_table(header, [
-        row[:3] + (row[3:] if len(row) > 3 else ()) for row in size_rows
-    ], title="Molecules per size (Figure 1)")
-    bars = _bars(size_rows)
-    return "\n\n".join([head, elements, histogram + "\n" + bars])
-
-
-def _bars(size_rows) -> str:
-    """A terminal histogram: one bar per size, scaled to 50 characters."""
-    peak = max(row[1] for row in size_rows)
-    return "\n".join(
-        f"{row[0]:>4} | {'#' * max(1 if row[1] else 0, round(50 * row[1] / peak))}"
-        for row in size_rows
+    elements = format_table(
+        ["element", "Z", "molecules", "share %"],
+        [(sym, z, count, f"{share:.3f}") for sym, z, count, share in element_rows],
+        title="Molecules containing each element (Table 1)",
     )
+    peak = max(row[1] for row in size_rows)
+    header = ["atoms", "molecules", "share %"] + (["after cap"] if len(size_header) > 3 else [])
+    histogram = format_table(
+        header + [""],
+        [(*row[:2], f"{row[2]:.3f}", *row[3:], "#" * max(1, round(40 * row[1] / peak)))
+         for row in size_rows],
+        title="Molecules per size (Figure 1)",
+    )
+    return "\n\n".join([head, elements, histogram])

@@ -59,7 +59,7 @@ def element_frequency(
     percent = 100 * np.asarray(shares)
     bars = ax.bar(symbols, percent, color="#3a6ea5")
     for bar, p, n in zip(bars, percent, counts):
-        ax.annotate(f"{p:.2f} %\n({n:,})", (bar.get_x() + bar.get_width() / 2, p),
+        ax.annotate(f"{p:.3f} %\n({n:,})", (bar.get_x() + bar.get_width() / 2, p),
                     ha="center", va="bottom", fontsize=8, xytext=(0, 2),
                     textcoords="offset points")
     ax.set_ylim(0, 118)
@@ -83,10 +83,12 @@ def size_element_heatmap(
             value = 100 * share[i, j]
             ax.text(i, j, f"{value:.0f}", ha="center", va="center", fontsize=6.5,
                     color="white" if value < 60 else "black")
-    ax.set_xlabel("molecule size (number of atoms); molecules per size below")
+    ax.set_xlabel("molecule size (number of atoms)")
     ax.set_ylabel("element")
-    ax.secondary_xaxis("top").set_xticks(range(len(sizes)), [f"{c}" for c in counts],
+    top = ax.secondary_xaxis("top")
+    top.set_xlabel("molecules of that size", fontsize=8)
+    top.set_xticks(range(len(sizes)), [f"{c}" for c in counts],
                                          fontsize=5.5, rotation=90)
     fig.colorbar(image, ax=ax, label="molecules of that size containing it (%)", pad=0.01)
-    ax.set_title(title, pad=28)
+    ax.set_title(title, pad=12)
     save_figure(fig, path)

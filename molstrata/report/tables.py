@@ -7,6 +7,8 @@ import io
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 from molstrata._files import atomic_write_text
 
 Row = Sequence[object]
@@ -22,7 +24,10 @@ def format_table(header: Sequence[str], rows: Sequence[Row], title: str | None =
     """An aligned text table: numbers right-aligned, text left-aligned."""
     cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[k]) for r in cells) for k in range(len(header))]
-    numeric = [all(isinstance(row[k], int | float) for row in rows) for k in range(len(header))]
+    numeric = [
+        all(isinstance(row[k], int | float) or _is_number(row[k]) for row in rows)
+        for k in range(len(header))
+    ]
     lines = [title] if title else []
     for n, row in enumerate(cells):
         parts = [
@@ -40,5 +45,22 @@ def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Row
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
+        writer.writerow([_csv_value(v) for v in row])
     atomic_write_text(path, buffer.getvalue())
+
+
+def _csv_value(value: object) -> object:
+    """Floats with all their digits (numpy scalars included), everything else as is."""
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _is_number(text: object) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True

@@ -7,7 +7,6 @@ import molstrata
 from molstrata.data import cache
 from molstrata.data import qm9 as qm9_module
 from molstrata.data.qm9 import QM9_PROPERTIES, load_qm9
-from molstrata.units import HARTREE_TO_EV
 
 
 def test_all_molecules_and_every_property(qm9):

@@ -1,0 +1,126 @@
+"""The command line on small data: outputs, and one-line errors that write nothing."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from molstrata.cli import main
+
+
+@pytest.fixture
+def tiny_extxyz(tmp_path, tiny_molecules):
+    """The tiny molecules as a plain-ASE extxyz with energies in kcal/mol in info['energy']."""
+    path = tmp_path / "tiny.extxyz"
+    frames = []
+    for i in range(len(tiny_molecules)):
+        numbers, positions = tiny_molecules.atoms_of(i)
+        atoms = Atoms(numbers=numbers, positions=positions)
+        atoms.info["energy"] = float(tiny_molecules.property("U0", "kcal/mol")[i])
+        frames.append(atoms)
+    write(path, frames, format="extxyz")
+    return path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_describe_a_user_file(tmp_path, tiny_extxyz, tiny_molecules, capsys):
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "data", "describe", "--dataset", tiny_extxyz,
+                         "--property", "energy", "--unit", "kcal/mol", "--cap", "5", "-o", out_dir)
+    assert code == 0, err
+    assert "34 molecules" in out and "Table 1" in out and "Figure 1" in out
+    names = {p.name for p in out_dir.iterdir()}
+    assert {"element_frequency.csv", "size_histogram.csv", "size_element.csv",
+            "size_histogram.png", "element_frequency.png", "size_element_heatmap.png",
+            "size_histogram_capped.png", "summary.json"} == names
+    with open(out_dir / "size_histogram.csv") as handle:
+        rows = {int(r["n_atoms"]): r for r in csv.DictReader(handle)}
+    sizes, counts = np.unique(tiny_molecules.sizes, return_counts=True)
+    assert sorted(rows) == sizes.tolist()
+    for size, count in zip(sizes, counts):
+        assert int(rows[size]["molecules"]) == count
+        assert int(rows[size]["molecules_cap_5"]) == min(count, 5)
+    with open(out_dir / "element_frequency.csv") as handle:
+        shares = {r["element"]: float(r["share_percent"]) for r in csv.DictReader(handle)}
+    assert shares["F"] == pytest.approx(100 * 3 / 34)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["properties"] == {"energy": "eV"} and summary["n_molecules_after_cap"] < 34
+    for png in out_dir.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_describe_qm9_with_filters(tmp_path, qm9_cache_dir, capsys):
+    code, out, err = run(capsys, "data", "describe", "--cache-dir", qm9_cache_dir,
+                         "--min-size", "25", "--contains", "O", "-o", tmp_path / "o")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["size_range"][0] >= 25 and "F" not in summary["elements"]
+
+
+def test_split_and_export(tmp_path, tiny_extxyz, capsys):
+    split = tmp_path / "split.json"
+    code, out, err = run(capsys, "data", "split", "--dataset", tiny_extxyz, "--counts", "20",
+                         "7", "7", "--seed", "3", "-o", split)
+    assert code == 0, err
+    parts = json.loads(split.read_text())["parts"]
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [20, 7, 7]
+    exported = tmp_path / "f.extxyz"
+    code, out, err = run(capsys, "data", "export", "--dataset", tiny_extxyz, "--property",
+                         "energy", "--unit", "eV", "--contains", "F", "-o", exported)
+    assert code == 0, err
+    assert "wrote 3 molecules" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "{tmp}/missing.extxyz"], "missing.extxyz"),
+        (["--dataset", "{bad}"], "bad.extxyz"),
+        (["--dataset", "{xyz}", "--property", "dipole", "--unit", "eV"], "dipole"),
+        (["--dataset", "{xyz}", "--property", "energy", "--unit", "parsec"], "unknown unit"),
+        (["--property", "U7"], "unknown property 'U7'"),
+        (["--min-size", "40"], "no molecule left"),
+        (["--contains", "Xx"], "unknown element 'Xx'"),
+        (["--cap", "0"], "cap must be at least 1"),
+        (["--unit", "eV"], "--unit"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    tmp_path, tiny_extxyz, qm9_cache_dir, capsys, argv, message
+):
+    bad = tmp_path / "bad.extxyz"
+    bad.write_text("3\nnot an extxyz comment line = = =\nC 0 0 zero\n")
+    argv = [a.format(tmp=tmp_path, bad=bad, xyz=tiny_extxyz) for a in argv]
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "data", "describe", "--cache-dir", qm9_cache_dir, *argv,
+                         "-o", out_dir)
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out_dir.exists()
+
+
+def test_argument_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["data", "describe", "--cap", "many"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid int value: 'many'" in err and err.count("\n") == 1
+
+
+def test_every_command_has_help():
+    for argv in (["--help"], ["data", "--help"], ["data", "describe", "--help"],
+                 ["data", "split", "--help"], ["data", "export", "--help"]):
+        result = subprocess.run([sys.executable, "-m", "molstrata", *argv],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "usage: molstrata" in result.stdout
