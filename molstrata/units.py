@@ -6,6 +6,8 @@ dimension (ASE's conventions: eV for energy, Å for length, Debye for dipole mom
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from ase import units as ase_units
 
@@ -123,3 +125,37 @@ def conversion_factor(from_unit: str, to_unit: str) -> float:
 def convert(values: np.ndarray | float, from_unit: str, to_unit: str) -> np.ndarray:
     """Values converted from one unit to another of the same dimension."""
     return np.asarray(values, dtype=np.float64) * conversion_factor(from_unit, to_unit)
+
+
+
+def error_unit(target_unit: str) -> tuple[float, str]:
+    """(factor, unit) errors of a target in `target_unit` are reported in: eV -> (1000, 'meV');
+    any other unit as it is (factor 1). Squared errors stay in the target unit squared."""
+    unit = canonical_unit(target_unit)
+    if unit == "eV":
+        return 1000.0, "meV"
+    return 1.0, unit
+
+
+def squared_unit(unit: str) -> str:
+    """The square of a unit, as written in reports: 'eV' -> 'eV2', 'Angstrom**3' ->
+    'Angstrom6', 'kcal/mol' -> '(kcal/mol)2', '1' -> '1'."""
+    if unit == "1":
+        return "1"
+    power = re.fullmatch(r"([A-Za-z]+)\*\*(\d+)", unit)
+    if power:
+        return f"{power[1]}{2 * int(power[2])}"
+    if re.fullmatch(r"[A-Za-z]+", unit):
+        return f"{unit}2"
+    return f"({unit})2"
+
+
+def unit_key(unit: str) -> str:
+    """A unit spelled for a JSON key or CSV column name: 'eV2' -> 'eV2', 'kcal/mol' ->
+    'kcal_per_mol', '(kcal/mol)2' -> 'kcal_per_mol_squared', '1' -> 'unitless'."""
+    squared = re.fullmatch(r"\((.*)\)2", unit)
+    if squared:
+        return f"{unit_key(squared[1])}_squared"
+    if unit == "1":
+        return "unitless"
+    return unit.replace("**", "").replace("/", "_per_").replace("*", "_")

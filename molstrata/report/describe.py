@@ -17,7 +17,7 @@ from molstrata._files import atomic_write_text
 from molstrata.data import sampling, strata
 from molstrata.data.molecules import Molecules, atomic_number, element_symbol
 from molstrata.report import plots
-from molstrata.report.tables import format_table, write_csv
+from molstrata.tables import format_table, write_csv
 
 
 @dataclass(frozen=True)

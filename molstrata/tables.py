@@ -1,4 +1,4 @@
-"""Plain tables: aligned text for the terminal, CSV for files (unit in every column name)."""
+"""Plain tables: aligned text for the terminal, CSV files (unit in every column name)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,2 @@
+"""The evaluation stage: predictions, stratified metrics with confidence intervals, and the
+metrics report format (`metrics.json` and its CSVs)."""

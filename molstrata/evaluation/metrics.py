@@ -1,0 +1,198 @@
+"""Error metrics of one group of molecules: MSE, MAE, RMSE with bootstrap confidence intervals,
+the Spearman rank correlation the study's hypotheses 1 and 2 are tested with, and the units
+errors are reported in. numpy only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from molstrata.errors import MolstrataError
+from molstrata.units import canonical_unit, error_unit, squared_unit, unit_key
+
+EXACT_MAX_N = 8
+"""Up to this many pairs `spearman` enumerates all n! orderings; above it, it samples them."""
+
+_BOOTSTRAP_CHUNK = 2**22
+"""Resampled errors held in memory at once by `summarize` (32 MiB of float64)."""
+
+
+# ---- units -------------------------------------------------------------------------------
+
+
+def ci_key(confidence: float) -> str:
+    """The name of a confidence interval in keys: 0.95 -> 'ci95', 0.9 -> 'ci90'."""
+    return "ci" + f"{100 * confidence:g}".replace(".", "_")
+
+
+# ---- error summaries ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorSummary:
+    """Errors of one group of molecules, in the TARGET unit (MSE in it squared).
+
+    The *_ci_low/_ci_high pairs bound a percentile-bootstrap confidence interval at
+    `confidence`; a group of one molecule has a degenerate interval (both ends equal).
+    """
+
+    count: int
+    mse: float
+    mae: float
+    rmse: float
+    mae_ci_low: float
+    mae_ci_high: float
+    rmse_ci_low: float
+    rmse_ci_high: float
+    mse_ci_low: float
+    mse_ci_high: float
+    confidence: float = 0.95
+
+    def report_row(self, target_unit: str) -> dict[str, float]:
+        """Column name -> value in report units (MAE, RMSE in meV for eV targets; MSE in the
+        target unit squared), units spelled in every name: 'mae_meV', 'mae_ci95_low_meV', ..."""
+        factor, unit = error_unit(target_unit)
+        sq = unit_key(squared_unit(canonical_unit(target_unit)))
+        unit = unit_key(unit)
+        ci = ci_key(self.confidence)
+        return {
+            f"mae_{unit}": self.mae * factor,
+            f"mae_{ci}_low_{unit}": self.mae_ci_low * factor,
+            f"mae_{ci}_high_{unit}": self.mae_ci_high * factor,
+            f"rmse_{unit}": self.rmse * factor,
+            f"rmse_{ci}_low_{unit}": self.rmse_ci_low * factor,
+            f"rmse_{ci}_high_{unit}": self.rmse_ci_high * factor,
+            f"mse_{sq}": self.mse,
+            f"mse_{ci}_low_{sq}": self.mse_ci_low,
+            f"mse_{ci}_high_{sq}": self.mse_ci_high,
+        }
+
+
+def summarize(
+    errors: np.ndarray,
+    rng: np.random.Generator,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    *,
+    name: str = "all molecules",
+) -> ErrorSummary:
+    """MSE, MAE, RMSE of `errors` (n,) and their percentile-bootstrap confidence intervals.
+
+    Each of the `n_bootstrap` replicates resamples the n molecules with replacement; replicates
+    are drawn in chunks so memory stays bounded for any n. `name` names the group in the error
+    raised when it is empty.
+    """
+    errors = np.asarray(errors, dtype=np.float64).reshape(-1)
+    if len(errors) == 0:
+        raise MolstrataError(
+            f"no molecules in {name}: nothing to measure; evaluate on a set that holds some"
+        )
+    if not np.all(np.isfinite(errors)):
+        raise MolstrataError(
+            f"{name} has {int(np.sum(~np.isfinite(errors)))} non-finite errors; check the "
+            "predictions (a diverged model gives NaN)"
+        )
+    if n_bootstrap < 1:
+        raise MolstrataError(f"n_bootstrap must be at least 1, got {n_bootstrap}; 1000 is usual")
+    if not 0.0 < confidence < 1.0:
+        raise MolstrataError(f"confidence must be between 0 and 1, got {confidence}; e.g. 0.95")
+    n = len(errors)
+    absolute, squared = np.abs(errors), errors**2
+    mae, mse = float(absolute.mean()), float(squared.mean())
+    if n == 1:
+        boot_mae, boot_mse = np.full(1, mae), np.full(1, mse)
+    else:
+        boot_mae = np.empty(n_bootstrap)
+        boot_mse = np.empty(n_bootstrap)
+        per_chunk = max(1, _BOOTSTRAP_CHUNK // n)
+        dtype = np.int32 if n < 2**31 else np.int64  # int32 draws are faster
+        for start in range(0, n_bootstrap, per_chunk):
+            stop = min(start + per_chunk, n_bootstrap)
+            index = rng.integers(0, n, size=(stop - start, n), dtype=dtype)
+            boot_mae[start:stop] = absolute[index].mean(axis=1)
+            boot_mse[start:stop] = squared[index].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    quantiles = [tail, 100 - tail]
+    mae_lo, mae_hi = np.percentile(boot_mae, quantiles)
+    mse_lo, mse_hi = np.percentile(boot_mse, quantiles)
+    return ErrorSummary(
+        count=n,
+        mse=mse,
+        mae=mae,
+        rmse=math.sqrt(mse),
+        mae_ci_low=float(mae_lo),
+        mae_ci_high=float(mae_hi),
+        rmse_ci_low=math.sqrt(mse_lo),
+        rmse_ci_high=math.sqrt(mse_hi),
+        mse_ci_low=float(mse_lo),
+        mse_ci_high=float(mse_hi),
+        confidence=confidence,
+    )
+
+
+# ---- rank correlation --------------------------------------------------------------------
+
+
+def rankdata(values: np.ndarray) -> np.ndarray:
+    """(n,) ranks 1..n of `values` (n,); tied values share the average of their ranks."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    n = len(values)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if n else np.zeros(0, int)
+    ends = np.r_[starts[1:], n]
+    ranks = np.empty(n)
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    return ranks
+
+
+def spearman_method(n: int, n_permutations: int = 20_000, seed: int = 0) -> str:
+    """How `spearman` computes the p-value for n pairs, in words (for reports)."""
+    if n < 3:
+        return "none (fewer than 3 pairs)"
+    if n <= EXACT_MAX_N:
+        return f"exact permutation test (all {math.factorial(n):,} orderings)"
+    return f"Monte Carlo permutation test ({n_permutations:,} permutations, seed {seed})"
+
+
+def spearman(
+    x: np.ndarray, y: np.ndarray, *, n_permutations: int = 20_000, seed: int = 0
+) -> tuple[float, float]:
+    """(rho, p): Spearman's rank correlation of x (n,) and y (n,) and its two-sided p-value.
+
+    rho is the Pearson correlation of the average ranks (ties allowed). The p-value is the
+    share of orderings of y's ranks whose |rho| reaches the observed |rho|: over all n!
+    orderings for n <= 8 (exact), else over `n_permutations` seeded random ones, counted as
+    (hits + 1) / (n_permutations + 1) so it is never 0. Fewer than 3 pairs, or a constant x or
+    y, give (nan, nan): there is no ranking to test.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("x and y must be finite")
+    n = len(x)
+    rx = rankdata(x) - (n + 1) / 2
+    ry = rankdata(y) - (n + 1) / 2
+    norm = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    if n < 3 or norm == 0:
+        return math.nan, math.nan
+    rho = float(rx @ ry) / norm
+    threshold = abs(rho) - 1e-12
+    if n <= EXACT_MAX_N:
+        orderings = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
+        null = ry[orderings] @ rx / norm
+        return rho, float(np.mean(np.abs(null) >= threshold))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    chunk = max(1, 2**20 // n)
+    for start in range(0, n_permutations, chunk):
+        rows = min(chunk, n_permutations - start)
+        shuffled = rng.permuted(np.tile(ry, (rows, 1)), axis=1)
+        hits += int(np.sum(np.abs(shuffled @ rx / norm) >= threshold))
+    return rho, (hits + 1) / (n_permutations + 1)
