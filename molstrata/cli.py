@@ -98,6 +98,79 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote {len(molecules):,} molecules to {args.out}")
 
 
+def _train_config(args: argparse.Namespace):
+    from molstrata.training.config import TrainConfig, preset
+
+    if args.config and args.preset:
+        raise MolstrataError("give --config or --preset, not both")
+    config = TrainConfig.from_toml(args.config) if args.config else preset(args.preset or "quick")
+    shortcuts = {
+        ("data", "dataset"): args.dataset, ("data", "target"): args.target,
+        ("data", "unit"): args.unit, ("data", "cache_dir"): args.cache_dir,
+        ("data", "max_molecules"): args.max_molecules, ("training", "epochs"): args.epochs,
+        ("training", "batch_size"): args.batch_size, ("training", "lr"): args.lr,
+        ("runtime", "device"): args.device, ("runtime", "threads"): args.threads,
+        ("runtime", "seed"): args.seed,
+    }
+    for (section, key), value in shortcuts.items():
+        if value is not None:
+            config.override(section, key, value, "command line")
+    for assignment in args.set:
+        section, key, value = _parse_assignment(assignment)
+        config.override(section, key, value, "--set")
+    return config.validate()
+
+
+def _parse_assignment(text: str):
+    """'section.key=value' with a TOML value (a bare word is a string)."""
+    from molstrata.training.config import tomllib
+
+    name, sep, raw = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot:
+        raise MolstrataError(f"--set {text!r}: write SECTION.KEY=VALUE, e.g. training.lr=1e-3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key, value
+
+
+def _train(args: argparse.Namespace) -> None:
+    import time
+
+    from molstrata.training.config import TrainConfig
+    from molstrata.training.run import summary_line, train
+
+    if args.resume:
+        summary = train(TrainConfig(), args.resume, resume=True, progress=not args.quiet)
+        run_dir = args.resume
+    else:
+        config = _train_config(args)
+        name = Path(args.config).stem if args.config else (args.preset or "quick")
+        run_dir = args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        summary = train(config, run_dir, progress=not args.quiet)
+    print(f"{summary_line(summary)}; run: {run_dir}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from molstrata.evaluation.evaluate import evaluate_run, summary_text
+
+    evaluation = evaluate_run(
+        args.run, split=args.split, dataset=args.dataset, property_name=args.property_name,
+        unit=args.unit, checkpoint=args.checkpoint, out_dir=args.out, all_sizes=args.all_sizes,
+        n_bootstrap=args.bootstrap, seed=args.seed, device=args.device)
+    print(summary_text(evaluation))
+
+
+def _study(args: argparse.Namespace) -> None:
+    from molstrata.study import run_study
+
+    overrides = [_parse_assignment(text) for text in args.set]
+    print(run_study(args.preset, args.out, cache_dir=args.cache_dir, device=args.device,
+                    threads=args.threads, overrides=overrides, progress=not args.quiet))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line interface."""
     parser = _Parser(prog="molstrata",
@@ -152,6 +225,81 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--out", required=True, metavar="FILE",
                         help="output file: .extxyz, .xyz or .db")
     export.set_defaults(func=_export)
+
+    from molstrata.training.config import PRESETS
+
+    train = commands.add_parser(
+        "train", help="train a SchNet model; writes a run directory",
+        description="Train SchNet (SchNetPack 2's architecture) on a target. Options come from "
+                    "a preset, a TOML config file, shortcuts and --set; the run directory gets "
+                    "the resolved config, the split, checkpoints (every epoch, and the best), "
+                    "learning_curve.csv and run.json. Interrupted runs continue with --resume.")
+    source = train.add_argument_group("configuration")
+    source.add_argument("--preset", choices=list(PRESETS),
+                        help="named configuration (default: quick): " + ", ".join(PRESETS))
+    source.add_argument("--config", metavar="FILE", help="TOML config file ([data], [subset], "
+                        "[model], [training], [runtime])")
+    source.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override any option, e.g. --set model.n_atom_basis=64 (repeatable)")
+    source.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    quick = train.add_argument_group("shortcuts")
+    quick.add_argument("--dataset", metavar="qm9|FILE", help="data.dataset")
+    quick.add_argument("--target", metavar="NAME", help="data.target, e.g. U0, gap")
+    quick.add_argument("--unit", metavar="UNIT", help="data.unit of the target in FILE")
+    quick.add_argument("--cache-dir", metavar="DIR", help="data.cache_dir (QM9 cache)")
+    quick.add_argument("--max-molecules", type=int, metavar="N", help="data.max_molecules")
+    quick.add_argument("--epochs", type=int, help="training.epochs")
+    quick.add_argument("--batch-size", type=int, help="training.batch_size")
+    quick.add_argument("--lr", type=float, help="training.lr")
+    quick.add_argument("--device", help="runtime.device: auto (default), cpu, cuda")
+    quick.add_argument("--threads", type=int, help="runtime.threads (CPU threads)")
+    quick.add_argument("--seed", type=int, help="runtime.seed")
+    train.add_argument("-o", "--out", metavar="RUN",
+                       help="run directory (default: runs/NAME-DATE-TIME)")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="stratified errors of a trained run",
+        description="Predict the run's test split (or val, train, all, or another dataset) and "
+                    "write metrics.json, CSVs per size / element / size x element with 95 %% "
+                    "bootstrap intervals, predictions.csv and plots.")
+    evaluate.add_argument("run", metavar="RUN", help="run directory written by molstrata train")
+    evaluate.add_argument("--split", default="test", choices=["test", "val", "train", "all"],
+                          help="which molecules of the run's dataset (default: test)")
+    evaluate.add_argument("--dataset", metavar="FILE",
+                          help="evaluate on another ASE-readable file instead")
+    evaluate.add_argument("--property", dest="property_name", metavar="NAME",
+                          help="the target's name in FILE (default: the run's target)")
+    evaluate.add_argument("--unit", metavar="UNIT", help="unit of --property in FILE")
+    evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    evaluate.add_argument("--all-sizes", action="store_true",
+                          help="report every size, not only sizes with >= 1 %% of molecules")
+    evaluate.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                          help="bootstrap resamples for the confidence intervals")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    evaluate.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    evaluate.add_argument("-o", "--out", metavar="DIR", help="default: RUN/eval-SPLIT")
+    evaluate.set_defaults(func=_evaluate)
+
+    from molstrata.study import STUDIES
+
+    study = commands.add_parser(
+        "study", help="run the study: describe, train, evaluate, report",
+        description="Run a study end to end: describe the data, train, evaluate stratified, "
+                    "and say where the report files are. Finished steps are reused and an "
+                    "interrupted training resumes when the same command runs again.")
+    study.add_argument("--preset", default="quick", choices=list(STUDIES),
+                       help="which study (default: quick)")
+    study.add_argument("-o", "--out", default="results/study", metavar="DIR",
+                       help="output folder (default: results/study)")
+    study.add_argument("--cache-dir", metavar="DIR", help="QM9 cache folder")
+    study.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    study.add_argument("--threads", type=int, help="CPU threads")
+    study.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override an option of the study's training config (repeatable)")
+    study.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    study.set_defaults(func=_study)
     return parser
 
 

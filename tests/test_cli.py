@@ -124,3 +124,59 @@ def test_every_command_has_help():
         result = subprocess.run([sys.executable, "-m", "molstrata", *argv],
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage: molstrata" in result.stdout
+
+
+TINY = ["--set", "data.max_molecules=300", "--set", "model.n_atom_basis=16",
+        "--set", "model.n_interactions=2", "--set", "training.batch_size=16"]
+
+
+def test_train_evaluate_end_to_end_on_a_qm9_slice(tmp_path, qm9_cache_dir, capsys):
+    run_dir = tmp_path / "run"
+    code, out, err = run(capsys, "train", "--cache-dir", qm9_cache_dir, "--epochs", "2",
+                         "--threads", "1", "-q", "-o", run_dir, *TINY)
+    assert code == 0, err
+    assert "finished: 2 epochs" in out and str(run_dir) in out
+    code, out, err = run(capsys, "evaluate", run_dir, "--bootstrap", "50")
+    assert code == 0, err
+    assert "Per size" in out and "Per element" in out and "Spearman" in out
+    files = {p.name for p in (run_dir / "eval-test").iterdir()}
+    assert {"metrics.json", "metrics_by_size.csv", "metrics_by_element.csv",
+            "metrics_by_size_element.csv", "predictions.csv", "error_by_size.png",
+            "error_by_element.png", "predicted_vs_true.png", "learning_curve.png",
+            "evaluation.json"} <= files
+    metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
+    assert metrics["schema"] == "molstrata-metrics" and metrics["global"]["count"] == 30
+
+
+def test_study_runs_and_reuses_its_training(tmp_path, qm9_cache_dir, capsys):
+    argv = ["study", "--cache-dir", qm9_cache_dir, "-o", tmp_path / "s", "-q", "--threads", "1",
+            "--set", "training.epochs=1", *TINY]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "per-element reference energies alone" in out and "stratified report" in out
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "reusing the finished training" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--preset", "nope"], "invalid choice: 'nope'"),
+        (["train", "--set", "training.epochs=0"], "training.epochs must be >= 1"),
+        (["train", "--set", "model.size=3"], "unknown option model.size"),
+        (["train", "--target", "U9"], "unknown property 'U9'"),
+        (["evaluate", "{tmp}"], "is not a molstrata run directory"),
+    ],
+)
+def test_train_and_evaluate_errors(tmp_path, qm9_cache_dir, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    if argv[0] == "train":
+        argv += ["--cache-dir", str(qm9_cache_dir), "-o", str(tmp_path / "run")]
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,29 @@
+"""Energies of any molecules from a trained model, batched on the model's device."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from molstrata.data.molecules import Molecules
+from molstrata.training.batches import DeviceDataset
+from molstrata.training.loop import predict_residuals
+
+
+def predict(
+    model: torch.nn.Module,
+    molecules: Molecules,
+    neighbor_cutoff: float,
+    batch_size: int = 2048,
+) -> np.ndarray:
+    """(n,) predictions in the target's unit, float64: the model's residual plus the reference
+    energies of each molecule's elements, added in float64."""
+    parameter = next(model.parameters())
+    cutoff = min(neighbor_cutoff, float(model.hyperparameters["cutoff"]))
+    dataset = DeviceDataset(molecules, cutoff, parameter.device, parameter.dtype)
+    residual = predict_residuals(model, dataset, batch_size).double().cpu().numpy()
+    atomrefs = model.atomrefs.double().cpu().numpy()
+    reference = np.bincount(molecules.atom_molecule,
+                            weights=atomrefs[molecules.numbers.astype(np.int64)],
+                            minlength=len(molecules))
+    return residual + reference

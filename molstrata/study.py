@@ -1,0 +1,89 @@
+"""The study as a plan over the stages: describe the data, train, evaluate stratified.
+
+`run_study` is resumable: a finished training is reused, an interrupted one resumes, and the
+cheap steps (describe, evaluate) run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from molstrata.data.datasets import load_dataset
+from molstrata.errors import MolstrataError
+from molstrata.evaluation.evaluate import evaluate_run, summary_text
+from molstrata.report.describe import describe
+from molstrata.training.config import preset
+from molstrata.training.data import prepare
+from molstrata.training.run import RunPaths, train
+from molstrata.training.targets import fit_standardization
+from molstrata.units import error_unit
+
+STUDIES: dict[str, dict] = {
+    # Describe all of QM9, train a baseline on 12,000 molecules, evaluate it by stratum.
+    "quick": {"train_preset": "quick", "cap": 2000},
+}
+
+
+def run_study(name: str, out_dir: str | os.PathLike, *, cache_dir: str | None = None,
+              device: str = "auto", threads: int | None = None,
+              overrides: list[tuple[str, str, object]] = (), progress: bool = True,
+              log=print) -> str:
+    """Run study `name` into `out_dir`; returns the closing summary text.
+
+    overrides: (section, key, value) options applied to the training config of the plan.
+    """
+    if name not in STUDIES:
+        raise MolstrataError(f"unknown study {name!r}; use one of {', '.join(STUDIES)}")
+    plan = STUDIES[name]
+    out = Path(out_dir)
+    config = preset(plan["train_preset"])
+    config.data.cache_dir = cache_dir
+    config.runtime.device = device
+    config.runtime.threads = threads
+    for section, key, value in overrides:
+        config.override(section, key, value, "--set")
+    config.validate()
+
+    log("== describing the data")
+    qm9 = load_dataset(config.data.dataset, config.data.target, cache_root=cache_dir,
+                       progress=progress)
+    description = describe(qm9, out / "describe", name="QM9", cap=plan["cap"])
+    log(description.text.split("\n\n")[0])
+
+    run_dir = out / "baseline"
+    paths = RunPaths(run_dir)
+    status = json.loads(paths.summary.read_text())["status"] if paths.summary.is_file() else None
+    if status in ("finished", "stopped early"):
+        log(f"== reusing the finished training in {run_dir}")
+    else:
+        resume = paths.config.is_file()
+        log(f"== {'resuming' if resume else 'training'} the baseline in {run_dir}")
+        train(config, run_dir, resume=resume, progress=progress, log=log)
+
+    log("== evaluating on the test split, per size and per element")
+    evaluation = evaluate_run(run_dir, split="test", device=device, progress=progress)
+    linear = _linear_baseline_mae(config, paths)
+    factor, unit = error_unit(evaluation.predictions.unit)
+    mae = evaluation.report.overall.summary.mae
+    return "\n".join([
+        summary_text(evaluation),
+        "",
+        f"SchNet test MAE {factor * mae:.1f} {unit} vs {factor * linear:.1f} {unit} for "
+        f"per-element reference energies alone ({linear / mae:.1f}x better)",
+        f"data description: {out / 'describe'}",
+        f"training run:     {run_dir} (learning_curve.csv, checkpoints/)",
+        f"stratified report: {evaluation.out_dir}",
+    ])
+
+
+def _linear_baseline_mae(config, paths: RunPaths) -> float:
+    """Test MAE of per-element reference energies fitted on the run's training split."""
+    data = prepare(config, paths.split, progress=False)
+    train_m = data.molecules.subset(data.split.train)
+    test_m = data.molecules.subset(data.split.test)
+    fit = fit_standardization(train_m, data.values[data.split.train], extensive=True)
+    return float(np.abs(data.values[data.split.test] - fit.reference(test_m)).mean())

@@ -1,0 +1,1 @@
+"""The training stage: configs, targets, loss weights, batches on the device, the loop, runs."""

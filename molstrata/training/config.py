@@ -1,0 +1,269 @@
+"""Typed run configuration: one readable TOML file per run, validated once, saved with the run.
+
+Sections: [data] what to train on, [subset] a targeted training subset (test set untouched),
+[model] SchNet's hyper-parameters, [training] optimisation, [runtime] device, threads, seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from molstrata.errors import MolstrataError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    """The dataset, the target, the split and the neighbour list (the study's dataCutoff)."""
+
+    dataset: str = "qm9"
+    target: str = "U0"
+    unit: str | None = None
+    cache_dir: str | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    contains: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    max_molecules: int | None = None
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_seed: int = 0
+    split_file: str | None = None
+    neighbor_cutoff: float = 5.0
+
+
+@dataclass
+class SubsetConfig:
+    """A targeted training subset: restricts train and validation, never the test set."""
+
+    min_size: int | None = None
+    max_size: int | None = None
+    contains: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    cap: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    """SchNet + Atomwise; `cutoff` is the cosine cutoff (the study's trainingCutoff)."""
+
+    n_atom_basis: int = 128
+    n_filters: int | None = None
+    n_interactions: int = 3
+    n_rbf: int = 20
+    cutoff: float = 5.0
+    aggregation: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    """Adam with a learning-rate schedule, early stopping and optional gradient clipping."""
+
+    epochs: int = 30
+    batch_size: int = 100
+    lr: float = 5e-4
+    scheduler: str = "plateau"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    min_lr: float = 1e-6
+    early_stopping: int | None = None
+    grad_clip: float | None = None
+    weight_decay: float = 0.0
+    loss_weighting: str = "none"
+    rate: float = 0.0
+    alpha: float = 1.0
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how: device (auto = CUDA when present), CPU threads, seed, float precision."""
+
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    eval_batch_size: int = 2048
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved as config.toml in its run directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    subset: SubsetConfig = field(default_factory=SubsetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: OptimConfig = field(default_factory=OptimConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def validate(self) -> TrainConfig:
+        """Raise a MolstrataError naming the first impossible option; return self."""
+        d, m, t, r = self.data, self.model, self.training, self.runtime
+        checks = [
+            (len(d.split) in (2, 3) and all(f >= 0 for f in d.split) and sum(d.split) <= 1 + 1e-9
+             and d.split[0] > 0 and d.split[1] > 0,
+             f"data.split {d.split} must be 2 or 3 fractions >= 0 (train and val > 0) summing "
+             "to at most 1, e.g. [0.8, 0.1, 0.1]"),
+            (d.neighbor_cutoff > 0, "data.neighbor_cutoff must be > 0 Å, e.g. 5.0"),
+            (d.max_molecules is None or d.max_molecules >= 10,
+             "data.max_molecules must be at least 10"),
+            (m.cutoff > 0, "model.cutoff must be > 0 Å, e.g. 5.0"),
+            (m.n_atom_basis >= 1 and m.n_interactions >= 1 and m.n_rbf >= 1,
+             "model.n_atom_basis, n_interactions and n_rbf must be >= 1"),
+            (m.aggregation in (None, "sum", "avg"), "model.aggregation must be sum or avg"),
+            (t.epochs >= 1, "training.epochs must be >= 1"),
+            (t.batch_size >= 1, "training.batch_size must be >= 1"),
+            (t.lr > 0 and math.isfinite(t.lr), "training.lr must be a positive number"),
+            (t.scheduler in SCHEDULERS,
+             f"training.scheduler must be one of {', '.join(SCHEDULERS)}"),
+            (t.grad_clip is None or t.grad_clip > 0, "training.grad_clip must be > 0"),
+            (t.early_stopping is None or t.early_stopping >= 1,
+             "training.early_stopping must be >= 1 epochs"),
+            (t.rate >= 0, "training.rate must be >= 0"),
+            (0 <= t.alpha <= 1, "training.alpha must be between 0 and 1"),
+            (self.subset.cap is None or self.subset.cap >= 1,
+             "subset.cap must be at least 1 molecule per size"),
+            (r.dtype in ("float32", "float64"), "runtime.dtype must be float32 or float64"),
+            (r.threads is None or r.threads >= 1, "runtime.threads must be >= 1"),
+            (r.device == "auto" or r.device == "cpu" or r.device.startswith("cuda"),
+             "runtime.device must be auto, cpu or cuda[:N]"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise MolstrataError(f"impossible option: {message}")
+        from molstrata.training.weights import LOSS_WEIGHTS
+
+        if t.loss_weighting not in LOSS_WEIGHTS:
+            raise MolstrataError(
+                f"impossible option: training.loss_weighting {t.loss_weighting!r}; "
+                f"use one of {', '.join(LOSS_WEIGHTS)}"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        """The config as TOML (options left at None are omitted, TOML has no null)."""
+        lines = []
+        for section, values in self.to_dict().items():
+            lines.append(f"[{section}]")
+            for key, value in values.items():
+                if value is not None:
+                    lines.append(f"{key} = {_toml_value(value)}")
+            lines.append("")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from nested dicts, refusing unknown sections and keys with a clear error."""
+        config = cls()
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                raise MolstrataError(f"{source}: [{section}] must be a table of options")
+            for key, value in values.items():
+                config.override(section, key, value, source)
+        return config
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MolstrataError(f"config file {path} does not exist; check the path") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise MolstrataError(
+                f"config file {path} is not valid TOML ({error}); fix it"
+            ) from None
+        return cls.from_dict(raw, str(path))
+
+    def override(self, section: str, key: str, value: Any, source: str = "option") -> None:
+        """Set one option, refusing unknown names and values of the wrong type."""
+        if section not in SECTIONS:
+            raise MolstrataError(
+                f"{source}: unknown section [{section}]; use {', '.join(SECTIONS)}"
+            )
+        target = getattr(self, section)
+        types = {f.name: str(f.type) for f in fields(target)}
+        if key not in types:
+            raise MolstrataError(
+                f"{source}: unknown option {section}.{key}; known: {', '.join(sorted(types))}"
+            )
+        setattr(target, key, _coerce(value, types[key], f"{section}.{key}", source))
+
+
+def _coerce(value: Any, type_name: str, name: str, source: str) -> Any:
+    """The value as the option's declared type, or a MolstrataError saying what was expected."""
+    if value is None and "None" in type_name:
+        return None
+    base = type_name.replace(" | None", "")
+    ok = {
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "list[float]": lambda v: isinstance(v, list)
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v),
+    }[base]
+    if not ok(value):
+        raise MolstrataError(f"{source}: option {name} must be {base}, got {value!r}")
+    if base == "float":
+        return float(value)
+    if base == "list[float]":
+        return [float(x) for x in value]
+    return list(value) if isinstance(value, list) else value
+
+
+SECTIONS = ("data", "subset", "model", "training", "runtime")
+SCHEDULERS = ("plateau", "cosine", "none")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def preset(name: str) -> TrainConfig:
+    """A named configuration: see PRESETS."""
+    if name not in PRESETS:
+        raise MolstrataError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
+    return TrainConfig.from_dict(PRESETS[name], f"preset {name}")
+
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # A baseline a 2-core CPU trains in a few minutes: 12,000 QM9 molecules.
+    "quick": {
+        "data": {"max_molecules": 12_000, "split": [0.8, 0.1, 0.1]},
+        "model": {"n_atom_basis": 64, "n_interactions": 3},
+        "training": {"epochs": 40, "batch_size": 32, "lr": 1e-3, "scheduler": "cosine"},
+    },
+    # The study's default model: all of QM9, 22 epochs, batch 512, lr 1e-3,
+    # dataCutoff 4 Å, trainingCutoff 5 Å, 38 atom features (STUDY.md section 3, item 7).
+    "seed-default": {
+        "data": {"neighbor_cutoff": 4.0},
+        "model": {"n_atom_basis": 38, "n_interactions": 3, "cutoff": 5.0},
+        "training": {"epochs": 22, "batch_size": 512, "lr": 1e-3, "scheduler": "none"},
+    },
+    # The study's custom model: trained on molecules of more than 17 atoms, batch 128,
+    # 30 epochs, lr 1e-4, size-based loss with r = 10; tested on all sizes.
+    "seed-custom": {
+        "data": {"neighbor_cutoff": 4.0},
+        "subset": {"min_size": 18},
+        "model": {"n_atom_basis": 38, "n_interactions": 3, "cutoff": 5.0},
+        "training": {"epochs": 30, "batch_size": 128, "lr": 1e-4, "scheduler": "none",
+                     "loss_weighting": "size", "rate": 10.0},
+    },
+}

@@ -1,0 +1,108 @@
+"""From a run config to the exact molecules, targets and split a run trains and is tested on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from molstrata.data.datasets import QM9_NAMES, load_dataset
+from molstrata.data.filters import apply_filters, filter_mask
+from molstrata.data.molecules import Molecules, element_symbol
+from molstrata.data.sampling import undersample_per_size
+from molstrata.data.splits import Split, load_split, random_split, restrict
+from molstrata.errors import MolstrataError
+from molstrata.training.config import TrainConfig
+from molstrata.training.targets import check_finite
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The dataset a run sees, its target values, and the split (rows into `molecules`).
+
+    split.train and split.val are restricted to the targeted subset; split.test never is.
+    """
+
+    molecules: Molecules
+    values: np.ndarray
+    split: Split
+    target: str
+    unit: str
+    extensive: bool
+
+
+def load_molecules(config: TrainConfig, progress: bool = True) -> Molecules:
+    """The dataset after the [data] filters and the optional seeded cap on its size."""
+    d = config.data
+    unit = d.unit if d.dataset not in QM9_NAMES else None
+    molecules = load_dataset(d.dataset, d.target, unit, cache_root=d.cache_dir, progress=progress)
+    molecules = apply_filters(molecules, min_size=d.min_size, max_size=d.max_size,
+                              contains=d.contains, excludes=d.excludes)
+    if d.max_molecules is not None and d.max_molecules < len(molecules):
+        rows = np.random.default_rng(d.split_seed).permutation(len(molecules))[: d.max_molecules]
+        molecules = molecules.subset(np.sort(rows))
+    return molecules
+
+
+def is_extensive(config: TrainConfig) -> bool:
+    """Whether the target sums over atoms: the config's aggregation, else QM9's own rule
+    (energies, ZPVE, polarizability, <R²>, Cv sum; orbital energies, dipole, rotational
+    constants average), else sum (a user's file: energies)."""
+    if config.model.aggregation is not None:
+        return config.model.aggregation == "sum"
+    if config.data.dataset in QM9_NAMES:
+        from molstrata.data.qm9 import QM9_PROPERTIES
+
+        return QM9_PROPERTIES[config.data.target].extensive
+    return True
+
+
+def prepare(config: TrainConfig, split_file: str | Path | None = None,
+            progress: bool = True) -> PreparedData:
+    """Load, filter, split (or reuse a saved split) and restrict the training subset."""
+    molecules = load_molecules(config, progress)
+    target = config.data.target
+    values = check_finite(molecules, target)
+    split_file = split_file or config.data.split_file
+    if split_file is not None:
+        split = load_split(split_file, molecules)
+    else:
+        split = random_split(len(molecules), fractions=config.data.split,
+                             seed=config.data.split_seed)
+        split = restrict_to_subset(config, molecules, split)
+    for name, rows in (("train", split.train), ("val", split.val)):
+        if len(rows) == 0:
+            raise MolstrataError(
+                f"the {name} split is empty after the subset filters; relax [subset] or [data] "
+                "filters, or use more molecules"
+            )
+    check_elements(molecules.subset(split.train), molecules.subset(split.val), "validation")
+    return PreparedData(molecules, values, split, target, molecules.units[target],
+                        is_extensive(config))
+
+
+def restrict_to_subset(config: TrainConfig, molecules: Molecules, split: Split) -> Split:
+    """Keep in train and val only the [subset] molecules, then cap train per size."""
+    s = config.subset
+    allowed = filter_mask(molecules, min_size=s.min_size, max_size=s.max_size,
+                          contains=s.contains, excludes=s.excludes)
+    split = restrict(split, np.flatnonzero(allowed), parts=("train", "val"))
+    if s.cap is not None:
+        kept = split.train[undersample_per_size(molecules.sizes[split.train], s.cap,
+                                                config.data.split_seed)]
+        split = restrict(split, kept, parts=("train",))
+    return split
+
+
+def check_elements(train: Molecules, other: Molecules, what: str) -> None:
+    """Refuse to evaluate molecules holding an element no training molecule had."""
+    unseen = np.setdiff1d(other.elements, train.elements)
+    if len(unseen):
+        symbol = element_symbol(unseen[0])
+        ids = other.ids[other.contains(int(unseen[0]))][:5].tolist()
+        raise MolstrataError(
+            f"the {what} molecules contain {symbol}, which no training molecule has (molecule "
+            f"ids {ids}); add {symbol} molecules to training or exclude {symbol} with "
+            f"--excludes {symbol}"
+        )

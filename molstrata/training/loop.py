@@ -1,0 +1,139 @@
+"""The training loop: Adam, a learning-rate schedule, early stopping, a checkpoint per epoch.
+
+Deterministic on the CPU under a seed: the order of each epoch's batches is drawn from
+(seed, epoch) alone, so a run resumed from the checkpoint of epoch k continues exactly as an
+uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from molstrata.training.band import loss_band
+from molstrata.training.batches import DeviceDataset
+from molstrata.training.config import OptimConfig
+
+CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "val_mae", "lr", "wall_time_s",
+                 "band_low", "band_high")
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint must hold besides the weights to resume exactly."""
+
+    epoch: int = 0
+    best_val: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    train_seconds: float = 0.0
+    curve: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def make_optimizer(model: torch.nn.Module, config: OptimConfig, steps_per_epoch: int):
+    """Adam and its scheduler (plateau: on validation loss; cosine: per step; none)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    if config.scheduler == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=config.plateau_factor, patience=config.plateau_patience,
+            min_lr=config.min_lr)
+    elif config.scheduler == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config.epochs * steps_per_epoch, eta_min=config.min_lr)
+    else:
+        scheduler = None
+    return optimizer, scheduler
+
+
+@torch.no_grad()
+def predict_residuals(model: torch.nn.Module, dataset: DeviceDataset,
+                      batch_size: int) -> torch.Tensor:
+    """(n,) model outputs (residual, target unit) for every molecule of `dataset`, in order."""
+    was_training = model.training
+    model.eval()
+    rows = torch.arange(len(dataset), device=dataset.device)
+    out = [_forward(model, batch) for batch in dataset.batches(rows, batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, device=dataset.device)
+
+
+def _forward(model: torch.nn.Module, batch) -> torch.Tensor:
+    return model(batch.numbers, batch.distances, batch.idx_i, batch.idx_j,
+                 batch.molecule_index, batch.n_molecules)
+
+
+def run_epochs(
+    model: torch.nn.Module,
+    train: DeviceDataset,
+    val: DeviceDataset,
+    config: OptimConfig,
+    seed: int,
+    state: LoopState,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    eval_batch_size: int,
+    on_epoch_end: Callable[[LoopState, bool], None],
+    progress: bool = True,
+) -> LoopState:
+    """Train from `state.epoch` to `config.epochs` (or early stop), calling `on_epoch_end`
+    (state, improved) after every epoch so the caller can write checkpoints and curves."""
+    scale2 = float(model.scale) ** 2
+    device = train.device
+    steps = math.ceil(len(train) / config.batch_size)
+    for epoch in range(state.epoch, config.epochs):
+        start = time.perf_counter()
+        order = np.random.default_rng([seed, epoch]).permutation(len(train))
+        order_t = torch.as_tensor(order, device=device)
+        losses = torch.zeros(steps, device=device, dtype=torch.float64)
+        model.train()
+        bar = tqdm(train.batches(order_t, config.batch_size), total=steps, leave=False,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
+        for step, batch in enumerate(bar):
+            error = _forward(model, batch) - batch.target
+            mse = (batch.weight * error.square()).mean()
+            optimizer.zero_grad(set_to_none=True)
+            (mse / scale2).backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            if config.scheduler == "cosine":
+                scheduler.step()
+            losses[step] = mse.detach()
+            if progress and step % 25 == 0:
+                bar.set_postfix(loss=f"{float(mse.detach()):.3g}")
+        bar.close()
+        train_seconds = time.perf_counter() - start
+        val_error = predict_residuals(model, val, eval_batch_size) - val.target
+        val_loss = float(val_error.double().square().mean())
+        val_mae = float(val_error.double().abs().mean())
+        lr = optimizer.param_groups[0]["lr"]
+        if config.scheduler == "plateau":
+            scheduler.step(val_loss)
+        batch_losses = losses.cpu().numpy()
+        low, high = loss_band(batch_losses)
+        state.train_seconds += train_seconds
+        state.curve.append({
+            "epoch": epoch + 1, "train_loss": float(batch_losses.mean()), "val_loss": val_loss,
+            "val_mae": val_mae, "lr": lr, "wall_time_s": state.train_seconds,
+            "band_low": low, "band_high": high,
+        })
+        improved = val_loss < state.best_val
+        if improved:
+            state.best_val, state.best_epoch, state.bad_epochs = val_loss, epoch + 1, 0
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch + 1
+        state.stopped_early = (config.early_stopping is not None
+                               and state.bad_epochs >= config.early_stopping)
+        on_epoch_end(state, improved)
+        if state.stopped_early:
+            break
+    return state

@@ -1,0 +1,238 @@
+"""A run is a directory: config, split, checkpoints, learning curve and a summary.
+
+    RUN/config.toml           the resolved configuration (enough to reproduce the run)
+    RUN/split.json            molecule ids of train / val / test
+    RUN/checkpoints/last.pt   written atomically after every epoch (resume from here)
+    RUN/checkpoints/best.pt   the epoch with the lowest validation loss
+    RUN/learning_curve.csv    per epoch: losses, validation MAE, lr, time, the loss band
+    RUN/run.json              status, best epoch, times, sizes, device
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import molstrata
+from molstrata._files import atomic_write_text
+from molstrata.data.molecules import element_symbol
+from molstrata.data.splits import save_split
+from molstrata.errors import MolstrataError
+from molstrata.models import EnergyModel
+from molstrata.tables import write_csv
+from molstrata.training.batches import DeviceDataset
+from molstrata.training.checkpoints import load_checkpoint, save_checkpoint
+from molstrata.training.config import TrainConfig
+from molstrata.training.data import PreparedData, prepare
+from molstrata.training.loop import LoopState, make_optimizer, run_epochs
+from molstrata.training.targets import Standardization, fit_standardization
+from molstrata.training.weights import weight_factors
+from molstrata.units import error_unit, squared_unit, unit_key
+
+RUN_FORMAT = "molstrata-run"
+
+
+class RunPaths:
+    """The files of a run directory."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.config = self.root / "config.toml"
+        self.split = self.root / "split.json"
+        self.last = self.root / "checkpoints" / "last.pt"
+        self.best = self.root / "checkpoints" / "best.pt"
+        self.curve = self.root / "learning_curve.csv"
+        self.summary = self.root / "run.json"
+
+    def require(self) -> RunPaths:
+        """Self, or a MolstrataError when the folder is not a molstrata run."""
+        if not self.config.is_file() or not self.split.is_file():
+            raise MolstrataError(
+                f"{self.root} is not a molstrata run directory (no config.toml and split.json); "
+                "give a folder written by `molstrata train`"
+            )
+        return self
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when a GPU is visible, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MolstrataError(f"device {name!r} asked for, but no CUDA GPU is visible; use cpu")
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig, extensive: bool) -> EnergyModel:
+    m = config.model
+    return EnergyModel(n_atom_basis=m.n_atom_basis, n_interactions=m.n_interactions,
+                       n_rbf=m.n_rbf, cutoff=m.cutoff, n_filters=m.n_filters,
+                       aggregation="sum" if extensive else "avg")
+
+
+def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+          progress: bool = True, log=print) -> dict:
+    """Train a model as `config` says, in `run_dir`; with resume, continue from last.pt."""
+    paths = RunPaths(run_dir)
+    config.validate()
+    if resume:
+        paths.require()
+        config = TrainConfig.from_toml(paths.config).validate()
+    elif paths.config.exists():
+        raise MolstrataError(
+            f"{paths.root} already holds a run; continue it with --resume {paths.root} or "
+            "choose another --out"
+        )
+    runtime = config.runtime
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    device = resolve_device(runtime.device)
+    dtype = torch.float64 if runtime.dtype == "float64" else torch.float32
+    started = time.perf_counter()
+
+    data = prepare(config, paths.split if resume else None, progress=progress)
+    split = data.split
+    train_m, val_m = data.molecules.subset(split.train), data.molecules.subset(split.val)
+    standard = fit_standardization(train_m, data.values[split.train], data.extensive)
+    if not resume:
+        atomic_write_text(paths.config, config.to_toml())
+        save_split(split, paths.split, data.molecules, seed=config.data.split_seed,
+                   fractions=config.data.split, dataset=config.data.dataset)
+
+    torch.manual_seed(runtime.seed)
+    model = build_model(config, data.extensive)
+    model.set_standardization(standard.atomrefs, standard.shift, standard.scale)
+    model.to(device=device, dtype=dtype)
+    pair_cutoff = min(config.data.neighbor_cutoff, config.model.cutoff)
+    weights = weight_factors(train_m.sizes, train_m.sizes, config.training.loss_weighting,
+                             config.training.rate, config.training.alpha)
+    train_ds = DeviceDataset(train_m, pair_cutoff, device, dtype,
+                             data.values[split.train] - standard.reference(train_m), weights)
+    val_ds = DeviceDataset(val_m, pair_cutoff, device, dtype,
+                           data.values[split.val] - standard.reference(val_m))
+    steps = -(-len(train_ds) // config.training.batch_size)
+    optimizer, scheduler = make_optimizer(model, config.training, steps)
+    state = LoopState()
+    if resume and paths.last.is_file():
+        state = _restore(paths.last, model, optimizer, scheduler, device)
+        log(f"resuming {paths.root} after epoch {state.epoch}")
+    setup_seconds = time.perf_counter() - started
+    log(f"training on {len(train_ds):,} molecules ({train_ds.n_pairs:,} pairs), validating on "
+        f"{len(val_ds):,}; device {device}, {torch.get_num_threads()} threads")
+
+    def on_epoch_end(state: LoopState, improved: bool) -> None:
+        payload = _payload(model, optimizer, scheduler, state, config)
+        if improved:
+            save_checkpoint(paths.best, payload)
+        save_checkpoint(paths.last, payload)
+        _write_curve(paths.curve, state, data.unit)
+        row = state.curve[-1]
+        factor, mae_unit = error_unit(data.unit)
+        if progress:
+            log(f"epoch {row['epoch']:>3}: val MAE {factor * row['val_mae']:.2f} {mae_unit}, "
+                f"lr {row['lr']:.2e}, {row['wall_time_s']:.0f} s")
+        _write_summary(paths, config, data, standard, state, device, "running",
+                       setup_seconds + state.train_seconds)
+
+    try:
+        state = run_epochs(model, train_ds, val_ds, config.training, runtime.seed, state,
+                           optimizer, scheduler, runtime.eval_batch_size, on_epoch_end, progress)
+    except KeyboardInterrupt:
+        _write_summary(paths, config, data, standard, state, device, "interrupted",
+                       time.perf_counter() - started)
+        raise MolstrataError(
+            f"interrupted after epoch {state.epoch}; continue with: molstrata train --resume "
+            f"{paths.root}"
+        ) from None
+    status = "stopped early" if state.stopped_early else "finished"
+    return _write_summary(paths, config, data, standard, state, device, status,
+                          time.perf_counter() - started)
+
+
+def _payload(model, optimizer, scheduler, state: LoopState, config: TrainConfig) -> dict:
+    return {
+        "model": model.state_dict(),
+        "hyperparameters": model.hyperparameters,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "loop": asdict(state),
+        "config": config.to_dict(),
+    }
+
+
+def _restore(path: Path, model, optimizer, scheduler, device) -> LoopState:
+    payload = load_checkpoint(path, map_location=device)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(payload["scheduler"])
+    return LoopState(**payload["loop"])
+
+
+def _units(unit: str) -> tuple[float, str, str]:
+    """(MAE factor, MAE key unit, MSE key unit): 1000, 'meV', 'eV2' for eV targets."""
+    factor, mae_unit = error_unit(unit)
+    return factor, unit_key(mae_unit), unit_key(squared_unit(unit))
+
+
+def _write_curve(path: Path, state: LoopState, unit: str) -> None:
+    factor, mae_unit, mse_unit = _units(unit)
+    header = ["epoch", f"train_loss_{mse_unit}", f"val_loss_{mse_unit}", f"val_mae_{mae_unit}",
+              "lr", "wall_time_s", f"band_low_{mse_unit}", f"band_high_{mse_unit}"]
+    rows = [(r["epoch"], r["train_loss"], r["val_loss"], factor * r["val_mae"], r["lr"],
+             r["wall_time_s"], r["band_low"], r["band_high"]) for r in state.curve]
+    write_csv(path, header, rows)
+
+
+def _write_summary(paths: RunPaths, config: TrainConfig, data: PreparedData,
+                   standard: Standardization, state: LoopState, device: torch.device,
+                   status: str, total_seconds: float) -> dict:
+    factor, mae_unit, mse_unit = _units(data.unit)
+    best = next((r for r in state.curve if r["epoch"] == state.best_epoch), None)
+    train_elements = np.unique(data.molecules.subset(data.split.train).numbers)
+    summary = {
+        "format": RUN_FORMAT,
+        "version": 1,
+        "status": status,
+        "target": data.target,
+        "unit": data.unit,
+        "epochs_done": state.epoch,
+        "epochs": config.training.epochs,
+        "best_epoch": state.best_epoch,
+        f"best_val_loss_{mse_unit}": None if best is None else best["val_loss"],
+        f"best_val_mae_{mae_unit}": None if best is None else factor * best["val_mae"],
+        "train_seconds": state.train_seconds,
+        "total_seconds": total_seconds,
+        "n_molecules": {"train": len(data.split.train), "val": len(data.split.val),
+                        "test": len(data.split.test)},
+        "reference_energies": {element_symbol(z): float(standard.atomrefs[z])
+                               for z in train_elements} if data.extensive else {},
+        "per_atom_shift": standard.shift,
+        "per_atom_scale": standard.scale,
+        "aggregation": "sum" if data.extensive else "avg",
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "molstrata_version": molstrata.__version__,
+        "torch_version": torch.__version__,
+    }
+    atomic_write_text(paths.summary, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summary_line(summary: dict) -> str:
+    """One line: status, epochs, time and the best validation MAE of a run."""
+    key = next(k for k in summary if k.startswith("best_val_mae_"))
+    mae = summary[key]
+    best = "no epoch finished" if mae is None else (
+        f"best validation MAE {mae:.2f} {key.removeprefix('best_val_mae_')} "
+        f"(epoch {summary['best_epoch']})")
+    return (f"{summary['status']}: {summary['epochs_done']} epochs in "
+            f"{summary['train_seconds']:.0f} s; {best}")

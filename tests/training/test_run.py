@@ -1,0 +1,113 @@
+"""Training end to end on a slice of the real QM9: runs are directories, resumable, exact."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from molstrata.errors import MolstrataError
+from molstrata.training import loop
+from molstrata.training.checkpoints import load_checkpoint
+from molstrata.training.config import TrainConfig
+from molstrata.training.run import train
+
+
+def tiny_config(cache_dir, **training) -> TrainConfig:
+    config = TrainConfig.from_dict({
+        "data": {"cache_dir": str(cache_dir), "max_molecules": 400, "split_seed": 1},
+        "model": {"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10},
+        "training": {"epochs": 4, "batch_size": 16, "lr": 3e-3, **training},
+        "runtime": {"threads": 1, "seed": 3},
+    })
+    return config.validate()
+
+
+def test_training_writes_a_run_and_drives_the_loss_down(tmp_path, qm9_cache_dir):
+    config = tiny_config(qm9_cache_dir, epochs=8, lr=5e-3, batch_size=8)
+    summary = train(config, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.toml", "split.json", "checkpoints",
+                                               "learning_curve.csv", "run.json"}
+    assert summary["status"] == "finished" and summary["epochs_done"] == 8
+    curve = np.genfromtxt(run / "learning_curve.csv", delimiter=",", names=True)
+    assert curve.dtype.names == ("epoch", "train_loss_eV2", "val_loss_eV2", "val_mae_meV", "lr",
+                                 "wall_time_s", "band_low_eV2", "band_high_eV2")
+    assert curve["train_loss_eV2"][-1] < 0.6 * curve["train_loss_eV2"][0]
+    assert (curve["band_low_eV2"] <= curve["train_loss_eV2"]).all()
+    assert (curve["train_loss_eV2"] <= curve["band_high_eV2"]).all()
+    best = int(np.argmin(curve["val_loss_eV2"]))  # the best epoch has the lowest val loss
+    assert summary["best_epoch"] == best + 1
+    assert summary["best_val_mae_meV"] == pytest.approx(curve["val_mae_meV"][best])
+    assert set(summary["reference_energies"]) <= {"H", "C", "N", "O", "F"}
+    checkpoint = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert checkpoint["loop"]["best_epoch"] == summary["best_epoch"]
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, qm9_cache_dir, monkeypatch):
+    config = tiny_config(qm9_cache_dir)
+    train(config, tmp_path / "whole", progress=False)
+
+    calls = []
+    real_band = loop.loss_band
+
+    def interrupt_in_epoch_three(losses):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_band(losses)
+
+    monkeypatch.setattr(loop, "loss_band", interrupt_in_epoch_three)
+    with pytest.raises(MolstrataError, match="interrupted after epoch 2; continue with"):
+        train(tiny_config(qm9_cache_dir), tmp_path / "cut", progress=False)
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(loop, "loss_band", real_band)
+    train(TrainConfig(), tmp_path / "cut", resume=True, progress=False)
+
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    cut = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, cut["model"][name]), name
+    curve_whole = (tmp_path / "whole" / "learning_curve.csv").read_text().splitlines()
+    curve_cut = (tmp_path / "cut" / "learning_curve.csv").read_text().splitlines()
+    column = lambda lines, k: [line.split(",")[k] for line in lines]  # noqa: E731
+    assert column(curve_whole, 3) == column(curve_cut, 3)  # validation MAE, epoch by epoch
+
+
+def test_a_second_run_in_the_same_folder_is_refused(tmp_path, qm9_cache_dir):
+    train(tiny_config(qm9_cache_dir, epochs=1), tmp_path / "run", progress=False)
+    with pytest.raises(MolstrataError, match="already holds a run; continue it with --resume"):
+        train(tiny_config(qm9_cache_dir, epochs=1), tmp_path / "run", progress=False)
+
+
+def test_not_a_run_and_corrupted_checkpoints(tmp_path, qm9_cache_dir):
+    with pytest.raises(MolstrataError, match="is not a molstrata run directory"):
+        train(TrainConfig(), tmp_path, resume=True)
+    train(tiny_config(qm9_cache_dir, epochs=1), tmp_path / "run", progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:500])
+    with pytest.raises(MolstrataError, match="is damaged or not a molstrata checkpoint"):
+        train(TrainConfig(), tmp_path / "run", resume=True, progress=False)
+
+
+def test_checkpoints_refuse_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "molstrata-checkpoint", "version": 1, "x": Evil()}, path)
+    with pytest.raises(MolstrataError, match="damaged or not a molstrata checkpoint"):
+        load_checkpoint(path)
+
+
+def test_targeted_subset_keeps_the_test_set_whole(tmp_path, qm9_cache_dir):
+    config = tiny_config(qm9_cache_dir, epochs=1)
+    config.subset.min_size = 18
+    train(config, tmp_path / "big", progress=False)
+    whole = tiny_config(qm9_cache_dir, epochs=1)
+    train(whole, tmp_path / "all", progress=False)
+    big = json.loads((tmp_path / "big" / "split.json").read_text())["parts"]
+    full = json.loads((tmp_path / "all" / "split.json").read_text())["parts"]
+    assert big["test"] == full["test"]
+    assert set(big["train"]) < set(full["train"]) and set(big["val"]) <= set(full["val"])
