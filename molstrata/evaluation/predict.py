@@ -21,9 +21,9 @@ def predict(
     parameter = next(model.parameters())
     cutoff = min(neighbor_cutoff, float(model.hyperparameters["cutoff"]))
     dataset = DeviceDataset(molecules, cutoff, parameter.device, parameter.dtype)
-    residual = predict_residuals(model, dataset, batch_size).double().cpu().numpy()
-    atomrefs = model.atomrefs.double().cpu().numpy()
-    reference = np.bincount(molecules.atom_molecule,
-                            weights=atomrefs[molecules.numbers.astype(np.int64)],
-                            minlength=len(molecules))
-    return residual + reference
+    residual = predict_residuals(model, dataset, batch_size).double()
+    molecule_index = torch.repeat_interleave(
+        torch.arange(len(dataset), device=dataset.device), dataset.atom_counts)
+    with torch.no_grad():
+        reference = model.reference(dataset.numbers, molecule_index, len(dataset))
+    return (residual + reference).cpu().numpy()

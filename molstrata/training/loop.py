@@ -70,6 +70,41 @@ def _forward(model: torch.nn.Module, batch) -> torch.Tensor:
                  batch.molecule_index, batch.n_molecules)
 
 
+def train_epoch(
+    model: torch.nn.Module,
+    train: DeviceDataset,
+    order: torch.Tensor,
+    config: OptimConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler=None,
+    progress: str | None = None,
+) -> torch.Tensor:
+    """One pass over `order` (rows of `train`) in batches; returns each batch's loss: the
+    weighted MSE in the target unit squared. The optimiser sees it divided by scale², the
+    per-atom variance of the target, so learning rates mean the same for every target."""
+    scale2 = float(model.scale) ** 2
+    steps = math.ceil(len(order) / config.batch_size)
+    losses = torch.zeros(steps, device=train.device, dtype=torch.float64)
+    model.train()
+    bar = tqdm(train.batches(order, config.batch_size), total=steps, leave=False,
+               desc=progress, unit="batch", disable=progress is None)
+    for step, batch in enumerate(bar):
+        error = _forward(model, batch) - batch.target
+        mse = (batch.weight * error.square()).mean()
+        optimizer.zero_grad(set_to_none=True)
+        (mse / scale2).backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        if config.scheduler == "cosine" and scheduler is not None:
+            scheduler.step()
+        losses[step] = mse.detach()
+        if progress is not None and step % 25 == 0:
+            bar.set_postfix(loss=f"{float(losses[step]):.3g}")
+    bar.close()
+    return losses
+
+
 def run_epochs(
     model: torch.nn.Module,
     train: DeviceDataset,
@@ -85,31 +120,13 @@ def run_epochs(
 ) -> LoopState:
     """Train from `state.epoch` to `config.epochs` (or early stop), calling `on_epoch_end`
     (state, improved) after every epoch so the caller can write checkpoints and curves."""
-    scale2 = float(model.scale) ** 2
     device = train.device
-    steps = math.ceil(len(train) / config.batch_size)
     for epoch in range(state.epoch, config.epochs):
         start = time.perf_counter()
         order = np.random.default_rng([seed, epoch]).permutation(len(train))
-        order_t = torch.as_tensor(order, device=device)
-        losses = torch.zeros(steps, device=device, dtype=torch.float64)
-        model.train()
-        bar = tqdm(train.batches(order_t, config.batch_size), total=steps, leave=False,
-                   desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
-        for step, batch in enumerate(bar):
-            error = _forward(model, batch) - batch.target
-            mse = (batch.weight * error.square()).mean()
-            optimizer.zero_grad(set_to_none=True)
-            (mse / scale2).backward()
-            if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            if config.scheduler == "cosine":
-                scheduler.step()
-            losses[step] = mse.detach()
-            if progress and step % 25 == 0:
-                bar.set_postfix(loss=f"{float(mse.detach()):.3g}")
-        bar.close()
+        losses = train_epoch(model, train, torch.as_tensor(order, device=device), config,
+                             optimizer, scheduler,
+                             f"epoch {epoch + 1}/{config.epochs}" if progress else None)
         train_seconds = time.perf_counter() - start
         val_error = predict_residuals(model, val, eval_batch_size) - val.target
         val_loss = float(val_error.double().square().mean())

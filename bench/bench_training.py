@@ -1,0 +1,159 @@
+"""Benchmark: molstrata vs SchNetPack 2.1.1's own pipeline, side by side, same data and models.
+
+    python bench/bench_training.py [--configs a b] [--epochs 2] [--repeats 3] [--no-schnetpack]
+                                   [--seed-budget]
+
+Data (as in /work/shared/PEERS.md): 12,000 QM9 molecules, 10,000 train / 1,000 val /
+1,000 test; target U0 minus per-element reference energies fitted on the training molecules.
+Configs: (a) 128 features, 6 interactions, 20 Gaussians, cutoff 5 Å, batch 100 (SchNetPack's
+QM9 default); (b) 38 / 3 / 20 / 5 Å, batch 128 (the study's model). 2 threads, float32.
+
+Training: molecules per second over `--epochs` full epochs after one warm-up epoch, Adam 5e-4,
+MSE; molstrata's time includes nothing but the epochs (its neighbour pairs are computed once,
+before: that set-up time is printed separately). Inference: molecules per second over the
+2,000 val + test molecules, eval and no grad, from `Molecules` to energies (molstrata's time
+includes computing the neighbour pairs; SchNetPack's includes its loader and neighbour-list
+transform), after one warm-up pass. Each figure is the median of `--repeats` runs. Both
+report the validation MAE after the timed epochs (same epochs, same learning rate), so speed
+is not bought with accuracy.
+
+molstrata zeroes Gaussian radial-basis values below 1e-30 (no subnormal floats, see PEERS.md);
+the CPU model is printed: compare figures from one run only.
+
+`--seed-budget` also projects the study's default training (22 epochs, batch 512, lr 1e-3,
+38 features, neighbour cutoff 4 Å, model cutoff 5 Å, 80 % of QM9) as CPU time on this
+machine, from one measured epoch on 10,000 molecules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+from schnetpack_pipeline import CONFIGS, peer_split  # bench/ is on sys.path
+
+from molstrata.data.molecules import Molecules
+from molstrata.data.qm9 import load_qm9
+from molstrata.evaluation.predict import predict
+from molstrata.models import EnergyModel
+from molstrata.training.batches import DeviceDataset
+from molstrata.training.config import OptimConfig
+from molstrata.training.loop import train_epoch
+from molstrata.training.targets import fit_standardization
+
+PYG_REFERENCE = {"a": 238, "b": 1370}
+"""PyTorch Geometric's SchNet training molecules/s on these machines (PEERS.md, Intel Xeon)."""
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def measure_molstrata(train: Molecules, val: Molecules, infer: Molecules, config: dict,
+                      epochs: int, lr: float = 5e-4, neighbor_cutoff: float | None = None,
+                      seed: int = 0) -> dict:
+    """Training and inference molecules/s of molstrata's pipeline for one config."""
+    torch.manual_seed(seed)
+    cutoff = config["cutoff"]
+    neighbor_cutoff = neighbor_cutoff or cutoff
+    fit = fit_standardization(train, train.property("U0"), extensive=True)
+    model = EnergyModel(n_atom_basis=config["n_atom_basis"], n_filters=config["n_filters"],
+                        n_interactions=config["n_interactions"], n_rbf=config["n_rbf"],
+                        cutoff=cutoff)
+    model.set_standardization(fit.atomrefs, fit.shift, fit.scale)
+    start = time.perf_counter()
+    dataset = DeviceDataset(train, min(cutoff, neighbor_cutoff), torch.device("cpu"),
+                            torch.float32, train.property("U0") - fit.reference(train))
+    setup = time.perf_counter() - start
+    optim = OptimConfig(batch_size=config["batch_size"], lr=lr, scheduler="none")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    orders = [torch.as_tensor(rng.permutation(len(dataset))) for _ in range(epochs + 1)]
+    train_epoch(model, dataset, orders[0], optim, optimizer)  # warm-up epoch
+    start = time.perf_counter()
+    for order in orders[1:]:
+        train_epoch(model, dataset, order, optim, optimizer)
+    train_seconds = time.perf_counter() - start
+    model.eval()
+    val_mae = float(np.abs(predict(model, val, neighbor_cutoff) - val.property("U0")).mean())
+    predict(model, infer, neighbor_cutoff, config["batch_size"])  # warm-up
+    start = time.perf_counter()
+    predict(model, infer, neighbor_cutoff, config["batch_size"])
+    infer_seconds = time.perf_counter() - start
+    return {"train_mol_per_s": epochs * len(train) / train_seconds,
+            "infer_mol_per_s": len(infer) / infer_seconds,
+            "val_mae_meV": 1000 * val_mae, "setup_s": setup}
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]
+            if isinstance(runs[0][key], int | float)}
+
+
+def seed_budget(qm9: Molecules, train: Molecules) -> None:
+    """Project the study's default training (22 epochs, batch 512) on 80 % of QM9."""
+    config = {"n_atom_basis": 38, "n_filters": 38, "n_interactions": 3, "n_rbf": 20,
+              "cutoff": 5.0, "batch_size": 512}
+    result = measure_molstrata(train, train.subset(slice(0, 500)), train.subset(slice(0, 500)),
+                               config, epochs=1, lr=1e-3, neighbor_cutoff=4.0)
+    n_train = int(0.8 * len(qm9))
+    hours = 22 * n_train / result["train_mol_per_s"] / 3600
+    print(f"seed budget (22 epochs x {n_train:,} molecules, batch 512, 38/3/20, cutoffs 4/5 Å): "
+          f"{result['train_mol_per_s']:,.0f} molecules/s -> projected {hours * 60:.0f} min of "
+          f"CPU training here (the study: 1 h 46 min on a GPU, training plus validation)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["a", "b"], choices=list(CONFIGS))
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-schnetpack", action="store_true", help="molstrata only")
+    parser.add_argument("--seed-budget", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    qm9 = load_qm9(progress=False)
+    train, val, test = peer_split(qm9)
+    infer = Molecules.concatenate([val, test])
+    for name in args.configs:
+        config = CONFIGS[name]
+        ours = median_of([measure_molstrata(train, val, infer, config, args.epochs, seed=k)
+                          for k in range(args.repeats)])
+        line = (f"config ({name}) molstrata: train {ours['train_mol_per_s']:,.0f} mol/s, "
+                f"inference {ours['infer_mol_per_s']:,.0f} mol/s, val MAE "
+                f"{ours['val_mae_meV']:.0f} meV after {args.epochs + 1} epochs "
+                f"(neighbour pairs once: {ours['setup_s']:.1f} s)")
+        print(line, flush=True)
+        if not args.no_schnetpack:
+            from schnetpack_pipeline import measure_schnetpack
+
+            theirs = median_of([measure_schnetpack(name, epochs=args.epochs, qm9=qm9)
+                                for _ in range(args.repeats)])
+            print(f"config ({name}) SchNetPack 2.1.1: train {theirs['train_mol_per_s']:,.0f} "
+                  f"mol/s, inference {theirs['infer_mol_per_s']:,.0f} mol/s, val MAE "
+                  f"{theirs['val_mae_meV']:.0f} meV after {args.epochs + 1} epochs")
+            print(f"config ({name}) ratio molstrata / SchNetPack: training "
+                  f"{ours['train_mol_per_s'] / theirs['train_mol_per_s']:.2f}x, inference "
+                  f"{ours['infer_mol_per_s'] / theirs['infer_mol_per_s']:.2f}x", flush=True)
+        print(f"config ({name}) vs PyTorch Geometric's SchNet as measured in PEERS.md "
+              f"({PYG_REFERENCE[name]:,} mol/s, Intel Xeon): "
+              f"{ours['train_mol_per_s'] / PYG_REFERENCE[name]:.2f}x (other CPU: indicative only)")
+    if args.seed_budget:
+        seed_budget(qm9, train)
+
+
+if __name__ == "__main__":
+    main()
