@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("MOLSTRATA_VENV", ROOT / ".venv"))
 TORCH_VERSION = "2.13.0"
+SCHNETPACK = "schnetpack==2.1.1"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
@@ -82,6 +83,10 @@ def ensure_environment(extra: str) -> None:
     target = f".[{extra}]" if extra else "."
     say(f"installing molstrata{f'[{extra}]' if extra else ''} (editable) into {VENV}")
     run(PYTHON, "-m", "pip", "install", "-q", "-e", target)
+    if extra == "test":
+        # SchNetPack 2.1.1 (parity test, benchmark): its sympy<=1.12 cap conflicts with torch,
+        # so it comes without dependencies; the test extra above carries them.
+        run(PYTHON, "-m", "pip", "install", "-q", "--no-deps", SCHNETPACK)
     stamp_file.write_text(stamp)
 
 

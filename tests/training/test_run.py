@@ -111,3 +111,15 @@ def test_targeted_subset_keeps_the_test_set_whole(tmp_path, qm9_cache_dir):
     full = json.loads((tmp_path / "all" / "split.json").read_text())["parts"]
     assert big["test"] == full["test"]
     assert set(big["train"]) < set(full["train"]) and set(big["val"]) <= set(full["val"])
+
+
+def test_an_element_training_never_saw_is_named(tiny_molecules):
+    from molstrata.training.data import check_elements
+
+    no_fluorine = tiny_molecules.subset(~tiny_molecules.contains("F"))
+    fluorine_ids = sorted(tiny_molecules.ids[tiny_molecules.contains("F")].tolist())
+    with pytest.raises(MolstrataError, match=r"contain F, which no training molecule has") as err:
+        check_elements(no_fluorine, tiny_molecules, "test")
+    named = [int(x) for x in str(err.value).split("ids [")[1].split("]")[0].split(",")]
+    assert set(named) <= set(fluorine_ids) and named
+    check_elements(tiny_molecules, no_fluorine, "test")  # the other way round is fine
