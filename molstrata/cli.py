@@ -99,7 +99,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _train_config(args: argparse.Namespace):
-    from molstrata.training.config import TrainConfig, preset
+    from molstrata.training.config import TrainConfig, parse_assignment, preset
 
     if args.config and args.preset:
         raise MolstrataError("give --config or --preset, not both")
@@ -116,24 +116,8 @@ def _train_config(args: argparse.Namespace):
         if value is not None:
             config.override(section, key, value, "command line")
     for assignment in args.set:
-        section, key, value = _parse_assignment(assignment)
-        config.override(section, key, value, "--set")
+        config.override(*parse_assignment(assignment), "--set")
     return config.validate()
-
-
-def _parse_assignment(text: str):
-    """'section.key=value' with a TOML value (a bare word is a string)."""
-    from molstrata.training.config import tomllib
-
-    name, sep, raw = text.partition("=")
-    section, dot, key = name.strip().partition(".")
-    if not sep or not dot:
-        raise MolstrataError(f"--set {text!r}: write SECTION.KEY=VALUE, e.g. training.lr=1e-3")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return section, key, value
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -143,6 +127,14 @@ def _train(args: argparse.Namespace) -> None:
     from molstrata.training.run import summary_line, train
 
     if args.resume:
+        given = [name for name in ("config", "preset", "set", "dataset", "target", "unit",
+                                   "max_molecules", "epochs", "batch_size", "lr", "seed", "out")
+                 if getattr(args, name)]
+        if given:
+            raise MolstrataError(
+                f"--resume continues a run exactly as its config.toml says; drop --"
+                f"{given[0].replace('_', '-')}"
+            )
         summary = train(TrainConfig(), args.resume, resume=True, progress=not args.quiet)
         run_dir = args.resume
     else:
@@ -165,8 +157,9 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _study(args: argparse.Namespace) -> None:
     from molstrata.study import run_study
+    from molstrata.training.config import parse_assignment
 
-    overrides = [_parse_assignment(text) for text in args.set]
+    overrides = [parse_assignment(text) for text in args.set]
     print(run_study(args.preset, args.out, cache_dir=args.cache_dir, device=args.device,
                     threads=args.threads, overrides=overrides, progress=not args.quiet))
 

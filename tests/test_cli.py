@@ -167,6 +167,7 @@ def test_study_runs_and_reuses_its_training(tmp_path, qm9_cache_dir, capsys):
         (["train", "--set", "model.size=3"], "unknown option model.size"),
         (["train", "--target", "U9"], "unknown property 'U9'"),
         (["evaluate", "{tmp}"], "is not a molstrata run directory"),
+        (["train", "--resume", "{tmp}", "--epochs", "3"], "config.toml says; drop --epochs"),
     ],
 )
 def test_train_and_evaluate_errors(tmp_path, qm9_cache_dir, capsys, argv, message):

@@ -236,6 +236,20 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
+def parse_assignment(text: str) -> tuple[str, str, Any]:
+    """'section.key=value' (a command line's --set) as (section, key, value); the value is
+    read as TOML (1e-3, true, [18, 23], "text"), a bare word as a string."""
+    name, sep, raw = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot:
+        raise MolstrataError(f"--set {text!r}: write SECTION.KEY=VALUE, e.g. training.lr=1e-3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key.strip(), value
+
+
 def preset(name: str) -> TrainConfig:
     """A named configuration: see PRESETS."""
     if name not in PRESETS:
