@@ -214,6 +214,7 @@ def learning_curve(
     for axis in (ax_loss, ax_mae):
         _log_axis(axis)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         axis.grid(which="both", alpha=0.25)
         if axis.has_data():
             axis.legend(frameon=False, fontsize=8)
