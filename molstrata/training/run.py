@@ -17,12 +17,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import molstrata
 from molstrata._files import atomic_write_text
-from molstrata.data.molecules import element_symbol
+from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.data.splits import save_split
 from molstrata.errors import MolstrataError
 from molstrata.models import EnergyModel
@@ -123,6 +122,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     if resume and paths.last.is_file():
         state = _restore(paths.last, model, optimizer, scheduler, device)
         log(f"resuming {paths.root} after epoch {state.epoch}")
+    facts = _run_facts(config, data, standard, train_m, device)
     setup_seconds = time.perf_counter() - started
     log(f"training on {len(train_ds):,} molecules ({train_ds.n_pairs:,} pairs), validating on "
         f"{len(val_ds):,}; device {device}, {torch.get_num_threads()} threads")
@@ -138,22 +138,19 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
         if progress:
             log(f"epoch {row['epoch']:>3}: val MAE {factor * row['val_mae']:.2f} {mae_unit}, "
                 f"lr {row['lr']:.2e}, {row['wall_time_s']:.0f} s")
-        _write_summary(paths, config, data, standard, state, device, "running",
-                       setup_seconds + state.train_seconds)
+        _write_summary(paths, facts, state, "running", setup_seconds + state.train_seconds)
 
     try:
         state = run_epochs(model, train_ds, val_ds, config.training, runtime.seed, state,
                            optimizer, scheduler, runtime.eval_batch_size, on_epoch_end, progress)
     except KeyboardInterrupt:
-        _write_summary(paths, config, data, standard, state, device, "interrupted",
-                       time.perf_counter() - started)
+        _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
         raise MolstrataError(
             f"interrupted after epoch {state.epoch}; continue with: molstrata train --resume "
             f"{paths.root}"
         ) from None
     status = "stopped early" if state.stopped_early else "finished"
-    return _write_summary(paths, config, data, standard, state, device, status,
-                          time.perf_counter() - started)
+    return _write_summary(paths, facts, state, status, time.perf_counter() - started)
 
 
 def _payload(model, optimizer, scheduler, state: LoopState, config: TrainConfig) -> dict:
@@ -191,29 +188,19 @@ def _write_curve(path: Path, state: LoopState, unit: str) -> None:
     write_csv(path, header, rows)
 
 
-def _write_summary(paths: RunPaths, config: TrainConfig, data: PreparedData,
-                   standard: Standardization, state: LoopState, device: torch.device,
-                   status: str, total_seconds: float) -> dict:
-    factor, mae_unit, mse_unit = _units(data.unit)
-    best = next((r for r in state.curve if r["epoch"] == state.best_epoch), None)
-    train_elements = np.unique(data.molecules.subset(data.split.train).numbers)
-    summary = {
+def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardization,
+               train_m: Molecules, device: torch.device) -> dict:
+    """The parts of run.json that no epoch changes: computed once per run."""
+    return {
         "format": RUN_FORMAT,
         "version": 1,
-        "status": status,
         "target": data.target,
         "unit": data.unit,
-        "epochs_done": state.epoch,
         "epochs": config.training.epochs,
-        "best_epoch": state.best_epoch,
-        f"best_val_loss_{mse_unit}": None if best is None else best["val_loss"],
-        f"best_val_mae_{mae_unit}": None if best is None else factor * best["val_mae"],
-        "train_seconds": state.train_seconds,
-        "total_seconds": total_seconds,
         "n_molecules": {"train": len(data.split.train), "val": len(data.split.val),
                         "test": len(data.split.test)},
         "reference_energies": {element_symbol(z): float(standard.atomrefs[z])
-                               for z in train_elements} if data.extensive else {},
+                               for z in train_m.elements} if data.extensive else {},
         "per_atom_shift": standard.shift,
         "per_atom_scale": standard.scale,
         "aggregation": "sum" if data.extensive else "avg",
@@ -222,6 +209,23 @@ def _write_summary(paths: RunPaths, config: TrainConfig, data: PreparedData,
         "cpu": platform.processor() or platform.machine(),
         "molstrata_version": molstrata.__version__,
         "torch_version": torch.__version__,
+    }
+
+
+def _write_summary(paths: RunPaths, facts: dict, state: LoopState, status: str,
+                   total_seconds: float) -> dict:
+    """run.json: the run's fixed facts with its status, progress, best epoch and times."""
+    factor, mae_unit, mse_unit = _units(facts["unit"])
+    best = next((r for r in state.curve if r["epoch"] == state.best_epoch), None)
+    summary = {
+        **facts,
+        "status": status,
+        "epochs_done": state.epoch,
+        "best_epoch": state.best_epoch,
+        f"best_val_loss_{mse_unit}": None if best is None else best["val_loss"],
+        f"best_val_mae_{mae_unit}": None if best is None else factor * best["val_mae"],
+        "train_seconds": state.train_seconds,
+        "total_seconds": total_seconds,
     }
     atomic_write_text(paths.summary, json.dumps(summary, indent=2) + "\n")
     return summary
