@@ -12,6 +12,7 @@ import torch
 
 from molstrata._files import atomic_write_text
 from molstrata.data.datasets import load_dataset
+from molstrata.data.molecules import Molecules
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.files import format_summary, write_metrics
 from molstrata.evaluation.predict import predict
@@ -33,6 +34,7 @@ class Evaluation:
 
     report: StratifiedReport
     predictions: Predictions
+    molecules: Molecules
     out_dir: Path
     files: list[Path]
     seconds: float
@@ -103,7 +105,8 @@ def evaluate_run(
               "evaluation_seconds": seconds, "device": str(next(model.parameters()).device),
               "threads": torch.get_num_threads()}
     atomic_write_text(out / "evaluation.json", json.dumps(timing, indent=2) + "\n")
-    return Evaluation(report, predictions, out, files + [out / "evaluation.json"], seconds)
+    return Evaluation(report, predictions, molecules, out, files + [out / "evaluation.json"],
+                      seconds)
 
 
 def _plots(report: StratifiedReport, predictions: Predictions, paths: RunPaths,
