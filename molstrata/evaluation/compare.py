@@ -1,0 +1,672 @@
+"""Comparing runs: their global and stratified errors side by side, and which run wins where.
+
+`load_run_result` gathers what one evaluated run knows (evaluating it first where its
+evaluation is missing or older than its best checkpoint); `compare_runs` sets several side by
+side. For every size stratum, every element stratum and all molecules together, the run with
+the lowest MAE wins; its lead over the runner-up is tested with a seeded bootstrap of the
+difference in absolute errors, paired over the molecules when every run was evaluated on the
+same ones (the usual case: runs on the same split), unpaired otherwise. Numbers only; the
+tables, text and plots are written by `molstrata.report.compare`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molstrata.data.molecules import atomic_number
+from molstrata.errors import MolstrataError
+from molstrata.evaluation.evaluate import SPLITS, evaluate_run
+from molstrata.evaluation.files import METRICS_JSON, PREDICTIONS_CSV, load_metrics
+from molstrata.evaluation.metrics import ci_key
+from molstrata.evaluation.stratified import (
+    ELEMENT,
+    SIZE,
+    Predictions,
+    StratifiedReport,
+    StratumMetrics,
+)
+from molstrata.training.config import TrainConfig
+from molstrata.training.run import RunPaths
+from molstrata.units import error_unit, squared_unit, unit_key
+
+EVALUATION_JSON = "evaluation.json"
+ALL = "all"
+"""The kind of the one stratum holding every evaluated molecule."""
+
+MIN_TESTED = 10
+"""A lead is tested only where the stratum holds at least this many molecules (in each run):
+a percentile bootstrap over 2 or 3 molecules would call almost any lead significant."""
+
+KIND_CODES = {ALL: 0, SIZE: 1, ELEMENT: 2}
+"""Seed components of each kind of stratum, so every stratum's bootstrap has its own stream."""
+
+
+# ---- one run -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """What an evaluated run knows: its configuration, summary, learning curve, stratified
+    report and per-molecule predictions (in the target unit) on one split."""
+
+    label: str
+    run_dir: Path
+    split: str
+    config: TrainConfig
+    summary: dict[str, Any]
+    curve: Path | None
+    eval_dir: Path
+    report: StratifiedReport
+    predictions: Predictions
+    evaluation_seconds: float | None
+    evaluated_now: bool = False
+
+    @property
+    def abs_errors(self) -> np.ndarray:
+        """(n,) |predicted - true| of every evaluated molecule, in the target unit."""
+        return np.abs(self.predictions.errors)
+
+    @property
+    def train_seconds(self) -> float | None:
+        """Time spent in training epochs (run.json), without data loading and evaluation."""
+        return _number(self.summary.get("train_seconds"))
+
+    @property
+    def n_train(self) -> int:
+        """Molecules the model was trained on."""
+        counts = self.summary.get("n_molecules")
+        if isinstance(counts, dict) and isinstance(counts.get("train"), int):
+            return counts["train"]
+        return self.report.training.n_molecules
+
+
+def check_run(run_dir: str | os.PathLike) -> RunPaths:
+    """The paths of a run trained to at least one checkpoint, or a MolstrataError naming the
+    folder and the fix (cheap: reads no file, so every run can be checked before any work)."""
+    paths = RunPaths(run_dir)
+    if not paths.root.exists():
+        raise MolstrataError(f"{paths.root} does not exist; give a run directory written by "
+                             "`molstrata train`")
+    paths.require()
+    if not paths.best.is_file():
+        raise MolstrataError(
+            f"{paths.root} has no checkpoints/best.pt: it was never trained through an epoch; "
+            f"finish it with `molstrata train --resume {paths.root}`"
+        )
+    return paths
+
+
+def load_run_result(
+    run_dir: str | os.PathLike,
+    label: str | None = None,
+    split: str = "test",
+    evaluate_missing: bool = True,
+    device: str = "auto",
+    progress: bool = False,
+) -> RunResult:
+    """The result of a run on one split, read from RUN/eval-SPLIT/. An evaluation that is
+    missing, incomplete or older than checkpoints/best.pt is redone first when
+    `evaluate_missing`, else refused. `label` defaults to the run directory's name."""
+    if split not in SPLITS:
+        raise MolstrataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    paths = check_run(run_dir)
+    label = default_label(run_dir) if label is None else label
+    eval_dir = paths.root / f"eval-{split}"
+    problem = _evaluation_problem(eval_dir, paths.best)
+    if problem is not None and not evaluate_missing:
+        raise MolstrataError(
+            f"the {split} evaluation of {paths.root} {problem}; run `molstrata evaluate "
+            f"{paths.root} --split {split}` first, or let compare evaluate it"
+        )
+    if problem is not None:
+        evaluate_run(paths.root, split=split, device=device, progress=progress)
+    report = load_metrics(eval_dir / METRICS_JSON)
+    predictions = read_predictions(eval_dir / PREDICTIONS_CSV, report.unit, report.target)
+    _check_agreement(eval_dir, report, predictions)
+    timing = _read_json(eval_dir / EVALUATION_JSON)
+    return RunResult(
+        label=label,
+        run_dir=paths.root,
+        split=split,
+        config=TrainConfig.from_toml(paths.config),
+        summary=_read_json(paths.summary) if paths.summary.is_file() else {},
+        curve=paths.curve if paths.curve.is_file() else None,
+        eval_dir=eval_dir,
+        report=report,
+        predictions=predictions,
+        evaluation_seconds=_number(timing.get("evaluation_seconds")),
+        evaluated_now=problem is not None,
+    )
+
+
+def load_runs(
+    run_dirs: Sequence[str | os.PathLike],
+    labels: Sequence[str] | None = None,
+    split: str = "test",
+    evaluate_missing: bool = True,
+    device: str = "auto",
+    progress: bool = False,
+) -> list[RunResult]:
+    """`load_run_result` of every run, after checking them all (count, labels, run folders)
+    so that a mistake in the last one is found before the first is evaluated. A folder given
+    twice (under two labels) is read once."""
+    if labels is not None and len(labels) != len(run_dirs):
+        raise MolstrataError(
+            f"{len(labels)} labels for {len(run_dirs)} runs; give one label per run"
+        )
+    names = list(labels) if labels is not None else [default_label(d) for d in run_dirs]
+    check_labels(names)
+    if split not in SPLITS:
+        raise MolstrataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    for run_dir in run_dirs:
+        check_run(run_dir)
+    loaded: dict[Path, RunResult] = {}
+    results = []
+    for run_dir, name in zip(run_dirs, names):
+        key = Path(run_dir).resolve()
+        if key not in loaded:
+            loaded[key] = load_run_result(run_dir, name, split, evaluate_missing, device,
+                                          progress)
+        results.append(dataclasses.replace(loaded[key], label=name))
+    return results
+
+
+def default_label(run_dir: str | os.PathLike) -> str:
+    """A run's name in tables: its directory's name."""
+    return Path(run_dir).resolve().name
+
+
+def check_labels(labels: Sequence[str]) -> None:
+    """At least two runs, each with its own non-empty label, or a MolstrataError."""
+    if len(labels) < 2:
+        raise MolstrataError(
+            f"a comparison needs at least 2 runs, got {len(labels)}; give two or more run "
+            "directories"
+        )
+    for label in labels:
+        if not str(label).strip():
+            raise MolstrataError("a run label is empty; give every run a name with --labels")
+    seen = set()
+    for label in labels:
+        if label in seen:
+            raise MolstrataError(
+                f"two runs are labelled {label!r}; labels must be unique: give --labels "
+                "(e.g. --labels A B)"
+            )
+        seen.add(label)
+
+
+def read_predictions(path: str | os.PathLike, unit: str, target: str) -> Predictions:
+    """The predictions.csv of an evaluation (its `elements` column in Hill order, e.g. 'CHNO')
+    as Predictions in `unit`; a missing or damaged file is a MolstrataError."""
+    path = Path(path)
+    key = unit_key(unit)
+    columns = ["id", "n_atoms", "elements", f"true_{key}", f"predicted_{key}"]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise MolstrataError(
+            f"cannot read {path} ({error.strerror}); evaluate the run again"
+        ) from None
+    missing = [c for c in columns if rows and c not in rows[0]]
+    if not rows or missing:
+        raise MolstrataError(
+            f"{path} {'is empty' if not rows else f'lacks the columns {missing}'}; evaluate "
+            "the run again"
+        )
+    try:
+        formulas = [re.findall(r"[A-Z][a-z]?", row["elements"]) for row in rows]
+        symbols = sorted({s for f in formulas for s in f}, key=atomic_number)
+        presence = np.array([[s in f for s in symbols] for f in formulas], dtype=bool)
+        return Predictions(
+            ids=[int(row["id"]) for row in rows],
+            sizes=[int(row["n_atoms"]) for row in rows],
+            presence=presence.reshape(len(rows), len(symbols)),
+            elements=tuple(symbols),
+            true=[float(row[columns[3]]) for row in rows],
+            predicted=[float(row[columns[4]]) for row in rows],
+            unit=unit,
+            target=target,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise MolstrataError(
+            f"{path} is damaged ({type(error).__name__}: {error}); evaluate the run again"
+        ) from None
+
+
+def _evaluation_problem(eval_dir: Path, best: Path) -> str | None:
+    """Why the evaluation in `eval_dir` cannot be used as it is, or None."""
+    files = [eval_dir / name for name in (METRICS_JSON, PREDICTIONS_CSV, EVALUATION_JSON)]
+    absent = [f.name for f in files if not f.is_file()]
+    if len(absent) == len(files):
+        return "is missing"
+    if absent:
+        return f"is incomplete (no {', '.join(absent)})"
+    if min(f.stat().st_mtime for f in files) < best.stat().st_mtime:
+        return "is older than its best checkpoint"
+    return None
+
+
+def _check_agreement(eval_dir: Path, report: StratifiedReport, predictions: Predictions) -> None:
+    """predictions.csv must be the molecules metrics.json was computed from."""
+    mae = float(np.abs(predictions.errors).mean())
+    if len(predictions) != report.n_molecules or not math.isclose(
+        mae, report.overall.summary.mae, rel_tol=1e-6, abs_tol=1e-12
+    ):
+        raise MolstrataError(
+            f"{eval_dir}: predictions.csv ({len(predictions)} molecules) does not match "
+            f"metrics.json ({report.n_molecules} molecules); evaluate the run again"
+        )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise MolstrataError(f"cannot read {path} ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise MolstrataError(f"{path} is not valid JSON ({error.msg}); write it again") from None
+    if not isinstance(document, dict):
+        raise MolstrataError(f"{path} does not hold a JSON object; write it again")
+    return document
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
+# ---- several runs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """Column names (a unit in every name that has one) and rows; missing values are None."""
+
+    header: list[str]
+    rows: list[list[Any]]
+
+    def column(self, name: str) -> list[Any]:
+        """The values of one column, top to bottom."""
+        k = self.header.index(name)
+        return [row[k] for row in self.rows]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as column name -> value."""
+        return [dict(zip(self.header, row)) for row in self.rows]
+
+
+@dataclass(frozen=True)
+class StratumWin:
+    """Which run has the lowest MAE in one stratum, and whether its lead is significant.
+
+    mae: label -> MAE in the target unit. lead: the runner-up's MAE minus the winner's
+    (>= 0; 0 is a tie, which nobody wins), with the bootstrap interval [lead_low, lead_high]
+    at `confidence` (NaN for strata under MIN_TESTED molecules: untested): significant when
+    lead_low > 0. paired: the bootstrap resampled molecules, keeping each molecule's errors
+    of both runs together.
+    """
+
+    kind: str
+    key: int | str | None
+    label: str
+    count: int | None
+    mae: dict[str, float]
+    winner: str
+    runner_up: str
+    lead: float
+    lead_low: float
+    lead_high: float
+    confidence: float
+    paired: bool
+
+    @property
+    def tie(self) -> bool:
+        return self.lead == 0
+
+    @property
+    def tested(self) -> bool:
+        return not math.isnan(self.lead_low)
+
+    @property
+    def significant(self) -> bool:
+        return bool(not self.tie and self.tested and self.lead_low > 0)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs side by side: `overview` has one row per run; `per_size` and `per_element` one
+    row per stratum with each run's MAE; `wins` one entry per stratum (all molecules first).
+    Values in the tables are in report units (meV, eV2 for an eV target), named in the
+    columns."""
+
+    runs: tuple[RunResult, ...]
+    target: str
+    unit: str
+    confidence: float
+    same_molecules: bool
+    overview: Table
+    per_size: Table
+    per_element: Table
+    wins: tuple[StratumWin, ...]
+    n_bootstrap: int
+    seed: int
+
+    @property
+    def labels(self) -> list[str]:
+        return [r.label for r in self.runs]
+
+    @property
+    def split(self) -> str:
+        return self.runs[0].split
+
+    def strata_won(self, significant: bool = False) -> dict[str, int]:
+        """label -> size and element strata it wins (see `count_wins`)."""
+        return count_wins(self.wins, self.labels, significant)
+
+    def wins_table(self) -> Table:
+        """One row per stratum: winner (empty on a tie), runner-up, their MAE, the lead and
+        its interval."""
+        factor, unit = error_unit(self.unit)
+        e = unit_key(unit)
+        ci = ci_key(self.confidence)
+        header = ["kind", "stratum", "count", "winner", f"winner_mae_{e}", "runner_up",
+                  f"runner_up_mae_{e}", f"lead_{e}", f"lead_{ci}_low_{e}", f"lead_{ci}_high_{e}",
+                  "significant", "test"]
+        rows = [[w.kind, w.label, w.count, "" if w.tie else w.winner,
+                 factor * w.mae[w.winner], w.runner_up, factor * w.mae[w.runner_up],
+                 factor * w.lead, _finite(factor * w.lead_low), _finite(factor * w.lead_high),
+                 w.significant, _test_name(w)] for w in self.wins]
+        return Table(header, rows)
+
+
+def compare_runs(
+    results: Sequence[RunResult], *, n_bootstrap: int = 1000, seed: int = 0
+) -> Comparison:
+    """Set evaluated runs side by side: global metrics, per-stratum MAE, and who wins where.
+
+    The runs must be of the same target and unit with unique labels. Leads are tested with
+    `n_bootstrap` seeded resamples at the reports' confidence level (95 % as evaluated).
+    """
+    runs = tuple(results)
+    check_labels([r.label for r in runs])
+    if n_bootstrap < 1:
+        raise MolstrataError(f"n_bootstrap must be at least 1, got {n_bootstrap}; 1000 is usual")
+    first = runs[0].report
+    for run in runs[1:]:
+        if (run.report.target, run.report.unit) != (first.target, first.unit):
+            raise MolstrataError(
+                f"{run.label} predicts {run.report.target} [{run.report.unit}] but "
+                f"{runs[0].label} predicts {first.target} [{first.unit}]; compare runs of the "
+                "same target"
+            )
+        if run.report.confidence != first.confidence:
+            raise MolstrataError(
+                f"{run.label} was evaluated at {run.report.confidence:g} confidence and "
+                f"{runs[0].label} at {first.confidence:g}; evaluate them alike"
+            )
+    same = same_molecules(runs)
+    wins = tuple(_wins(runs, same, n_bootstrap, seed, first.confidence))
+    return Comparison(
+        runs=runs,
+        target=first.target,
+        unit=first.unit,
+        confidence=first.confidence,
+        same_molecules=same,
+        overview=_overview(runs, wins, first.confidence),
+        per_size=_stratum_mae_table(runs, SIZE, same),
+        per_element=_stratum_mae_table(runs, ELEMENT, same),
+        wins=wins,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+    )
+
+
+def count_wins(wins: Sequence[StratumWin], labels: Sequence[str],
+               significant: bool = False) -> dict[str, int]:
+    """label -> size and element strata it wins (all molecules not counted, ties not won);
+    with `significant`, only wins whose lead is significant."""
+    counts = dict.fromkeys(labels, 0)
+    for win in wins:
+        if win.kind != ALL and not win.tie and (win.significant or not significant):
+            counts[win.winner] += 1
+    return counts
+
+
+def same_molecules(runs: Sequence[RunResult]) -> bool:
+    """Whether every run was evaluated on the same molecules: the same ids, each once, with
+    the same true values (the same ids from another dataset are other molecules)."""
+    base = runs[0].predictions
+    if len(np.unique(base.ids)) != len(base.ids):
+        return False
+    for run in runs[1:]:
+        p = run.predictions
+        if len(p) != len(base) or not np.array_equal(np.sort(p.ids), np.sort(base.ids)):
+            return False
+        order = _alignment(base.ids, p.ids)
+        if not np.allclose(p.true[order], base.true, rtol=1e-9, atol=1e-9):
+            return False
+    return True
+
+
+def _alignment(reference: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(n,) rows of `ids` in the order of `reference` (both hold the same unique ids)."""
+    order = np.empty(len(reference), dtype=np.int64)
+    order[np.argsort(reference, kind="stable")] = np.argsort(ids, kind="stable")
+    return order
+
+
+def _overview(runs: Sequence[RunResult], wins: Sequence[StratumWin], confidence: float) -> Table:
+    """The global table: one row per run."""
+    target_unit = runs[0].report.unit
+    factor, unit = error_unit(target_unit)
+    e, sq = unit_key(unit), unit_key(squared_unit(target_unit))
+    ci = ci_key(confidence)
+    header = [
+        "label", "run_dir", "status", "n_train", "n_evaluated",
+        f"mae_{e}", f"mae_{ci}_low_{e}", f"mae_{ci}_high_{e}",
+        f"rmse_{e}", f"rmse_{ci}_low_{e}", f"rmse_{ci}_high_{e}",
+        f"mse_{sq}", f"mse_{ci}_low_{sq}", f"mse_{ci}_high_{sq}",
+        f"macro_size_mae_{e}", f"macro_element_mae_{e}",
+        "worst_size_n_atoms", f"worst_size_mae_{e}", "worst_element", f"worst_element_mae_{e}",
+        "size_rho", "size_p_value", "size_hypothesis_holds",
+        "element_rho", "element_p_value", "element_hypothesis_holds",
+        "train_seconds", "evaluation_seconds", "epochs_done", "best_epoch",
+        "strata_won", "strata_won_significant",
+    ]
+    labels = [r.label for r in runs]
+    won, won_significant = count_wins(wins, labels), count_wins(wins, labels, significant=True)
+    rows = []
+    for run in runs:
+        report, s = run.report, run.report.overall.summary
+        macro, worst, corr = report.macro, report.worst, report.correlations
+        row = [
+            run.label, str(run.run_dir), run.summary.get("status"), run.n_train,
+            report.n_molecules,
+            factor * s.mae, factor * s.mae_ci_low, factor * s.mae_ci_high,
+            factor * s.rmse, factor * s.rmse_ci_low, factor * s.rmse_ci_high,
+            s.mse, s.mse_ci_low, s.mse_ci_high,
+            factor * macro[SIZE].mae if SIZE in macro else None,
+            factor * macro[ELEMENT].mae if ELEMENT in macro else None,
+            worst[SIZE].key if SIZE in worst else None,
+            factor * worst[SIZE].summary.mae if SIZE in worst else None,
+            worst[ELEMENT].key if ELEMENT in worst else None,
+            factor * worst[ELEMENT].summary.mae if ELEMENT in worst else None,
+        ]
+        for kind in (SIZE, ELEMENT):
+            c = corr.get(kind)
+            row += [None, None, None] if c is None else \
+                [_finite(c.rho), _finite(c.p_value), c.holds]
+        row += [run.train_seconds, run.evaluation_seconds, run.summary.get("epochs_done"),
+                run.summary.get("best_epoch"), won[run.label], won_significant[run.label]]
+        rows.append(row)
+    return Table(header, rows)
+
+
+def _stratum_mae_table(runs: Sequence[RunResult], kind: str, same: bool) -> Table:
+    """One row per stratum of `kind` any run reports: its count and every run's MAE."""
+    factor, unit = error_unit(runs[0].report.unit)
+    e = unit_key(unit)
+    by_run = [{s.key: s for s in r.report.strata(kind)} for r in runs]
+    keys = sorted({k for strata in by_run for k in strata},
+                  key=lambda k: atomic_number(k) if kind == ELEMENT else k)
+    key_column = "n_atoms" if kind == SIZE else "element"
+    counts = ["count"] if same else [f"count_{r.label}" for r in runs]
+    header = ["stratum", key_column, *counts, *(f"mae_{e}_{r.label}" for r in runs)]
+    rows = []
+    for key in keys:
+        present = [strata.get(key) for strata in by_run]
+        label = next(s.label for s in present if s is not None)
+        if same:
+            count_cells = [next(s.count for s in present if s is not None)]
+        else:
+            count_cells = [None if s is None else s.count for s in present]
+        mae = [None if s is None else factor * s.summary.mae for s in present]
+        rows.append([label, key, *count_cells, *mae])
+    return Table(header, rows)
+
+
+# ---- wins --------------------------------------------------------------------------------
+
+
+def _wins(runs: Sequence[RunResult], same: bool, n_bootstrap: int, seed: int,
+          confidence: float) -> list[StratumWin]:
+    """A StratumWin for all molecules and every size and element stratum all runs report."""
+    if same:
+        base = runs[0].predictions
+        aligned = [r.abs_errors[_alignment(base.ids, r.predictions.ids)] for r in runs]
+    wins = []
+    for kind in (ALL, SIZE, ELEMENT):
+        for key, strata in _common_strata(runs, kind):
+            if same:
+                rows = _stratum_rows(runs[0].predictions, kind, key)
+                errors = [a[rows] for a in aligned]
+            else:
+                errors = [r.abs_errors[_stratum_rows(r.predictions, kind, key)] for r in runs]
+            for run, stratum, e in zip(runs, strata, errors):
+                if len(e) != stratum.count:
+                    raise MolstrataError(
+                        f"{run.eval_dir}: {stratum.label} holds {stratum.count} molecules in "
+                        f"metrics.json but {len(e)} in predictions.csv; evaluate the run again"
+                    )
+            rng = np.random.default_rng([seed, KIND_CODES[kind], *_key_ints(key)])
+            wins.append(_win(runs, kind, key, strata, errors, same, rng, n_bootstrap,
+                             confidence))
+    return wins
+
+
+def _common_strata(runs: Sequence[RunResult], kind: str):
+    """(key, [each run's StratumMetrics]) for the strata of `kind` that every run reports."""
+    if kind == ALL:
+        yield None, [r.report.overall for r in runs]
+        return
+    by_run = [{s.key: s for s in r.report.strata(kind)} for r in runs]
+    for s in runs[0].report.strata(kind):
+        if all(s.key in strata for strata in by_run):
+            yield s.key, [strata[s.key] for strata in by_run]
+
+
+def _stratum_rows(predictions: Predictions, kind: str, key: int | str | None) -> np.ndarray:
+    if kind == ALL:
+        return np.arange(len(predictions))
+    if kind == SIZE:
+        return np.flatnonzero(predictions.sizes == key)
+    if key not in predictions.elements:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(predictions.presence[:, predictions.elements.index(key)])
+
+
+def _win(runs: Sequence[RunResult], kind: str, key, strata: list[StratumMetrics],
+         errors: list[np.ndarray], paired: bool, rng: np.random.Generator, n_bootstrap: int,
+         confidence: float) -> StratumWin:
+    """The winner of one stratum (lowest MAE as reported) and the test of its lead."""
+    mae = [s.summary.mae for s in strata]
+    order = sorted(range(len(runs)), key=lambda k: mae[k])
+    best, second = order[0], order[1]
+    lead = mae[second] - mae[best]
+    low, high = lead_interval(errors[best], errors[second], paired=paired, rng=rng,
+                              n_bootstrap=n_bootstrap, confidence=confidence)
+    counts = {s.count for s in strata}
+    return StratumWin(
+        kind=kind, key=key, label=strata[0].label,
+        count=counts.pop() if len(counts) == 1 else None,
+        mae={r.label: m for r, m in zip(runs, mae)},
+        winner=runs[best].label, runner_up=runs[second].label, lead=lead,
+        lead_low=low, lead_high=high, confidence=confidence, paired=paired,
+    )
+
+
+def lead_interval(
+    winner: np.ndarray,
+    runner_up: np.ndarray,
+    *,
+    paired: bool,
+    rng: np.random.Generator,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    min_molecules: int = MIN_TESTED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of MAE(runner_up) - MAE(winner) from absolute errors.
+
+    Paired: winner and runner_up are (n,) errors of the same molecules in the same order, and
+    each replicate resamples molecules, keeping both runs' errors of a molecule together (the
+    runs' shared difficulty cancels). Unpaired: each run's molecules are resampled on their
+    own. (nan, nan) with fewer than `min_molecules` (at least 2) on either side: too few
+    to resample.
+    """
+    winner = np.asarray(winner, dtype=np.float64).reshape(-1)
+    runner_up = np.asarray(runner_up, dtype=np.float64).reshape(-1)
+    if paired and winner.shape != runner_up.shape:
+        raise ValueError(f"paired errors must have one shape, got {winner.shape} and "
+                         f"{runner_up.shape}")
+    if min(len(winner), len(runner_up)) < max(2, min_molecules):
+        return math.nan, math.nan
+    if paired:
+        replicates = _bootstrap_means(runner_up - winner, rng, n_bootstrap)
+    else:
+        replicates = (_bootstrap_means(runner_up, rng, n_bootstrap)
+                      - _bootstrap_means(winner, rng, n_bootstrap))
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _bootstrap_means(values: np.ndarray, rng: np.random.Generator, n_bootstrap: int) -> np.ndarray:
+    """(n_bootstrap,) means of `values` (n,) resampled with replacement, drawn in chunks."""
+    n = len(values)
+    means = np.empty(n_bootstrap)
+    per_chunk = max(1, 2**22 // n)
+    for start in range(0, n_bootstrap, per_chunk):
+        stop = min(start + per_chunk, n_bootstrap)
+        index = rng.integers(0, n, size=(stop - start, n), dtype=np.int64)
+        means[start:stop] = values[index].mean(axis=1)
+    return means
+
+
+def _key_ints(key: int | str | None) -> list[int]:
+    if key is None:
+        return []
+    return [atomic_number(key)] if isinstance(key, str) else [int(key)]
+
+
+def _finite(value: float) -> float | None:
+    """None for NaN (an empty cell), the value otherwise."""
+    return None if value is None or math.isnan(value) else value
+
+
+def _test_name(win: StratumWin) -> str:
+    if not win.tested:
+        return f"none (under {MIN_TESTED} molecules)"
+    return "paired bootstrap" if win.paired else "unpaired bootstrap (different molecules)"

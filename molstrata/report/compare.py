@@ -1,0 +1,321 @@
+"""`molstrata compare`: a comparison of runs written as tables, plots and terminal text.
+
+    OUT/comparison.csv      one row per run: global errors with CIs, macro and worst strata,
+                            hypothesis tests, training and evaluation seconds, strata won
+    OUT/comparison.md       the same, readable, with the per-stratum table and the wins
+    OUT/per_size.csv        one row per size stratum: its count and each run's MAE
+    OUT/per_element.csv     the same per element
+    OUT/wins.csv            per stratum: winner, runner-up, lead and its bootstrap interval
+    OUT/error_by_size.png, error_by_element.png, learning_curves.png, run_time.png
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from molstrata._files import atomic_write_text
+from molstrata.errors import MolstrataError
+from molstrata.evaluation.compare import (
+    ALL,
+    MIN_TESTED,
+    Comparison,
+    RunResult,
+    StratumWin,
+    compare_runs,
+    load_runs,
+)
+from molstrata.report import evaluation_plots
+from molstrata.report.plots import plt, save_figure
+from molstrata.tables import format_table, write_csv
+from molstrata.units import error_unit, squared_unit
+
+CSV_FILES = {"overview": "comparison.csv", "per_size": "per_size.csv",
+             "per_element": "per_element.csv", "wins": "wins.csv"}
+MARKDOWN = "comparison.md"
+PLOTS = ("error_by_size.png", "error_by_element.png", "learning_curves.png", "run_time.png")
+
+NOT_LIKE_FOR_LIKE = (
+    "WARNING: the runs were NOT evaluated on the same molecules, so per-stratum comparisons "
+    "are NOT like-for-like: a run may win a stratum because it was given easier molecules. "
+    "Leads are tested unpaired. Evaluate every run on the same split for a fair comparison."
+)
+
+
+@dataclass(frozen=True)
+class ComparisonFiles:
+    """A comparison and where `compare` wrote it."""
+
+    comparison: Comparison
+    out_dir: Path
+    files: list[Path]
+
+
+def compare(
+    run_dirs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    labels: Sequence[str] | None = None,
+    split: str = "test",
+    evaluate_missing: bool = True,
+    device: str = "auto",
+    progress: bool = False,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> ComparisonFiles:
+    """Load, compare and write runs (evaluating those whose evaluation is missing or stale);
+    `out_dir` defaults to results/compare/LABELS-DATE-TIME."""
+    runs = load_runs(run_dirs, labels, split, evaluate_missing, device, progress)
+    comparison = compare_runs(runs, n_bootstrap=n_bootstrap, seed=seed)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(comparison.labels)
+    return ComparisonFiles(comparison, out, write_comparison(comparison, out))
+
+
+def default_out_dir(labels: Sequence[str]) -> Path:
+    """results/compare/A-vs-B-YYYYmmdd-HHMMSS, the labels made safe for a folder name."""
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "_", "-vs-".join(labels)).strip("._") or "runs"
+    return Path("results", "compare") / f"{name[:80]}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list[Path]:
+    """Write the comparison's CSVs, markdown and plots into `out_dir` (see the module's
+    docstring), each atomically; return their paths. Every input is read and every text built
+    before the first file is written."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise MolstrataError(f"{out} is a file; give a folder for the comparison with -o")
+    tables = {"overview": comparison.overview, "per_size": comparison.per_size,
+              "per_element": comparison.per_element, "wins": comparison.wins_table()}
+    markdown = comparison_markdown(comparison)
+    curves = [(r.label, rows) for r in comparison.runs if r.curve is not None
+              for rows in [evaluation_plots.read_learning_curve(r.curve)] if rows]
+    reports = [(r.label, r.report) for r in comparison.runs]
+    split = comparison.split
+
+    files = []
+    for name, table in tables.items():
+        files.append(out / CSV_FILES[name])
+        write_csv(files[-1], table.header, table.rows)
+    files.append(out / MARKDOWN)
+    atomic_write_text(files[-1], markdown)
+    files.append(out / PLOTS[0])
+    evaluation_plots.error_by_size(
+        reports, files[-1], title=f"{comparison.target}: error per molecule size ({split} split)")
+    files.append(out / PLOTS[1])
+    evaluation_plots.error_by_element(
+        reports, files[-1], title=f"{comparison.target}: error per element ({split} split)")
+    if curves:
+        files.append(out / PLOTS[2])
+        evaluation_plots.learning_curve(curves, files[-1], title="Learning curves")
+    files.append(out / PLOTS[3])
+    run_time(comparison.runs, files[-1])
+    return files
+
+
+# ---- text --------------------------------------------------------------------------------
+
+
+def comparison_text(comparison: Comparison) -> str:
+    """The terminal summary: global errors, hypotheses and run time, MAE per stratum with the
+    winner and its lead, and one line per run with the strata it wins."""
+    parts = [_heading(comparison)]
+    if not comparison.same_molecules:
+        parts.append(NOT_LIKE_FOR_LIKE)
+    for title, header, rows in _sections(comparison):
+        parts.append(format_table(header, rows, title=title))
+    parts.append("\n".join(_win_lines(comparison)))
+    if not comparison.same_molecules:
+        parts.append(NOT_LIKE_FOR_LIKE)
+    return "\n\n".join(parts)
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """comparison.md: the terminal summary's tables as markdown."""
+    parts = [f"# Comparison of {', '.join(comparison.labels)}", _heading(comparison)]
+    if not comparison.same_molecules:
+        parts.append(f"**{NOT_LIKE_FOR_LIKE}**")
+    runs = [f"- **{_md(r.label)}**: `{r.run_dir}`" for r in comparison.runs]
+    parts.append("\n".join(runs))
+    for title, header, rows in _sections(comparison):
+        parts.append(f"## {title}\n\n{_markdown_table(header, rows)}")
+    parts.append("## Strata won\n\n" + "\n".join(f"- {_md(line)}"
+                                                  for line in _win_lines(comparison)))
+    parts.append("All numbers with full precision: comparison.csv, per_size.csv, "
+                 "per_element.csv, wins.csv.")
+    return "\n\n".join(parts) + "\n"
+
+
+def _heading(comparison: Comparison) -> str:
+    runs = comparison.runs
+    counts = sorted({r.report.n_molecules for r in runs})
+    if comparison.same_molecules:
+        molecules = f"{counts[0]:,} molecules, the same in every run (paired tests)"
+    else:
+        molecules = ("different molecules: " +
+                     ", ".join(f"{r.label} {r.report.n_molecules:,}" for r in runs))
+    evaluated = [r.label for r in runs if r.evaluated_now]
+    note = f"; evaluated now: {', '.join(evaluated)}" if evaluated else ""
+    return (f"{len(runs)} runs of {comparison.target} [{comparison.unit}] on the "
+            f"{comparison.split} split: {molecules}{note}")
+
+
+def _sections(comparison: Comparison) -> list[tuple[str, list[str], list[list[object]]]]:
+    """(title, header, rows) of the three tables the text and the markdown show."""
+    factor, unit = error_unit(comparison.unit)
+    sq = squared_unit(comparison.unit)
+    level = f"{100 * comparison.confidence:g}% CI"
+    errors, tests = [], []
+    for run in comparison.runs:
+        report, s = run.report, run.report.overall.summary
+        macro, worst = report.macro, report.worst
+        errors.append([
+            run.label, run.n_train, report.n_molecules, _num(factor * s.mae),
+            _interval(factor * s.mae_ci_low, factor * s.mae_ci_high), _num(factor * s.rmse),
+            _num(s.mse),
+            _num(factor * macro["size"].mae) if "size" in macro else "-",
+            _num(factor * macro["element"].mae) if "element" in macro else "-",
+            _worst(worst.get("size"), factor), _worst(worst.get("element"), factor),
+        ])
+        corr = report.correlations
+        tests.append([
+            run.label,
+            *(cell for kind in ("size", "element") for cell in (
+                (_num(corr[kind].rho), _num(corr[kind].p_value)) if kind in corr
+                else ("-", "-"))),
+            _duration(run.train_seconds), _duration(run.evaluation_seconds),
+            run.summary.get("epochs_done", "-"), run.summary.get("best_epoch", "-"),
+        ])
+    errors_header = ["run", "trained on", "evaluated", f"MAE {unit}", level, f"RMSE {unit}",
+                     f"MSE {sq}", "macro sizes", "macro elements", "worst size",
+                     "worst element"]
+    tests_header = ["run", "size rho", "p", "element rho", "p", "training", "evaluation",
+                    "epochs", "best epoch"]
+    labels = comparison.labels
+    test = "a paired" if comparison.same_molecules else "an UNPAIRED"
+    strata_header = ["stratum", "count", *labels, "winner", f"lead {unit}", level]
+    strata = [[w.label, "-" if w.count is None else w.count,
+               *(_num(factor * w.mae[label]) for label in labels),
+               "tie" if w.tie else w.winner + ("*" if w.significant else ""),
+               _num(factor * w.lead), _interval(factor * w.lead_low, factor * w.lead_high)]
+              for w in comparison.wins]
+    return [
+        (f"Global errors; macro = mean MAE ({unit}) over the strata of a kind, worst = the "
+         "stratum of highest MAE", errors_header, errors),
+        ("Training share vs MAE (Spearman; hypotheses 1: sizes, 2: elements) and run time",
+         tests_header, tests),
+        (f"MAE ({unit}) per stratum; lead = runner-up's MAE - winner's, {level} from {test} "
+         f"bootstrap over the stratum's molecules; * = significant", strata_header, strata),
+    ]
+
+
+def _win_lines(comparison: Comparison) -> list[str]:
+    """Who is best on all molecules, then one line per run: the size and element strata it
+    wins."""
+    factor, unit = error_unit(comparison.unit)
+    strata = [w for w in comparison.wins if w.kind != ALL]
+    lines = []
+    for overall in (w for w in comparison.wins if w.kind == ALL):
+        lines.append("all molecules: " + ("tie" if overall.tie else
+                     f"{overall.winner} leads {overall.runner_up} by "
+                     f"{_num(factor * overall.lead)} {unit}, {_verdict(overall)}"))
+    won = comparison.strata_won()
+    significant = comparison.strata_won(significant=True)
+    for label in comparison.labels:
+        mine = [w for w in strata if w.winner == label and not w.tie]
+        names = ", ".join(_win_name(w) for w in mine) or "none"
+        lines.append(f"{label} wins {won[label]} of {len(strata)} strata "
+                     f"({significant[label]} significantly): {names}")
+    ties = [w.label for w in strata if w.tie]
+    if ties:
+        lines.append("tied (equal MAE): " + (f"all {len(strata)} strata"
+                                              if len(ties) == len(strata) else ", ".join(ties)))
+    lines.append(f"* = lead significant at {100 * comparison.confidence:g} %; strata under "
+                 f"{MIN_TESTED} molecules are not tested")
+    return lines
+
+
+def _verdict(win: StratumWin) -> str:
+    if not win.tested:
+        return f"not tested (under {MIN_TESTED} molecules)"
+    return "significant" if win.significant else "not significant"
+
+
+def _win_name(win: StratumWin) -> str:
+    return win.label + ("*" if win.significant else "")
+
+
+def _worst(stratum, factor: float) -> str:
+    return "-" if stratum is None else f"{stratum.label} ({_num(factor * stratum.summary.mae)})"
+
+
+def _num(value: float | None) -> str:
+    if value is None or np.isnan(value):
+        return "-"
+    return f"{value:.4g}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.3e}"
+
+
+def _interval(low: float, high: float) -> str:
+    return "-" if np.isnan(low) or np.isnan(high) else f"{_num(low)} - {_num(high)}"
+
+
+def _duration(seconds: float | None) -> str:
+    """12.3 s, 4 m 05 s, 1 h 46 m."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} m {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} m"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("*", "\\*")
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(_md(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_md(str(v)) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---- plots -------------------------------------------------------------------------------
+
+
+def run_time(runs: Sequence[RunResult], path: str | os.PathLike) -> None:
+    """Training and evaluation time of each run as grouped bars, each written above its bar."""
+    labels = [r.label for r in runs]
+    times = {"training": [r.train_seconds for r in runs],
+             "evaluation": [r.evaluation_seconds for r in runs]}
+    known = [t for values in times.values() for t in values if t is not None]
+    longest = max(known, default=0.0)
+    scale, unit = (3600.0, "h") if longest >= 7200 else (60.0, "min") if longest >= 120 \
+        else (1.0, "s")
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(runs) + 2), 4.2))
+    x = np.arange(len(runs))
+    width = 0.38
+    for i, (name, values) in enumerate(times.items()):
+        heights = [0.0 if t is None else t / scale for t in values]
+        bars = ax.bar(x + (i - 0.5) * width, heights, width=width * 0.95,
+                      color=evaluation_plots.COLORS[i], label=name)
+        for bar, seconds in zip(bars, values):
+            ax.annotate(_duration(seconds) if seconds is not None else "n/a",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                        textcoords="offset points")
+    ax.set_xticks(x, labels)
+    ax.set_ylabel(f"time ({unit})")
+    ax.set_ylim(0, 1.15 * max(longest / scale, 1e-9))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(frameon=False)
+    ax.set_title("Run time: training epochs and evaluation")
+    save_figure(fig, path)
