@@ -110,7 +110,10 @@ def _train_config(args: argparse.Namespace):
         ("data", "max_molecules"): args.max_molecules, ("training", "epochs"): args.epochs,
         ("training", "batch_size"): args.batch_size, ("training", "lr"): args.lr,
         ("runtime", "device"): args.device, ("runtime", "threads"): args.threads,
-        ("runtime", "seed"): args.seed,
+        ("runtime", "seed"): args.seed, ("subset", "cap"): args.cap,
+        ("training", "loss_weighting"): args.loss_weighting, ("training", "rate"): args.rate,
+        ("training", "alpha"): args.alpha, ("subset", "min_size"): args.train_min_size,
+        ("subset", "max_size"): args.train_max_size,
     }
     for (section, key), value in shortcuts.items():
         if value is not None:
@@ -128,8 +131,10 @@ def _train(args: argparse.Namespace) -> None:
 
     if args.resume:
         given = [name for name in ("config", "preset", "set", "dataset", "target", "unit",
-                                   "max_molecules", "epochs", "batch_size", "lr", "seed", "out")
-                 if getattr(args, name)]
+                                   "max_molecules", "epochs", "batch_size", "lr", "seed", "out",
+                                   "cap", "loss_weighting", "rate", "alpha", "train_min_size",
+                                   "train_max_size")
+                 if getattr(args, name) is not None and getattr(args, name) != []]
         if given:
             raise MolstrataError(
                 f"--resume continues a run exactly as its config.toml says; drop --"
@@ -155,13 +160,48 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(summary_text(evaluation))
 
 
+def _compare(args: argparse.Namespace) -> None:
+    from molstrata.report.compare import compare, comparison_text
+
+    result = compare(args.runs, args.out, labels=args.labels, split=args.split,
+                     evaluate_missing=not args.no_evaluate, device=args.device,
+                     progress=not args.quiet)
+    print(comparison_text(result.comparison))
+    print(f"\nwrote {len(result.files)} files to {result.out_dir}")
+
+
 def _study(args: argparse.Namespace) -> None:
-    from molstrata.study import run_study
+    from molstrata.study import load_plan, run_study, study_text
     from molstrata.training.config import parse_assignment
 
+    if args.plan and args.preset:
+        raise MolstrataError("give a plan file or --preset, not both")
+    plan = args.plan or args.preset or "quick"
     overrides = [parse_assignment(text) for text in args.set]
-    print(run_study(args.preset, args.out, cache_dir=args.cache_dir, device=args.device,
-                    threads=args.threads, overrides=overrides, progress=not args.quiet))
+    if args.dry_run:
+        study = load_plan(plan, overrides)
+        print(f"{study.title}\n")
+        for e in study.experiments:
+            t = e.config.training
+            print(f"  {e.name:<22} {e.title}\n  {'':<22} subset {_subset(e.config)}; "
+                  f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g}, "
+                  f"loss {t.loss_weighting} r={t.rate:g}")
+        for a in study.analyses:
+            print(f"  analysis {a.name} ({a.kind}): {', '.join(a.experiments)}")
+        return
+    result = run_study(plan, args.out, cache_dir=args.cache_dir, device=args.device,
+                       threads=args.threads, overrides=overrides, progress=not args.quiet)
+    print()
+    print(study_text(result))
+
+
+def _subset(config) -> str:
+    s = config.subset
+    parts = [f"sizes {s.min_size or ''}-{s.max_size or ''}" if s.min_size or s.max_size else "",
+             f"cap {s.cap}/size" if s.cap else "",
+             f"contains {' '.join(s.contains)}" if s.contains else "",
+             f"excludes {' '.join(s.excludes)}" if s.excludes else ""]
+    return ", ".join(p for p in parts if p) or "all"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +287,25 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--device", help="runtime.device: auto (default), cpu, cuda")
     quick.add_argument("--threads", type=int, help="runtime.threads (CPU threads)")
     quick.add_argument("--seed", type=int, help="runtime.seed")
+    from molstrata.training.weights import LOSS_WEIGHTS
+
+    imbalance = train.add_argument_group(
+        "imbalance treatments (the test set is never touched)")
+    imbalance.add_argument("--cap", type=int, metavar="N",
+                           help="subset.cap: undersample training to at most N molecules per "
+                                "size (the study used 2000, 4000, 6000)")
+    imbalance.add_argument("--loss-weighting", choices=list(LOSS_WEIGHTS),
+                           help="training.loss_weighting: per-molecule loss weight v(s), "
+                                "normalised to mean 1 over the training set")
+    imbalance.add_argument("--rate", type=float, metavar="R",
+                           help="training.rate r of the size and size_frequency weightings")
+    imbalance.add_argument("--alpha", type=float, metavar="A",
+                           help="training.alpha of inverse_frequency, 0..1")
+    imbalance.add_argument("--train-min-size", type=int, metavar="N",
+                           help="subset.min_size: train (and validate) only on molecules of "
+                                ">= N atoms, e.g. 18 for the study's directed training")
+    imbalance.add_argument("--train-max-size", type=int, metavar="N",
+                           help="subset.max_size: train only on molecules of <= N atoms")
     train.add_argument("-o", "--out", metavar="RUN",
                        help="run directory (default: runs/NAME-DATE-TIME)")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -275,22 +334,48 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-o", "--out", metavar="DIR", help="default: RUN/eval-SPLIT")
     evaluate.set_defaults(func=_evaluate)
 
-    from molstrata.study import STUDIES
+    compare = commands.add_parser(
+        "compare", help="runs side by side: errors, strata won, curves, run time",
+        description="Compare runs on the same split: global errors with 95 % intervals, MAE "
+                    "per size and per element on one axis, learning curves with their bands, "
+                    "training and evaluation time, and which run wins each stratum (its lead "
+                    "tested by a paired bootstrap over the molecules). Runs whose evaluation is "
+                    "missing or older than their best checkpoint are evaluated first.")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="two or more run directories written by molstrata train")
+    compare.add_argument("--labels", nargs="+", metavar="NAME",
+                         help="one name per run (default: the directories' names)")
+    compare.add_argument("--split", default="test", choices=["test", "val"],
+                         help="which evaluation to compare (default: test)")
+    compare.add_argument("--no-evaluate", action="store_true",
+                         help="refuse runs that are not evaluated yet instead of evaluating them")
+    compare.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    compare.add_argument("-o", "--out", metavar="DIR",
+                         help="output folder (default: results/compare/LABELS-DATE-TIME)")
+    compare.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    compare.set_defaults(func=_compare)
+
+    from molstrata.study import plan_presets
 
     study = commands.add_parser(
         "study", help="run the study: describe, train, evaluate, report",
         description="Run a study end to end: describe the data, train, evaluate stratified, "
                     "and say where the report files are. Finished steps are reused and an "
                     "interrupted training resumes when the same command runs again.")
-    study.add_argument("--preset", default="quick", choices=list(STUDIES),
-                       help="which study (default: quick)")
+    study.add_argument("plan", nargs="?", metavar="PLAN.toml",
+                       help="a study plan file (see molstrata/study/plans/ for the format)")
+    study.add_argument("--preset", choices=plan_presets(),
+                       help="a shipped plan: quick (the whole study in miniature, minutes on a "
+                            "CPU; the default) or seed (the thesis' study on all of QM9)")
+    study.add_argument("--dry-run", action="store_true",
+                       help="list the plan's experiments and analyses, and stop")
     study.add_argument("-o", "--out", default="results/study", metavar="DIR",
                        help="output folder (default: results/study)")
     study.add_argument("--cache-dir", metavar="DIR", help="QM9 cache folder")
     study.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     study.add_argument("--threads", type=int, help="CPU threads")
     study.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override an option of the study's training config (repeatable)")
+                       help="override an option of every experiment's config (repeatable)")
     study.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     study.set_defaults(func=_study)
     return parser

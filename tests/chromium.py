@@ -1,7 +1,7 @@
 """Open an HTML file in headless Chromium and report how each of its images rendered.
 
-Tests in tests/report import it as `from chromium import rendered_images` (pytest puts a test
-file's folder on sys.path). Where no Chromium is installed the calling test is skipped.
+Any test imports it as `from chromium import rendered_images` (pytest puts tests/, the folder
+of the root conftest.py, on sys.path). Where no Chromium is installed the calling test skips.
 """
 
 from __future__ import annotations

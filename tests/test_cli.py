@@ -148,15 +148,60 @@ def test_train_evaluate_end_to_end_on_a_qm9_slice(tmp_path, qm9_cache_dir, capsy
     assert metrics["schema"] == "molstrata-metrics" and metrics["global"]["count"] == 30
 
 
-def test_study_runs_and_reuses_its_training(tmp_path, qm9_cache_dir, capsys):
-    argv = ["study", "--cache-dir", qm9_cache_dir, "-o", tmp_path / "s", "-q", "--threads", "1",
-            "--set", "training.epochs=1", *TINY]
+STUDY_PLAN = """
+[study]
+title = "two runs"
+preset = "quick"
+[defaults.data]
+max_molecules = 300
+excludes = ["F"]
+[defaults.model]
+n_atom_basis = 8
+n_interactions = 1
+[defaults.training]
+epochs = 1
+batch_size = 32
+[experiments.base]
+[experiments.big.subset]
+min_size = 18
+[[analyses]]
+kind = "directed"
+reference = "base"
+runs = ["big"]
+"""
+
+
+def test_study_plan_file_runs_and_reuses_its_training(tmp_path, qm9_cache_dir, capsys):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(STUDY_PLAN)
+    code, out, err = run(capsys, "study", plan, "--dry-run")
+    assert code == 0, err
+    assert "base" in out and "sizes 18-" in out and "analysis directed (directed)" in out
+    argv = ["study", plan, "--cache-dir", qm9_cache_dir, "-o", tmp_path / "s", "-q",
+            "--threads", "1"]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
-    assert "per-element reference energies alone" in out and "stratified report" in out
+    assert "Hypothesis 4" in out and "report.html" in out
+    assert (tmp_path / "s" / "report" / "report.html").is_file()
     code, out, err = run(capsys, *argv)
     assert code == 0, err
-    assert "reusing the finished training" in out
+    assert out.count("reusing the finished run") == 2
+
+
+def test_train_imbalance_options_reach_the_config(tmp_path, qm9_cache_dir, capsys):
+    run_dir = tmp_path / "run"
+    code, out, err = run(capsys, "train", "--cache-dir", qm9_cache_dir, "--epochs", "1",
+                         "--threads", "1", "-q", "-o", run_dir, "--cap", "12",
+                         "--loss-weighting", "size_frequency", "--rate", "5",
+                         "--train-min-size", "12", "--train-max-size", "22", *TINY)
+    assert code == 0, err
+    config = (run_dir / "config.toml").read_text()
+    for line in ("cap = 12", 'loss_weighting = "size_frequency"', "rate = 5.0",
+                 "min_size = 12", "max_size = 22"):
+        assert line in config, line
+    split = json.loads((run_dir / "split.json").read_text())["parts"]
+    assert len(split["test"]) == 30  # the test split is not restricted
+
 
 
 @pytest.mark.parametrize(
@@ -168,6 +213,11 @@ def test_study_runs_and_reuses_its_training(tmp_path, qm9_cache_dir, capsys):
         (["train", "--target", "U9"], "unknown property 'U9'"),
         (["evaluate", "{tmp}"], "is not a molstrata run directory"),
         (["train", "--resume", "{tmp}", "--epochs", "3"], "config.toml says; drop --epochs"),
+        (["train", "--resume", "{tmp}", "--cap", "3"], "config.toml says; drop --cap"),
+        (["train", "--cap", "0"], "subset.cap must be at least 1"),
+        (["train", "--alpha", "2"], "training.alpha must be between 0 and 1"),
+        (["study", "--preset", "seed", "{tmp}/plan.toml"], "give a plan file or --preset"),
+        (["study", "{tmp}/missing.toml"], "does not exist"),
     ],
 )
 def test_train_and_evaluate_errors(tmp_path, qm9_cache_dir, capsys, argv, message):

@@ -180,3 +180,32 @@ def _check_series(series: RateSeries) -> list[tuple[str, float, StratifiedReport
             raise ValueError(f"weighting {weighting!r} gives a rate twice: {rates}")
         runs += [(str(weighting), float(r), report) for r, report in points]
     return runs
+
+
+# ---- training sets -----------------------------------------------------------------------
+
+
+def training_size_histograms(series: Sequence[tuple[str, Mapping[int, int]]],
+                             path: str | os.PathLike, *, title: str | None = None) -> None:
+    """Training molecules per size of several runs on one axis: the full training set as bars,
+    each undersampled one as a line (the study's Figure 5, drawn for what was trained on)."""
+    if not series:
+        raise ValueError("no training sets: give at least one (label, counts per size)")
+    fig, ax = plt.subplots(figsize=(9, 4.4))
+    for i, (label, counts) in enumerate(series):
+        sizes = np.array(sorted(counts))
+        values = np.array([counts[s] for s in sizes])
+        text = f"{label} ({values.sum():,} molecules)"
+        if i == 0:
+            ax.bar(sizes, values, width=0.8, color="#d5dde6", label=text)
+        else:
+            ax.step(sizes, values, where="mid", lw=1.6, color=_color(i), label=text)
+    ax.set_yscale("log")
+    ax.set_xlabel("molecule size (number of atoms)")
+    ax.set_ylabel("training molecules (log scale)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.grid(axis="y", which="both", alpha=0.25)
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title(title or "Training molecules per size, before and after undersampling "
+                          "(Figure 5)")
+    save_figure(fig, path)

@@ -1,0 +1,295 @@
+"""A study plan: named experiments (training configs) and the analyses drawn from them.
+
+A plan is one TOML file (the shipped ones are in molstrata/study/plans/):
+
+    [study]
+    title = "..."
+    preset = "seed-default"           # training preset every experiment starts from
+
+    [defaults.training]               # options for every experiment (any config section)
+    epochs = 22
+
+    [experiments.cap]                 # one experiment, or one per value with `vary`
+    title = "Undersampled to {value} molecules per size"
+    vary = { option = "subset.cap", values = [2000, 4000, 6000], name = "cap-{value}" }
+    [experiments.cap.training]        # the experiment's own options
+    lr = 1e-3
+
+    [[analyses]]                      # what to compare, and which of the study's claims to test
+    kind = "undersampling"            # see ANALYSES
+    reference = "baseline"
+    runs = ["cap-*"]                  # experiment names; shell-style patterns allowed
+
+Every experiment is tested on the same molecules: the options that choose the dataset and its
+split ([data] filters, max_molecules, split, split_seed, split_file) must be equal across the
+plan; targeted training goes in [subset], which never touches the test set.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from molstrata.errors import MolstrataError
+from molstrata.training.config import SECTIONS, TrainConfig, preset
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Analyses a plan can ask for: kind -> what it shows. Each kind's figures and the claims it
+# tests are in molstrata/study/findings.py and molstrata/study/report.py.
+ANALYSES: dict[str, str] = {
+    "baseline": "errors per size and per element of one model; hypotheses 1 and 2",
+    "undersampling": "per-size caps against the reference; hypothesis 3",
+    "rate_sweep": "loss-weight rates of one weighting against r = 0",
+    "directed": "training on a targeted subset against the reference; hypothesis 4",
+    "final": "the default against the custom model: total error, per size, curves, time",
+    "compare": "any runs side by side, with no claim tested",
+}
+
+# Options that fix which molecules exist and how they are split: equal across a plan.
+SPLIT_OPTIONS = ("dataset", "target", "unit", "min_size", "max_size", "contains", "excludes",
+                 "max_molecules", "split", "split_seed", "split_file")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One training run of a plan: its directory name, a title and its resolved config."""
+
+    name: str
+    title: str
+    config: TrainConfig
+    group: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A comparison of experiments: `reference` first, then `runs` (patterns expanded)."""
+
+    kind: str
+    name: str
+    title: str
+    reference: str | None
+    runs: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    sizes: tuple[int, int] | None = None
+
+    @property
+    def experiments(self) -> tuple[str, ...]:
+        return ((self.reference,) if self.reference else ()) + self.runs
+
+    def label(self, experiment: str) -> str:
+        return self.labels.get(experiment, experiment)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """A parsed, validated plan."""
+
+    name: str
+    title: str
+    description: str
+    experiments: tuple[Experiment, ...]
+    analyses: tuple[Analysis, ...]
+    source: str
+
+    def experiment(self, name: str) -> Experiment:
+        return next(e for e in self.experiments if e.name == name)
+
+
+def plan_presets() -> list[str]:
+    """Names of the plans shipped with molstrata (`molstrata study --preset NAME`)."""
+    folder = resources.files("molstrata.study") / "plans"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_plan(name_or_path: str | Path,
+              overrides: list[tuple[str, str, Any]] | tuple = ()) -> StudyPlan:
+    """A shipped plan by name, or a plan file; `overrides` (section, key, value) apply to
+    every experiment last (a command line's --set)."""
+    path = Path(name_or_path)
+    if str(name_or_path) in plan_presets():
+        text = (resources.files("molstrata.study") / "plans" / f"{name_or_path}.toml") \
+            .read_text(encoding="utf-8")
+        source, name = f"study preset {name_or_path}", str(name_or_path)
+    elif path.suffix == ".toml" or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise MolstrataError(f"study plan {path} does not exist; check the path") from None
+        except (UnicodeDecodeError, IsADirectoryError):
+            raise MolstrataError(f"study plan {path} is not a TOML text file") from None
+        source, name = str(path), path.stem
+    else:
+        raise MolstrataError(
+            f"unknown study {str(name_or_path)!r}; use a preset ({', '.join(plan_presets())}) "
+            "or a plan file ending in .toml"
+        )
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise MolstrataError(f"{source} is not valid TOML ({error}); fix it") from None
+    return parse_plan(raw, name, source, text, overrides)
+
+
+def parse_plan(raw: dict[str, Any], name: str, source: str, text: str = "",
+               overrides: list[tuple[str, str, Any]] | tuple = ()) -> StudyPlan:
+    """Validate a plan's tables and resolve every experiment's config."""
+    _known(raw, {"study", "defaults", "experiments", "analyses"}, source, "top level")
+    study = _table(raw.get("study", {}), f"{source}: [study]")
+    _known(study, {"title", "description", "preset"}, source, "[study]")
+    base = study.get("preset", "quick")
+    defaults = _table(raw.get("defaults", {}), f"{source}: [defaults]")
+    _known(defaults, set(SECTIONS), source, "[defaults]")
+    experiments_raw = _table(raw.get("experiments", {}), f"{source}: [experiments]")
+    if not experiments_raw:
+        raise MolstrataError(f"{source} lists no experiments; add an [experiments.NAME] table")
+
+    experiments: list[Experiment] = []
+    for group, table in experiments_raw.items():
+        experiments += _expand(group, _table(table, f"{source}: [experiments.{group}]"), base,
+                               defaults, overrides, source)
+    names = [e.name for e in experiments]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise MolstrataError(f"{source}: two experiments are named {duplicate!r}; rename one")
+    _check_same_test_set(experiments, source)
+
+    analyses_raw = raw.get("analyses", [])
+    if not isinstance(analyses_raw, list):
+        raise MolstrataError(f"{source}: write analyses as [[analyses]] tables")
+    analyses = [_analysis(_table(a, f"{source}: [[analyses]] #{i + 1}"), names, source, i)
+                for i, a in enumerate(analyses_raw)]
+    analysis_names = [a.name for a in analyses]
+    duplicate = next((n for n in analysis_names if analysis_names.count(n) > 1), None)
+    if duplicate:
+        raise MolstrataError(f"{source}: two analyses are named {duplicate!r}; give each a name")
+    return StudyPlan(name, study.get("title", name), study.get("description", ""),
+                     tuple(experiments), tuple(analyses), text)
+
+
+def _expand(group: str, table: dict[str, Any], base: str, defaults: dict[str, Any],
+            overrides, source: str) -> list[Experiment]:
+    where = f"[experiments.{group}]"
+    _known(table, {"title", "preset", "vary", *SECTIONS}, source, where)
+    vary = table.get("vary")
+    if vary is None:
+        cases: list[tuple[str, Any]] = [(group, None)]
+        option = None
+    else:
+        vary = _table(vary, f"{source}: {where} vary")
+        _known(vary, {"option", "values", "name"}, source, f"{where} vary")
+        option, values = vary.get("option"), vary.get("values")
+        if not isinstance(option, str) or option.count(".") != 1:
+            raise MolstrataError(
+                f"{source}: {where} vary.option must name one option as SECTION.KEY, "
+                "e.g. \"training.rate\""
+            )
+        if not isinstance(values, list) or not values:
+            raise MolstrataError(f"{source}: {where} vary.values must be a non-empty list")
+        pattern = vary.get("name", group + "-{value}")
+        cases = [(pattern.format(value=_short(v)), v) for v in values]
+    experiments = []
+    for name, value in cases:
+        if not _NAME.match(name):
+            raise MolstrataError(
+                f"{source}: experiment name {name!r} must be letters, digits and . _ + - "
+                "(it names a folder)"
+            )
+        context = f"{source}: experiment {name}"
+        config = preset(table.get("preset", base))
+        for sections in (defaults, {k: v for k, v in table.items() if k in SECTIONS}):
+            for section, values in sections.items():
+                for key, v in _table(values, f"{context} [{section}]").items():
+                    config.override(section, key, v, context)
+        if option is not None:
+            config.override(*option.split("."), value, context)
+        for section, key, v in overrides:
+            config.override(section, key, v, "--set")
+        try:
+            config.validate()
+        except MolstrataError as error:
+            raise MolstrataError(f"{context}: {error}") from None
+        title = str(table.get("title", name)).format(value=_short(value))
+        experiments.append(Experiment(name, title, config, group))
+    return experiments
+
+
+def _analysis(table: dict[str, Any], names: list[str], source: str, i: int) -> Analysis:
+    where = f"[[analyses]] #{i + 1}"
+    _known(table, {"kind", "name", "title", "reference", "runs", "labels", "sizes"}, source,
+           where)
+    kind = table.get("kind")
+    if kind not in ANALYSES:
+        raise MolstrataError(
+            f"{source}: {where} kind {kind!r} is unknown; use one of {', '.join(ANALYSES)}"
+        )
+    reference = table.get("reference")
+    if reference is not None and reference not in names:
+        raise MolstrataError(f"{source}: {where} reference {reference!r} is not an experiment")
+    runs: list[str] = []
+    for pattern in table.get("runs", []):
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pattern) and n != reference]
+        if not matched:
+            raise MolstrataError(
+                f"{source}: {where} runs pattern {pattern!r} matches no experiment; "
+                f"experiments: {', '.join(names)}"
+            )
+        runs += [n for n in matched if n not in runs]
+    needed = {"baseline": 1, "compare": 2}.get(kind, 2)
+    if len(runs) + (reference is not None) < needed:
+        raise MolstrataError(f"{source}: {where} ({kind}) needs at least {needed} experiments")
+    if kind != "baseline" and kind != "compare" and reference is None:
+        raise MolstrataError(f"{source}: {where} ({kind}) needs a reference experiment")
+    sizes = table.get("sizes")
+    if sizes is not None and not (isinstance(sizes, list) and len(sizes) == 2
+                                  and all(isinstance(s, int) for s in sizes)
+                                  and 1 <= sizes[0] <= sizes[1]):
+        raise MolstrataError(f"{source}: {where} sizes must be [min, max] atoms, e.g. [18, 23]")
+    labels = _table(table.get("labels", {}), f"{source}: {where} labels")
+    return Analysis(kind, str(table.get("name", kind)), str(table.get("title", ANALYSES[kind])),
+                    reference, tuple(runs), {str(k): str(v) for k, v in labels.items()},
+                    None if sizes is None else (sizes[0], sizes[1]))
+
+
+def _check_same_test_set(experiments: list[Experiment], source: str) -> None:
+    first = experiments[0]
+    for experiment in experiments[1:]:
+        for key in SPLIT_OPTIONS:
+            if getattr(experiment.config.data, key) != getattr(first.config.data, key):
+                raise MolstrataError(
+                    f"{source}: experiment {experiment.name} sets data.{key} differently from "
+                    f"{first.name}; every experiment of a study is tested on the same molecules, "
+                    "so restrict training with [subset] instead"
+                )
+
+
+def _known(table: dict[str, Any], allowed: set[str], source: str, where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise MolstrataError(
+            f"{source}: unknown key {unknown[0]!r} in {where}; known: {', '.join(sorted(allowed))}"
+        )
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MolstrataError(f"{where} must be a table")
+    return value
+
+
+def _short(value: Any) -> str:
+    """A value as it reads in a name: 10.0 -> "10", 0.5 -> "0.5"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

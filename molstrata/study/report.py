@@ -1,0 +1,430 @@
+"""The study's report: every table and figure of the thesis, drawn from this run, with the
+findings up front. One self-contained HTML file, the same in Markdown, and every table as CSV.
+
+Figures keep the thesis' numbers (Table 1, Figures 1, 3-10, A2-A5, Table 2) so a reader can
+set them beside the original; figures the thesis did not have are numbered S1, S2, ...
+"""
+
+from __future__ import annotations
+
+import csv
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import molstrata
+from molstrata.data.molecules import Molecules, atomic_number
+from molstrata.evaluation.compare import RunResult, Table
+from molstrata.evaluation.files import stratum_table
+from molstrata.evaluation.stratified import StratifiedReport
+from molstrata.report import study_plots
+from molstrata.report.describe import Description
+from molstrata.report.evaluation_plots import learning_curve
+from molstrata.report.html import ReportFigure, ReportSection, ReportTable, write_report
+from molstrata.study.runner import AnalysisResult, StudyResult
+from molstrata.training.targets import MAX_Z, Standardization
+from molstrata.units import error_unit, unit_key
+
+
+class _Numbers:
+    """Hands out the thesis' figure and table labels, and S-numbers once one is taken."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.extra = {"Figure": 0, "Table": 0}
+
+    def __call__(self, wanted: str | None, kind: str = "Figure") -> str:
+        label = f"{kind} {wanted}" if wanted else None
+        if label is None or label in self.used:
+            self.extra[kind] += 1
+            label = f"{kind} S{self.extra[kind]}"
+        self.used.add(label)
+        return label
+
+
+def write_study_report(result: StudyResult, description: Description) -> list[Path]:
+    """Write OUT/report/: report.html, report.md, tables/*.csv, figures/*.png."""
+    out = result.out_dir / "report"
+    figures = result.out_dir / "plots"  # the study's own plots; the report embeds copies
+    figures.mkdir(parents=True, exist_ok=True)
+    number = _Numbers()
+    sections = [_conclusions(result, number), _data(result, description, number)]
+    for analysis in result.analyses:
+        sections.append(_SECTIONS[analysis.kind](result, analysis, figures, number))
+    sections.append(_runs(result, number))
+    first = next(iter(result.results.values()))
+    facts = [
+        ("study", f"{result.plan.name}: {len(result.plan.experiments)} experiments, "
+                  f"{len(result.plan.analyses)} analyses"),
+        ("test set", f"{first.report.n_molecules:,} molecules, the same for every experiment"),
+        ("target", f"{first.report.target} ({first.report.unit}); errors in "
+                   f"{error_unit(first.report.unit)[1]}"),
+        ("wall time of this call", _duration(result.seconds)),
+        ("device", f"{first.summary.get('device', '?')}, {first.summary.get('threads', '?')} "
+                   f"threads, {platform.processor() or platform.machine()}"),
+        ("software", f"molstrata {molstrata.__version__}, torch {torch.__version__}"),
+        ("written", time.strftime("%Y-%m-%d %H:%M")),
+    ]
+    intro = [result.plan.description] if result.plan.description else []
+    return write_report(out, result.plan.title, sections, intro=intro, facts=facts)
+
+
+# ---- sections ----------------------------------------------------------------------------
+
+
+def _conclusions(result: StudyResult, number: _Numbers) -> ReportSection:
+    rows = [[a.title, f.claim, f.verdict, f.evidence]
+            for a in result.analyses for f in a.findings]
+    held = sum(f.holds is True for a in result.analyses for f in a.findings)
+    tested = sum(f.holds is not None for a in result.analyses for f in a.findings)
+    return ReportSection(
+        "Conclusions: which of the study's claims held on this run",
+        [f"{held} of the {tested} claims that could be tested hold on this run. Every verdict "
+         "below is computed from this run's test-set numbers, not written in advance: "
+         "correlations are Spearman rank correlations with a permutation test, differences "
+         "between two models are paired bootstrap intervals over the same test molecules "
+         "(95 %), and a claim that a model is better holds only when the whole interval says "
+         "so."],
+        tables=[ReportTable("findings", number(None, "Table"),
+                            "The study's claims, whether each holds here, and the statistic "
+                            "behind the verdict.",
+                            ["analysis", "claim", "verdict", "evidence"], rows)])
+
+
+def _data(result: StudyResult, description: Description, number: _Numbers) -> ReportSection:
+    folder = description.files[0].parent
+    header, rows = _read_csv(folder / "element_frequency.csv")
+    figures = [
+        ReportFigure(folder / "size_histogram.png", number("1"),
+                     "Molecules per size (number of atoms) in the dataset the study used; the "
+                     "right axis gives each size's share. Sizes under 1 % are not reported in "
+                     "the stratified errors."),
+        ReportFigure(folder / "size_element_heatmap.png", number("A5"),
+                     "Share (%) of the molecules of each size that contain each element."),
+        ReportFigure(folder / "element_frequency.png", number(None),
+                     "Share (%) of the molecules that contain each element (Table 1, drawn)."),
+    ]
+    return ReportSection(
+        "The data",
+        [description.text.split("\n\n")[0]],
+        figures=figures,
+        tables=[ReportTable("table1_elements", number("1", "Table"),
+                            "Molecules containing each element: count and share (%).",
+                            header, rows)])
+
+
+def _baseline(result: StudyResult, analysis: AnalysisResult, folder: Path,
+              number: _Numbers) -> ReportSection:
+    run = result.results[analysis.experiments[0]]
+    report = run.report
+    factor, unit = error_unit(report.unit)
+    paragraphs = _finding_paragraphs(analysis) + _reference_baseline(run, result.molecules)
+    figures = [
+        ReportFigure(run.eval_dir / "error_by_size.png", number("3"),
+                     f"{run.label}: test MAE ({unit}, log scale) per molecule size with 95 % "
+                     "bootstrap intervals, over the training set's size histogram (bars); "
+                     "dashed: the global MAE. " + _correlation_caption(report, "size")),
+        ReportFigure(run.eval_dir / "error_by_element.png", number("4"),
+                     f"{run.label}: test MAE ({unit}) of the molecules containing each element, "
+                     "with 95 % bootstrap intervals, against how often the element occurs in "
+                     "training. " + _correlation_caption(report, "element")),
+        ReportFigure(run.eval_dir / "predicted_vs_true.png", number(None),
+                     f"{run.label}: predicted against reference {report.target} on the test "
+                     f"molecules ({report.unit})."),
+    ]
+    tables = [
+        _stratum_table(f"{analysis.name}_per_size", number(None, "Table"),
+                       f"{run.label}: test errors per size", report, "size"),
+        _stratum_table(f"{analysis.name}_per_element", number(None, "Table"),
+                       f"{run.label}: test errors per element", report, "element"),
+    ]
+    return ReportSection(analysis.title, paragraphs, figures, tables)
+
+
+def _undersampling(result: StudyResult, analysis: AnalysisResult, folder: Path,
+                   number: _Numbers) -> ReportSection:
+    runs = _runs_of(result, analysis)
+    hist = folder / f"{analysis.name}_training_sizes.png"
+    study_plots.training_size_histograms([(r.label, r.report.training.sizes) for r in runs],
+                                         hist)
+    _, unit = error_unit(runs[0].report.unit)
+    figures = [
+        ReportFigure(hist, number("5"),
+                     "Training molecules per size (log scale): the full training split (bars) "
+                     "and each undersampled one (lines). A cap keeps at most that many molecules "
+                     "of each size, chosen at random with the run's seed; the test set is "
+                     "untouched."),
+        ReportFigure(analysis.out_dir / "error_by_size.png", number("6"),
+                     f"Test MAE ({unit}, log scale) per size of the reference and of each "
+                     "undersampled model, with 95 % bootstrap intervals; dashed: global MAE."),
+    ]
+    return _comparison_section(analysis, figures, number)
+
+
+def _rate_sweep(result: StudyResult, analysis: AnalysisResult, folder: Path,
+                number: _Numbers) -> ReportSection:
+    runs = _runs_of(result, analysis)
+    reference, swept = runs[0], runs[1:]
+    weighting = swept[0].config.training.loss_weighting
+    counts = reference.report.training.sizes
+    train_sizes = np.repeat(np.array(list(counts), dtype=np.int64),
+                            np.array(list(counts.values()), dtype=np.int64))
+    sweeps = [a for a in result.analyses if a.kind == "rate_sweep"]
+    weightings = list(dict.fromkeys(
+        result.results[a.experiments[-1]].config.training.loss_weighting for a in sweeps))
+    all_rates = {result.results[name].config.training.rate for a in sweeps
+                 for name in a.experiments}
+    factors = folder / "loss_weights.png"
+    by_rate = folder / f"{analysis.name}_by_rate.png"
+    series = {weighting: [(r.config.training.rate, r.report) for r in runs]}
+    study_plots.metric_by_rate(series, by_rate)
+    _, unit = error_unit(reference.report.unit)
+    wanted = {"size": "7", "size_frequency": "8"}.get(weighting)
+    figures = [
+        ReportFigure(analysis.out_dir / "error_by_size.png", number(wanted),
+                     f"{weighting} loss weights, trained on {_subset_text(reference)}: test MAE "
+                     f"({unit}, log scale) per size for each rate r (r = 0 is the plain loss), "
+                     "with 95 % bootstrap intervals."),
+    ]
+    if analysis is sweeps[0]:  # one Figure A2 for every weighting of the plan
+        study_plots.loss_weight_factors(train_sizes, sorted(all_rates | {0.0}), factors,
+                                        weightings=weightings,
+                                        alpha=swept[0].config.training.alpha)
+        figures.append(ReportFigure(
+            factors, number("A2"),
+            "The loss weight v(s) against the molecule size for the rates of the sweeps, one "
+            f"panel per weighting ({', '.join(weightings)}), normalised to mean 1 over the "
+            "training molecules (whose sizes are drawn behind)."))
+    figures += [
+        ReportFigure(by_rate, number(None),
+                     f"{weighting} weighting: global MAE, macro-average MAE over sizes and MAE "
+                     f"of the worst size ({unit}) against the rate r; rings mark the best r."),
+    ]
+    header, rows = study_plots.rate_sweep_table(series)
+    section = _comparison_section(analysis, figures, number)
+    extra = ReportTable(f"{analysis.name}_by_rate", number(None, "Table"),
+                        f"{weighting} weighting: errors against the rate r.", header, rows)
+    return ReportSection(section.title, section.paragraphs, section.figures,
+                         [extra, *section.tables])
+
+
+def _directed(result: StudyResult, analysis: AnalysisResult, folder: Path,
+              number: _Numbers) -> ReportSection:
+    runs = _runs_of(result, analysis)
+    _, unit = error_unit(runs[0].report.unit)
+    figures = [ReportFigure(
+        analysis.out_dir / "error_by_size.png", number("9"),
+        f"Test MAE ({unit}, log scale) per size: {runs[0].label} against {runs[1].label}, "
+        f"trained on {_subset_text(runs[1])} only; the test set holds every size.")]
+    return _comparison_section(analysis, figures, number)
+
+
+def _final(result: StudyResult, analysis: AnalysisResult, folder: Path,
+           number: _Numbers) -> ReportSection:
+    runs = analysis.comparison.runs
+    _, unit = error_unit(runs[0].report.unit)
+    figures = [ReportFigure(
+        analysis.out_dir / "error_by_size.png", number("10"),
+        f"Test MAE ({unit}, log scale) per size of the {runs[0].label} and the {runs[1].label} "
+        "model, with 95 % bootstrap intervals; dashed: global MAE.")]
+    for run, wanted in zip(runs, ("A3", "A4")):
+        path = folder / f"{analysis.name}_{run.label}_learning_curve.png"
+        learning_curve(run.curve, path, title=f"Learning curve of the {run.label} model")
+        figures.append(ReportFigure(
+            path, number(wanted),
+            f"Learning curve of the {run.label} model: training loss per epoch (MSE, eV² for "
+            "energies) with the study's band (mean of the 5 lowest to the 5 highest batch "
+            f"losses of the epoch), validation loss, and validation MAE ({unit})."))
+    figures.append(ReportFigure(
+        analysis.out_dir / "run_time.png", number(None),
+        "Training and evaluation time of each model (seconds)."))
+    final = _final_table(analysis, number("2", "Table"))
+    section = _comparison_section(analysis, figures, number)
+    return ReportSection(section.title, section.paragraphs, section.figures,
+                         [final, *section.tables[1:]])
+
+
+def _generic(result: StudyResult, analysis: AnalysisResult, folder: Path,
+             number: _Numbers) -> ReportSection:
+    figures = []
+    if analysis.comparison is not None:
+        _, unit = error_unit(analysis.comparison.unit)
+        figures = [
+            ReportFigure(analysis.out_dir / "error_by_size.png", number(None),
+                         f"Test MAE ({unit}, log scale) per size of each run."),
+            ReportFigure(analysis.out_dir / "error_by_element.png", number(None),
+                         f"Test MAE ({unit}) per element of each run."),
+            ReportFigure(analysis.out_dir / "learning_curves.png", number(None),
+                         "Learning curves with the band of the 5 lowest / highest batch losses."),
+        ]
+    return _comparison_section(analysis, figures, number)
+
+
+def _runs(result: StudyResult, number: _Numbers) -> ReportSection:
+    header = ["experiment", "what", "train_molecules", "epochs", "best_epoch",
+              "train_seconds", "evaluation_seconds", "test_mae", "test_mse", "run_dir"]
+    rows = []
+    unit = mse_unit = ""
+    for experiment in result.plan.experiments:
+        run = result.results[experiment.name]
+        factor, unit = error_unit(run.report.unit)
+        mse_unit = unit_key(run.report.unit) + "2"
+        s = run.summary
+        rows.append([experiment.name, experiment.title, s.get("n_molecules", {}).get("train"),
+                     s.get("epochs_done"), s.get("best_epoch"), s.get("train_seconds"),
+                     run.evaluation_seconds, factor * run.report.overall.summary.mae,
+                     run.report.overall.summary.mse,
+                     str(run.run_dir.relative_to(result.out_dir))])
+    header[7], header[8] = f"test_mae_{unit_key(unit)}", f"test_mse_{mse_unit}"
+    return ReportSection(
+        "Every experiment",
+        ["Each experiment is a run directory (config.toml, split.json, checkpoints, "
+         "learning_curve.csv, run.json) with its test evaluation in eval-test/; "
+         "`molstrata compare RUN RUN ...` compares any of them."],
+        tables=[ReportTable("experiments", number(None, "Table"), "Every experiment of the plan.",
+                            header, rows)])
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+def _comparison_section(analysis: AnalysisResult, figures: list[ReportFigure],
+                        number: _Numbers) -> ReportSection:
+    tables = []
+    if analysis.comparison is not None:
+        c = analysis.comparison
+        tables = [
+            _table(f"{analysis.name}_overview", number(None, "Table"),
+                   "Global test errors of each model, macro averages and worst strata, and "
+                   "time.", c.overview),
+            _table(f"{analysis.name}_per_size", number(None, "Table"),
+                   "Test MAE per size of each model.", c.per_size),
+            _table(f"{analysis.name}_per_element", number(None, "Table"),
+                   "Test MAE per element of each model.", c.per_element),
+            _table(f"{analysis.name}_wins", number(None, "Table"),
+                   "Which model has the lowest MAE in each stratum, its lead over the "
+                   "runner-up and the lead's bootstrap interval (paired over the same "
+                   "molecules).", c.wins_table()),
+        ]
+    return ReportSection(analysis.title, _finding_paragraphs(analysis), figures, tables)
+
+
+def _final_table(analysis: AnalysisResult, label: str) -> ReportTable:
+    overview = analysis.comparison.overview
+    wanted = [name for name in overview.header
+              if name.split("_")[0] in ("label", "mse", "mae", "rmse")
+              or "seconds" in name or name.startswith("macro") or name.startswith("worst")]
+    keep = [overview.header.index(name) for name in wanted]
+    return ReportTable(f"{analysis.name}_table2", label,
+                       "The default against the custom model on the same test molecules: total "
+                       "MSE (the study's Table 2 figure), MAE and RMSE with 95 % intervals, "
+                       "macro averages and worst strata, and the time of training and "
+                       "evaluation.",
+                       wanted, [[row[k] for k in keep] for row in overview.rows])
+
+
+def _table(name: str, label: str, caption: str, table: Table) -> ReportTable:
+    return ReportTable(name, label, caption, list(table.header),
+                       [[_cell(v) for v in row] for row in table.rows])
+
+
+def _cell(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _stratum_table(name: str, label: str, caption: str, report: StratifiedReport,
+                   kind: str) -> ReportTable:
+    _, unit = error_unit(report.unit)
+    header, rows = stratum_table(report, kind)
+    return ReportTable(name, label, f"{caption}: count, share of the training set (%), MAE "
+                       f"and RMSE ({unit}) and MSE ({report.unit}²) with 95 % bootstrap "
+                       "intervals.", header, [[_cell(v) for v in row] for row in rows])
+
+
+def _finding_paragraphs(analysis: AnalysisResult) -> list[str]:
+    return [f"**{f.claim}: {f.verdict}.** {f.evidence}." for f in analysis.findings]
+
+
+def _correlation_caption(report: StratifiedReport, kind: str) -> str:
+    corr = report.correlations.get(kind)
+    if corr is None or corr.rho is None or not np.isfinite(corr.rho):
+        return "Too few strata for a rank correlation."
+    return (f"Spearman rho between training share and MAE: {corr.rho:+.2f} over "
+            f"{corr.n_strata} strata (p = {corr.p_value:.3g}).")
+
+
+def _reference_baseline(run: RunResult, molecules: Molecules) -> list[str]:
+    """For scale, the test MAE of the per-element reference energies alone (fitted on
+    the run's training split, no network); nothing for an intensive target, which has none."""
+    refs = run.summary.get("reference_energies") or {}
+    if not refs:
+        return []
+    atomrefs = np.zeros(MAX_Z)
+    for symbol, energy in refs.items():
+        atomrefs[atomic_number(symbol)] = energy
+    tested = molecules.subset(molecules.rows_of_ids(run.predictions.ids))
+    reference = Standardization(atomrefs, 0.0, 1.0, True).reference(tested)
+    linear = float(np.abs(run.predictions.true - reference).mean())
+    factor, unit = error_unit(run.report.unit)
+    mae = run.report.overall.summary.mae
+    return [
+        f"For scale: the per-element reference energies alone (fitted on the training split, "
+        f"no network) reach a test MAE of {factor * linear:.1f} {unit}; the model reaches "
+        f"{factor * mae:.1f} {unit}, {linear / mae:.0f}x lower."]
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[Any]]]:
+    """A CSV as header and rows, numbers as numbers."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        header, *rows = list(csv.reader(handle))
+    return header, [[_number(cell) for cell in row] for row in rows]
+
+
+def _number(cell: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
+def _runs_of(result: StudyResult, analysis: AnalysisResult) -> list[RunResult]:
+    if analysis.comparison is not None:
+        return list(analysis.comparison.runs)
+    return [result.results[name] for name in analysis.experiments]
+
+
+def _subset_text(run: RunResult) -> str:
+    s = run.config.subset
+    if s.min_size and s.max_size:
+        return f"molecules of {s.min_size}-{s.max_size} atoms"
+    if s.min_size:
+        return f"molecules of at least {s.min_size} atoms"
+    if s.max_size:
+        return f"molecules of at most {s.max_size} atoms"
+    return "all training molecules"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
+
+
+_SECTIONS = {
+    "baseline": _baseline,
+    "undersampling": _undersampling,
+    "rate_sweep": _rate_sweep,
+    "directed": _directed,
+    "final": _final,
+    "compare": _generic,
+}

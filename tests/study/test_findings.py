@@ -1,0 +1,147 @@
+"""The study's claims are judged from the numbers: built cases where the truth is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from molstrata.data.molecules import Molecules, atomic_number
+from molstrata.evaluation.compare import RunResult
+from molstrata.evaluation.stratified import Predictions, TrainingCounts, stratified_metrics
+from molstrata.study.findings import analyse, macro_change
+from molstrata.study.plan import Analysis
+from molstrata.training.config import TrainConfig
+
+SIZES = list(range(10, 25))  # 15 sizes, 40 test molecules each
+PER_SIZE = 40
+
+
+@pytest.fixture(scope="module")
+def test_set() -> tuple[Molecules, np.ndarray]:
+    rng = np.random.default_rng(3)
+    numbers = []
+    for size in SIZES:
+        for i in range(PER_SIZE):
+            heavy = [atomic_number("C")] * (size // 2) + [atomic_number("H")] * (size - size // 2)
+            if i % 2:
+                heavy[0] = atomic_number("O")
+            numbers.append(np.array(heavy))
+    positions = [rng.normal(size=(len(z), 3)) for z in numbers]
+    molecules = Molecules.from_lists(numbers, positions, properties={"U0": np.zeros(len(numbers))},
+                                     units={"U0": "eV"}, ids=np.arange(len(numbers)) + 100)
+    return molecules, rng.normal(size=len(numbers))
+
+
+def _result(test_set, label: str, mae_of_size, *, rate: float = 0.0, seconds: float = 100.0,
+            train_sizes: dict[int, int] | None = None, subset=(None, None)) -> RunResult:
+    """A run whose absolute error on a molecule of size s is mae_of_size(s) (eV), with a
+    random sign, so that the per-size MAE is exactly mae_of_size(s)."""
+    molecules, true = test_set
+    signs = np.where(np.random.default_rng(len(label)).random(len(true)) < 0.5, -1.0, 1.0)
+    errors = np.array([mae_of_size(int(s)) for s in molecules.sizes]) * signs
+    predictions = Predictions.from_molecules(molecules, true, true + errors, "eV", "U0")
+    counts = train_sizes or {s: 1000 for s in SIZES}
+    training = TrainingCounts(sum(counts.values()), counts,
+                              {"H": sum(counts.values()), "C": sum(counts.values()),
+                               "O": sum(counts.values()) // 2})
+    report = stratified_metrics(predictions, training, n_bootstrap=200)
+    config = TrainConfig()
+    config.training.rate = rate
+    config.subset.min_size, config.subset.max_size = subset
+    return RunResult(label=label, run_dir=Path(label), split="test", config=config,
+                     summary={"total_seconds": seconds}, curve=None, eval_dir=Path(label),
+                     report=report, predictions=predictions, evaluation_seconds=1.0)
+
+
+def test_macro_change_is_the_mean_of_per_size_maes(test_set):
+    ref = _result(test_set, "ref", lambda s: 0.01 * s)
+    run = _result(test_set, "run", lambda s: 0.02 * s if s >= 20 else 0.01 * s)
+    change = macro_change(ref, run, range(20, 23))
+    assert change.sizes == (20, 21, 22)
+    assert change.reference == pytest.approx(0.01 * 21)
+    assert change.value == pytest.approx(0.02 * 21)
+    # every molecule's error doubled exactly: no noise, the interval is the difference itself
+    assert change.low == pytest.approx(0.21) and change.high == pytest.approx(0.21)
+    assert change.significant and change.relative == pytest.approx(1.0)
+    same = macro_change(ref, ref, SIZES)
+    assert same.difference == 0 and not same.significant
+    assert macro_change(ref, run, [3, 4]) is None  # no such size was tested
+
+
+def test_macro_change_interval_covers_a_noisy_difference(test_set):
+    rng = np.random.default_rng(0)
+    noise = {s: rng.uniform(0.5, 1.5) for s in SIZES}
+    ref = _result(test_set, "ref", lambda s: 0.1)
+    run = _result(test_set, "noisy", lambda s: 0.1 * noise[s])
+    change = macro_change(ref, run, SIZES)
+    assert change.low <= change.difference <= change.high
+
+
+def _analysis(kind, reference, runs, sizes=None, labels=None):
+    return Analysis(kind, kind, kind, reference, tuple(runs), labels or {}, sizes)
+
+
+def test_hypothesis_1_holds_when_rare_sizes_are_worse(test_set):
+    counts = {s: 100 * (s - 9) for s in SIZES}  # large sizes common
+    rare_worse = _result(test_set, "baseline", lambda s: 1.0 / (s - 9), train_sizes=counts)
+    findings = analyse(_analysis("baseline", "baseline", []), {"baseline": rare_worse})
+    assert findings[0].claim.startswith("Hypothesis 1") and findings[0].holds is True
+    assert "Spearman rho = -1.00" in findings[0].evidence
+    rare_better = _result(test_set, "baseline", lambda s: 0.01 * s, train_sizes=counts)
+    findings = analyse(_analysis("baseline", "baseline", []), {"baseline": rare_better})
+    assert findings[0].holds is False
+
+
+def test_directed_training_findings(test_set):
+    ref = _result(test_set, "baseline", lambda s: 0.1)
+    better_large = _result(test_set, "directed", lambda s: 0.05 if s >= 18 else 0.2,
+                           subset=(18, None))
+    analysis = _analysis("directed", "baseline", ["directed"], sizes=(18, 29))
+    h4, left_out = analyse(analysis, {"baseline": ref, "directed": better_large})
+    assert h4.holds is True and left_out.holds is True
+    assert "sizes 18-24" in h4.evidence and "sizes 10-17" in left_out.evidence
+    no_gain = _result(test_set, "directed", lambda s: 0.1, subset=(18, None))
+    h4, left_out = analyse(analysis, {"baseline": ref, "directed": no_gain})
+    assert h4.holds is False and left_out.holds is False
+
+
+def test_final_findings(test_set):
+    default = _result(test_set, "baseline", lambda s: 0.05 if s < 20 else 0.3, seconds=600)
+    custom = _result(test_set, "custom", lambda s: 0.2 if s < 20 else 0.1, seconds=300)
+    analysis = _analysis("final", "baseline", ["custom"], sizes=(20, 29),
+                         labels={"baseline": "default"})
+    mse, large, small, faster = analyse(analysis, {"baseline": default, "custom": custom})
+    assert "default model has the lower total MSE" in mse.claim
+    assert mse.holds is (default.report.overall.summary.mse < custom.report.overall.summary.mse)
+    assert large.holds is True and small.holds is True and faster.holds is True
+    assert "default 601 s" in faster.evidence and "custom 301 s" in faster.evidence
+
+
+def test_rate_sweep_picks_the_lowest_error_on_the_target_sizes(test_set):
+    ref = _result(test_set, "r0", lambda s: 0.2, rate=0)
+    runs = {"r0": ref,
+            "r2": _result(test_set, "r2", lambda s: 0.15, rate=2),
+            "r10": _result(test_set, "r10", lambda s: 0.1 if s >= 18 else 0.5, rate=10),
+            "r20": _result(test_set, "r20", lambda s: 0.12, rate=20)}
+    analysis = _analysis("rate_sweep", "r0", ["r2", "r10", "r20"], sizes=(18, 23))
+    beats_plain, best_is_10 = analyse(analysis, runs)
+    assert beats_plain.holds is True and best_is_10.holds is True
+    assert "at r = 10" in best_is_10.evidence
+    runs["r10"] = _result(test_set, "r10", lambda s: 0.3, rate=10)
+    beats_plain, best_is_10 = analyse(analysis, runs)
+    assert best_is_10.holds is False and "at r = 20" in best_is_10.evidence
+
+
+def test_undersampling_findings(test_set):
+    ref = _result(test_set, "baseline", lambda s: 0.01 * s)  # errors grow with size
+    flat = _result(test_set, "cap-100", lambda s: 0.15)  # balanced errors, better for large
+    worse = _result(test_set, "cap-300", lambda s: 0.02 * s)
+    flat.config.subset.cap, worse.config.subset.cap = 100, 300
+    analysis = _analysis("undersampling", "baseline", ["cap-300", "cap-100"], sizes=(19, 29))
+    balanced, smallest_helps, only_smallest = analyse(
+        analysis, {"baseline": ref, "cap-100": flat, "cap-300": worse})
+    assert balanced.holds is True and "cap-100 0.00" in balanced.evidence
+    assert smallest_helps.holds is True and "(cap-100)" in smallest_helps.claim
+    assert only_smallest.holds is True
