@@ -63,6 +63,8 @@ def write_study_report(result: StudyResult, description: Description) -> list[Pa
         ("test set", f"{first.report.n_molecules:,} molecules, the same for every experiment"),
         ("target", f"{first.report.target} ({first.report.unit}); errors in "
                    f"{error_unit(first.report.unit)[1]}"),
+        ("training time", f"{_duration(_training_seconds(result))} over all experiments "
+                          "(as recorded in each run.json)"),
         ("wall time of this call", _duration(result.seconds)),
         ("device", f"{first.summary.get('device', '?')}, {first.summary.get('threads', '?')} "
                    f"threads, {platform.processor() or platform.machine()}"),
@@ -412,6 +414,10 @@ def _subset_text(run: RunResult) -> str:
     if s.max_size:
         return f"molecules of at most {s.max_size} atoms"
     return "all training molecules"
+
+
+def _training_seconds(result: StudyResult) -> float:
+    return sum(float(r.summary.get("train_seconds") or 0.0) for r in result.results.values())
 
 
 def _duration(seconds: float) -> str:

@@ -131,8 +131,9 @@ def study_text(result: StudyResult) -> str:
         lines.append("")
     report = next((p for p in result.report_files if p.suffix == ".html"), None)
     minutes = result.seconds / 60
-    lines += [f"study wall time {minutes:.1f} min ({result.trained_seconds / 60:.1f} min of it "
-              "training in this call)",
+    recorded = sum(float(r.summary.get("train_seconds") or 0.0) for r in result.results.values())
+    lines += [f"wall time of this call {minutes:.1f} min ({result.trained_seconds / 60:.1f} min "
+              f"of it training); training time of all experiments {recorded / 60:.1f} min",
               f"report:      {report}",
               f"runs:        {result.out_dir / 'runs'}",
               f"comparisons: {result.out_dir / 'comparisons'}"]
