@@ -1,0 +1,61 @@
+"""The imbalance treatments compose with the split: the test molecules are the same for every
+treatment and never reach training; caps, subsets and weights act on training only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from molstrata.training.config import TrainConfig
+from molstrata.training.data import prepare
+from molstrata.training.weights import weight_factors
+
+
+def _config(cache_dir, **subset) -> TrainConfig:
+    config = TrainConfig()
+    config.data.cache_dir = str(cache_dir)
+    config.data.max_molecules = 3000
+    for key, value in subset.items():
+        config.override("subset", key, value)
+    return config.validate()
+
+
+@pytest.mark.parametrize("subset", [{"cap": 40}, {"min_size": 18}, {"min_size": 13, "max_size": 23},
+                                    {"min_size": 13, "max_size": 23, "cap": 60},
+                                    {"excludes": ["F"]}])
+def test_treatments_keep_the_test_split_and_never_train_on_it(qm9_cache_dir, subset):
+    base = prepare(_config(qm9_cache_dir), progress=False)
+    treated = prepare(_config(qm9_cache_dir, **subset), progress=False)
+    ids = lambda data, part: set(data.molecules.ids[getattr(data.split, part)].tolist())  # noqa: E731
+    assert ids(treated, "test") == ids(base, "test")
+    assert not ids(treated, "test") & (ids(treated, "train") | ids(treated, "val"))
+    # training and validation only shrink, within the base split's parts
+    assert ids(treated, "train") <= ids(base, "train")
+    assert ids(treated, "val") <= ids(base, "val")
+    sizes = treated.molecules.sizes[treated.split.train]
+    if "min_size" in subset:
+        assert sizes.min() >= subset["min_size"]
+        assert treated.molecules.sizes[treated.split.val].min() >= subset["min_size"]
+    if "max_size" in subset:
+        assert sizes.max() <= subset["max_size"]
+    if "cap" in subset:
+        counts = np.bincount(sizes)
+        assert counts.max() <= subset["cap"]
+        # a size below the cap keeps all its allowed training molecules
+        base_sizes = base.molecules.sizes[base.split.train]
+        allowed = (base_sizes >= subset.get("min_size", 0)) & \
+            (base_sizes <= subset.get("max_size", 99))
+        full = np.bincount(base_sizes[allowed], minlength=len(counts))
+        small = full[: len(counts)] <= subset["cap"]
+        assert (counts[small] == full[: len(counts)][small]).all()
+
+
+@pytest.mark.parametrize("scheme", ["size", "size_frequency", "inverse_frequency"])
+def test_loss_weights_come_from_the_treated_training_split(qm9_cache_dir, scheme):
+    data = prepare(_config(qm9_cache_dir, min_size=13, max_size=23, cap=80), progress=False)
+    sizes = data.molecules.sizes[data.split.train]
+    v = weight_factors(sizes, sizes, scheme, rate=10.0, alpha=0.5)
+    assert v.mean() == pytest.approx(1.0)
+    if scheme == "size":  # v grows linearly from s_min = 13 to s_max = 23 before normalising
+        raw = 1 + 10 * (sizes - 13) / 10
+        assert np.allclose(v, raw / raw.mean())
