@@ -208,6 +208,7 @@ caption { caption-side: top; padding-bottom: 0.4rem; }
 th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #e3e8ee; white-space: nowrap; }
 th { text-align: left; border-bottom: 2px solid #9bb7d4; background: #f4f7fa; }
 td.num, th.num { text-align: right; }
+td.prose { white-space: normal; min-width: 16rem; max-width: 34rem; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 .csv { font-size: 0.8rem; }
 @media print {
@@ -294,7 +295,7 @@ def _table(table: ReportTable, anchor: str) -> str:
         f'<th scope="col"{_num_class(n)}>{_e(str(h))}</th>' for h, n in zip(table.header, numeric)
     )
     body = "".join(
-        "<tr>" + "".join(f"<td{_num_class(n)}>{_e(format_cell(cell))}</td>"
+        "<tr>" + "".join(f"<td{_cell_class(cell, n)}>{_e(format_cell(cell))}</td>"
                          for cell, n in zip(row, numeric)) + "</tr>"
         for row in table.rows
     )
@@ -321,6 +322,13 @@ def _is_number(cell: object) -> bool:
 
 def _num_class(numeric: bool) -> str:
     return ' class="num"' if numeric else ""
+
+
+def _cell_class(cell: object, numeric: bool) -> str:
+    """Numbers align right and never wrap; long text (a sentence) wraps."""
+    if numeric:
+        return _num_class(True)
+    return ' class="prose"' if isinstance(cell, str) and len(cell) > 40 else ""
 
 
 def _label(label: str) -> str:

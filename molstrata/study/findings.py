@@ -169,7 +169,8 @@ def _correlation(report: StratifiedReport, kind: str, claim: str) -> Finding:
     note = f"; {corr.note}" if corr.note else ""
     return Finding(
         claim, bool(corr.holds),
-        f"Spearman rho = {corr.rho:+.2f} between a {kind}'s share of the training set and its "
+        f"Spearman rho = {corr.rho:+.2f} between {'an' if kind[0] in 'aeiou' else 'a'} {kind}'s "
+        "share of the training set and its "
         f"MAE over {corr.n_strata} {kind} strata, p = {corr.p_value:.3g} "
         f"({corr.method}; holds when rho < 0 and p < {SIGNIFICANCE:g}){note}")
 

@@ -79,7 +79,7 @@ def write_study_report(result: StudyResult, description: Description) -> list[Pa
 
 
 def _conclusions(result: StudyResult, number: _Numbers) -> ReportSection:
-    rows = [[a.title, f.claim, f.verdict, f.evidence]
+    rows = [[a.name, f.claim, f.verdict, f.evidence]
             for a in result.analyses for f in a.findings]
     held = sum(f.holds is True for a in result.analyses for f in a.findings)
     tested = sum(f.holds is not None for a in result.analyses for f in a.findings)
