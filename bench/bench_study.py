@@ -4,9 +4,10 @@
 
 For every experiment of the plan the exact training and validation sets are built (the same
 `prepare` as training: data slice, split, subset, cap), and training throughput (molecules/s)
-is measured once per distinct model and batch size, over one timed epoch on `--sample`
-training molecules after a warm-up epoch. The projection is epochs x (training molecules /
-training throughput + validation molecules / inference throughput), summed over experiments;
+is measured once per distinct model and batch size: the median of three timed epochs on
+`--sample` training molecules after a warm-up epoch. The projection is epochs x (training
+molecules / training throughput + validation molecules / inference throughput), summed over
+experiments;
 the test evaluations and the report add well under a minute per experiment.
 
 `--actual DIR` (a finished study's folder) prints, beside the projection, the training time
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,9 +39,12 @@ from molstrata.training.loop import make_optimizer, train_epoch  # noqa: E402
 from molstrata.training.run import build_model  # noqa: E402
 from molstrata.training.targets import fit_standardization  # noqa: E402
 
+REPEATS = 3
+
 
 def throughput(config, data, sample: int) -> tuple[float, float]:
-    """(training, inference) molecules/s of this config on `sample` of its training set."""
+    """(training, inference) molecules/s of this config on `sample` of its training set: the
+    median of REPEATS epochs (and prediction passes) after a warm-up epoch."""
     rows = data.split.train[:sample]
     molecules = data.molecules.subset(rows)
     values = data.values[rows]
@@ -53,15 +58,19 @@ def throughput(config, data, sample: int) -> tuple[float, float]:
     optimizer, _ = make_optimizer(model, config.training, -(-len(rows) // 64))
     rng = np.random.default_rng(0)
     train_epoch(model, dataset, torch.as_tensor(rng.permutation(len(rows))), config.training,
-                optimizer)
-    start = time.perf_counter()
-    train_epoch(model, dataset, torch.as_tensor(rng.permutation(len(rows))), config.training,
-                optimizer)
-    train_rate = len(rows) / (time.perf_counter() - start)
+                optimizer)  # warm-up
+    train_times, infer_times = [], []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        train_epoch(model, dataset, torch.as_tensor(rng.permutation(len(rows))),
+                    config.training, optimizer)
+        train_times.append(time.perf_counter() - start)
     model.eval()
-    start = time.perf_counter()
-    predict(model, molecules, config.data.neighbor_cutoff, config.runtime.eval_batch_size)
-    return train_rate, len(rows) / (time.perf_counter() - start)
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        predict(model, molecules, config.data.neighbor_cutoff, config.runtime.eval_batch_size)
+        infer_times.append(time.perf_counter() - start)
+    return len(rows) / statistics.median(train_times), len(rows) / statistics.median(infer_times)
 
 
 def main() -> None:

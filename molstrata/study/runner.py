@@ -31,7 +31,7 @@ from molstrata.training.run import RunPaths, train
 # Options that say where and how fast a run computes, not what it computes: a finished run
 # is reused whatever they are.
 _RUNTIME_ONLY = {("runtime", "device"), ("runtime", "threads"), ("runtime", "eval_batch_size"),
-                 ("data", "cache_dir")}
+                 ("runtime", "track"), ("data", "cache_dir")}
 
 
 @dataclass(frozen=True)
