@@ -66,8 +66,10 @@ def evaluate_run(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    plots: bool = True,
 ) -> Evaluation:
-    """Predict a split of the run's data (or another dataset) and write stratified metrics."""
+    """Predict a split of the run's data (or another dataset) and write stratified metrics
+    (and, unless `plots` is False, their plots)."""
     started = time.perf_counter()
     if split not in SPLITS:
         raise MolstrataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -99,7 +101,8 @@ def evaluate_run(
                                 n_bootstrap=n_bootstrap)
     out = Path(out_dir) if out_dir is not None else paths.root / f"eval-{name}"
     files = write_metrics(report, predictions, out)
-    files += _plots(report, predictions, paths, out)
+    if plots:
+        files += _plots(report, predictions, paths, out)
     seconds = time.perf_counter() - started
     timing = {"evaluated": name, "checkpoint": checkpoint, "n_molecules": len(molecules),
               "evaluation_seconds": seconds, "device": str(next(model.parameters()).device),

@@ -84,13 +84,15 @@ class OptimConfig:
 
 @dataclass
 class RuntimeConfig:
-    """Where and how: device (auto = CUDA when present), CPU threads, seed, float precision."""
+    """Where and how: device (auto = CUDA when present), CPU threads, seed, float precision,
+    and where learning curves also go besides learning_curve.csv (`track`: tensorboard, wandb)."""
 
     device: str = "auto"
     threads: int | None = None
     seed: int = 0
     dtype: str = "float32"
     eval_batch_size: int = 2048
+    track: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -138,6 +140,14 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise MolstrataError(f"impossible option: {message}")
+        from molstrata.training.tracking import TRACKERS
+
+        unknown = [name for name in r.track if name not in TRACKERS]
+        if unknown or len(set(r.track)) != len(r.track):
+            raise MolstrataError(
+                f"impossible option: runtime.track {r.track!r}; list each of "
+                f"{', '.join(TRACKERS)} at most once"
+            )
         from molstrata.training.weights import LOSS_WEIGHTS
 
         if t.loss_weighting not in LOSS_WEIGHTS:

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,10 +33,25 @@ from molstrata.training.config import TrainConfig
 from molstrata.training.data import PreparedData, prepare
 from molstrata.training.loop import LoopState, make_optimizer, run_epochs
 from molstrata.training.targets import Standardization, fit_standardization
+from molstrata.training.tracking import Tracker, check_available, open_tracker
 from molstrata.training.weights import weight_factors
 from molstrata.units import error_unit, squared_unit, unit_key
 
 RUN_FORMAT = "molstrata-run"
+
+EpochHook = Callable[[dict[str, float]], None]
+"""Called after every epoch (its checkpoint written) with the epoch's learning-curve row as
+learning_curve.csv names it (`epoch`, `train_loss_eV2`, `val_mae_meV`, ...); it may raise
+StopTraining."""
+
+
+class StopTraining(Exception):
+    """Raised by an epoch hook to end a run after the current epoch (a sweep pruning a hopeless
+    trial): train() records `status` in run.json and returns normally."""
+
+    def __init__(self, status: str = "stopped") -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class RunPaths:
@@ -77,8 +93,14 @@ def build_model(config: TrainConfig, extensive: bool) -> EnergyModel:
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
-          progress: bool = True, log=print) -> dict:
-    """Train a model as `config` says, in `run_dir`; with resume, continue from last.pt."""
+          progress: bool = True, log=print, on_epoch: Sequence[EpochHook] = (),
+          tracker: Tracker | None = None) -> dict:
+    """Train a model as `config` says, in `run_dir`; with resume, continue from last.pt.
+
+    on_epoch: hooks called after every epoch (see EpochHook). tracker: an open Tracker the
+    caller closes; without one, the trackers of `config.runtime.track` are opened and closed
+    here.
+    """
     paths = RunPaths(run_dir)
     config.validate()
     if resume:
@@ -89,6 +111,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
             f"{paths.root} already holds a run; continue it with --resume {paths.root} or "
             "choose another --out"
         )
+    if tracker is None:
+        check_available(config.runtime.track)
     runtime = config.runtime
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
@@ -123,6 +147,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
         state = _restore(paths.last, model, optimizer, scheduler, device)
         log(f"resuming {paths.root} after epoch {state.epoch}")
     facts = _run_facts(config, data, standard, train_m, device)
+    own_tracker = tracker is None
+    if own_tracker:
+        tracker = open_tracker(config.runtime.track, paths.root, config.to_dict(),
+                               config.to_toml())
     setup_seconds = time.perf_counter() - started
     log(f"training on {len(train_ds):,} molecules ({train_ds.n_pairs:,} pairs), validating on "
         f"{len(val_ds):,}; device {device}, {torch.get_num_threads()} threads")
@@ -139,18 +167,35 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
             log(f"epoch {row['epoch']:>3}: val MAE {factor * row['val_mae']:.2f} {mae_unit}, "
                 f"lr {row['lr']:.2e}, {row['wall_time_s']:.0f} s")
         _write_summary(paths, facts, state, "running", setup_seconds + state.train_seconds)
+        named = curve_row(row, data.unit)
+        if tracker is not None:
+            tracker.log({f"curve/{k}": v for k, v in named.items() if k != "epoch"},
+                        row["epoch"])
+        for hook in on_epoch:
+            hook(named)
 
     try:
-        state = run_epochs(model, train_ds, val_ds, config.training, runtime.seed, state,
-                           optimizer, scheduler, runtime.eval_batch_size, on_epoch_end, progress)
-    except KeyboardInterrupt:
-        _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
-        raise MolstrataError(
-            f"interrupted after epoch {state.epoch}; continue with: molstrata train --resume "
-            f"{paths.root}"
-        ) from None
-    status = "stopped early" if state.stopped_early else "finished"
-    return _write_summary(paths, facts, state, status, time.perf_counter() - started)
+        try:
+            state = run_epochs(model, train_ds, val_ds, config.training, runtime.seed, state,
+                               optimizer, scheduler, runtime.eval_batch_size, on_epoch_end,
+                               progress)
+            status = "stopped early" if state.stopped_early else "finished"
+        except StopTraining as stop:
+            status = stop.status
+        except KeyboardInterrupt:
+            _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
+            raise MolstrataError(
+                f"interrupted after epoch {state.epoch}; continue with: molstrata train "
+                f"--resume {paths.root}"
+            ) from None
+        summary = _write_summary(paths, facts, state, status, time.perf_counter() - started)
+        if tracker is not None:
+            tracker.log({f"run/{k}": v for k, v in summary.items()
+                         if k.startswith("best_val_") or k.endswith("_seconds")}, state.epoch)
+    finally:
+        if own_tracker and tracker is not None:
+            tracker.close()
+    return summary
 
 
 def _payload(model, optimizer, scheduler, state: LoopState, config: TrainConfig) -> dict:
@@ -179,13 +224,18 @@ def _units(unit: str) -> tuple[float, str, str]:
     return factor, unit_key(mae_unit), unit_key(squared_unit(unit))
 
 
-def _write_curve(path: Path, state: LoopState, unit: str) -> None:
+def curve_row(row: dict[str, float], unit: str) -> dict[str, float]:
+    """One epoch of the learning curve as learning_curve.csv names it (units in the names)."""
     factor, mae_unit, mse_unit = _units(unit)
-    header = ["epoch", f"train_loss_{mse_unit}", f"val_loss_{mse_unit}", f"val_mae_{mae_unit}",
-              "lr", "wall_time_s", f"band_low_{mse_unit}", f"band_high_{mse_unit}"]
-    rows = [(r["epoch"], r["train_loss"], r["val_loss"], factor * r["val_mae"], r["lr"],
-             r["wall_time_s"], r["band_low"], r["band_high"]) for r in state.curve]
-    write_csv(path, header, rows)
+    return {"epoch": row["epoch"], f"train_loss_{mse_unit}": row["train_loss"],
+            f"val_loss_{mse_unit}": row["val_loss"], f"val_mae_{mae_unit}": factor * row["val_mae"],
+            "lr": row["lr"], "wall_time_s": row["wall_time_s"],
+            f"band_low_{mse_unit}": row["band_low"], f"band_high_{mse_unit}": row["band_high"]}
+
+
+def _write_curve(path: Path, state: LoopState, unit: str) -> None:
+    rows = [curve_row(r, unit) for r in state.curve]
+    write_csv(path, list(rows[0]), [list(r.values()) for r in rows])
 
 
 def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardization,
