@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def _train_config(args: argparse.Namespace):
         ("runtime", "seed"): args.seed, ("subset", "cap"): args.cap,
         ("training", "loss_weighting"): args.loss_weighting, ("training", "rate"): args.rate,
         ("training", "alpha"): args.alpha, ("subset", "min_size"): args.train_min_size,
-        ("subset", "max_size"): args.train_max_size,
+        ("subset", "max_size"): args.train_max_size, ("runtime", "track"): args.track,
     }
     for (section, key), value in shortcuts.items():
         if value is not None:
@@ -131,9 +132,9 @@ def _train(args: argparse.Namespace) -> None:
 
     if args.resume:
         given = [name for name in ("config", "preset", "set", "dataset", "target", "unit",
-                                   "max_molecules", "epochs", "batch_size", "lr", "seed", "out",
+                                   "max_molecules", "epochs", "batch_size", "lr", "seed",
                                    "cap", "loss_weighting", "rate", "alpha", "train_min_size",
-                                   "train_max_size")
+                                   "train_max_size", "track", "out")
                  if getattr(args, name) is not None and getattr(args, name) != []]
         if given:
             raise MolstrataError(
@@ -195,6 +196,25 @@ def _study(args: argparse.Namespace) -> None:
     print(study_text(result))
 
 
+def _sweep(args: argparse.Namespace) -> None:
+    from molstrata.sweep.config import load_sweep
+    from molstrata.sweep.runner import run_sweep, sweep_text
+    from molstrata.training.config import parse_assignment
+
+    overrides = [(s, k, v) for s, k, v in (("data", "cache_dir", args.cache_dir),
+                                           ("runtime", "device", args.device),
+                                           ("runtime", "threads", args.threads),
+                                           ("runtime", "track", args.track)) if v is not None]
+    sweep = load_sweep(args.config, [*overrides, *map(parse_assignment, args.set)])
+    out = args.out or f"results/sweeps/{sweep.name}"
+    result = run_sweep(sweep, out, storage=args.storage, study_name=args.study_name,
+                       n_trials=args.n_trials, sampler=args.sampler, timeout=args.timeout,
+                       clean_pruned=args.clean_pruned or None, progress=args.verbose,
+                       log=(lambda *a, **k: None) if args.quiet else print)
+    print()
+    print(sweep_text(result))
+
+
 def _subset(config) -> str:
     s = config.subset
     parts = [f"sizes {s.min_size or ''}-{s.max_size or ''}" if s.min_size or s.max_size else "",
@@ -202,6 +222,23 @@ def _subset(config) -> str:
              f"contains {' '.join(s.contains)}" if s.contains else "",
              f"excludes {' '.join(s.excludes)}" if s.excludes else ""]
     return ", ".join(p for p in parts if p) or "all"
+
+
+def _export_model(args: argparse.Namespace) -> None:
+    from molstrata.deploy.export import export
+
+    print(export(args.source, args.out, checkpoint=args.checkpoint).text())
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from molstrata.deploy.predict import predict_files, split_paths, summary_text
+
+    models, files = split_paths(args.paths)
+    result = predict_files(
+        models, files, args.out, property_name=args.property_name, unit=args.unit,
+        min_stratum=args.min_stratum, batch_size=args.batch_size, device=args.device,
+        dtype=args.dtype, compile_model=args.compile, progress=not args.quiet)
+    print(summary_text(result))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--device", help="runtime.device: auto (default), cpu, cuda")
     quick.add_argument("--threads", type=int, help="runtime.threads (CPU threads)")
     quick.add_argument("--seed", type=int, help="runtime.seed")
+    quick.add_argument("--track", nargs="+", choices=["tensorboard", "wandb"],
+                       help="runtime.track: also log learning curves to TensorBoard and/or "
+                            "Weights & Biases (offline, inside the run directory); needs "
+                            "pip install 'molstrata[tracking]'")
     from molstrata.training.weights import LOSS_WEIGHTS
 
     imbalance = train.add_argument_group(
@@ -378,6 +419,124 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override an option of every experiment's config (repeatable)")
     study.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     study.set_defaults(func=_study)
+
+    from molstrata.sweep.config import PRUNERS, SAMPLERS
+    from molstrata.sweep.objectives import OBJECTIVES
+
+    sweep = commands.add_parser(
+        "sweep", help="hyper-parameter sweep on Optuna, judged on the stratified metrics",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Search training options (cutoffs, n_atom_basis, n_interactions, learning rate, "
+            "batch size, epochs, loss weighting and rate, any option) for the lowest "
+            "stratified error. Each trial trains a run and is judged on its VALIDATION split, "
+            "never on the test split: choosing hyper-parameters on the test set would leak "
+            "it. Hopeless trials are pruned from their learning curves. The sweep lives in a "
+            "storage (OUT/sweep.db by default), so an interrupted sweep goes on where it "
+            "stopped when the same command runs again, and workers on many machines share "
+            "one sweep given one --storage URL and --study-name.", 79),
+        epilog="sweep file: a run config ([data], [model], [training], ...) plus\n"
+               "  [sweep]\n"
+               '  objective = "macro_size_mae"      # or a list: Pareto front\n'
+               '  sampler = "tpe"                   # ' + " | ".join(SAMPLERS) + "\n"
+               '  pruner = "median"                 # ' + " | ".join(PRUNERS) + "\n"
+               "  n_trials = 20                     # finished trials, all workers together\n"
+               "  [sweep.space]\n"
+               '  "training.lr" = {low = 1e-4, high = 1e-2, log = true}\n'
+               '  "training.epochs" = {low = 5, high = 30, step = 5}\n'
+               '  "model.n_atom_basis" = {choices = [32, 64, 128]}\n\n'
+               "objectives (on the validation split; errors in meV for eV targets):\n"
+               + "\n".join(f"  {name:<18} {o.description}" for name, o in OBJECTIVES.items()))
+    sweep.add_argument("--config", required=True, metavar="SWEEP.toml",
+                       help="the sweep file: a run config with a [sweep] table")
+    sweep.add_argument("-o", "--out", metavar="DIR",
+                       help="output folder (default: results/sweeps/NAME): trials/, trials.csv, "
+                            "best.toml or pareto-trial-*.toml, plots, sweep.db")
+    sweep.add_argument("--n-trials", type=int, metavar="N",
+                       help="finished trials the sweep holds when done, counting every worker's "
+                            "(default: [sweep] n_trials)")
+    sweep.add_argument("--storage", metavar="URL",
+                       help="any database URL Optuna supports, shared by workers (e.g. "
+                            "postgresql://user:pass@host/db); default sqlite:///OUT/sweep.db")
+    sweep.add_argument("--study-name", metavar="NAME",
+                       help="the sweep's name in the storage (default: the config file's name)")
+    sweep.add_argument("--sampler", choices=list(SAMPLERS), help="default: [sweep] sampler, tpe")
+    sweep.add_argument("--timeout", type=float, metavar="S",
+                       help="start no new trial after S seconds")
+    sweep.add_argument("--clean-pruned", action="store_true",
+                       help="remove pruned trials' run directories")
+    sweep.add_argument("--track", nargs="+", choices=["tensorboard", "wandb"],
+                       help="also log every trial to TensorBoard and/or Weights & Biases "
+                            "(offline, inside its run directory)")
+    sweep.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override an option of the base config (repeatable)")
+    sweep.add_argument("--cache-dir", metavar="DIR", help="QM9 cache folder")
+    sweep.add_argument("--device", help="auto (default), cpu or cuda")
+    sweep.add_argument("--threads", type=int, help="CPU threads")
+    sweep.add_argument("-v", "--verbose", action="store_true",
+                       help="show every trial's epochs and progress bars")
+    sweep.add_argument("-q", "--quiet", action="store_true",
+                       help="no line per trial, only the summary")
+    sweep.set_defaults(func=_sweep)
+
+    export_model = commands.add_parser(
+        "export", help="a trained run as one self-contained model file (or torch.export)",
+        description="Write a run's model as one file holding everything a prediction needs: "
+                    "weights, hyper-parameters, reference energies and standardisation, target "
+                    "and unit, the training domain (elements, sizes, counts per stratum), the "
+                    "molstrata version and hashes of the training data and split. It loads "
+                    "with torch.load(weights_only=True). With -o FILE.pt2 it writes a "
+                    "torch.export program instead, usable with no molstrata installed.")
+    export_model.add_argument("source", metavar="RUN",
+                              help="run directory written by molstrata train (or a model file "
+                                   "to turn into a .pt2 program)")
+    which = export_model.add_mutually_exclusive_group()
+    which.add_argument("--best", dest="checkpoint", action="store_const", const="best",
+                       help="the checkpoint of the lowest validation loss (default)")
+    which.add_argument("--last", dest="checkpoint", action="store_const", const="last",
+                       help="the last epoch's checkpoint")
+    export_model.set_defaults(checkpoint="best")
+    export_model.add_argument("-o", "--out", required=True, metavar="FILE",
+                              help="model.pt (molstrata model file) or model.pt2 (torch.export)")
+    export_model.set_defaults(func=_export_model)
+
+    from molstrata.deploy.domain import DEFAULT_MIN_STRATUM
+
+    predict = commands.add_parser(
+        "predict", help="predict structure files with one or more model files",
+        description="Predict every structure of ASE-readable files (extxyz, xyz, ASE .db) with "
+                    "a model file, or with several as an ensemble (mean and standard "
+                    "deviation). Writes OUT.csv (one row per structure: file, index, formula, "
+                    "atoms, prediction with its unit, the reference and error where the file "
+                    "holds the target, domain flags) and OUT.extxyz (the structures with the "
+                    "prediction in their info), and prints how many structures lie outside "
+                    "the training domain and why.")
+    predict.add_argument("paths", nargs="+", metavar="PATH",
+                         help="one model file ending in .pt, or several (an ensemble), then "
+                              "the structure files")
+    predict.add_argument("-o", "--out", metavar="OUT",
+                         help="output path without suffix (default: FIRST_FILE_predictions)")
+    predict.add_argument("--property", dest="property_name", metavar="NAME",
+                         help="the target as the files hold it, to report the error (e.g. "
+                              "energy); default: the model's target, where a file declares it")
+    predict.add_argument("--unit", metavar="UNIT",
+                         help="unit of --property in the files (e.g. eV, Hartree, kcal/mol)")
+    predict.add_argument("--min-stratum", type=int, default=DEFAULT_MIN_STRATUM, metavar="N",
+                         help="flag a structure whose size, element or size x element held "
+                              f"fewer than N training molecules (default: {DEFAULT_MIN_STRATUM}"
+                              "); elements never seen and sizes outside the training range "
+                              "are always flagged")
+    predict.add_argument("--batch-size", type=int, metavar="N",
+                         help="molecules per forward pass (default: 128 on a CPU, 2048 on a "
+                              "GPU)")
+    predict.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    predict.add_argument("--dtype", choices=["float32", "float64"],
+                         help="compute in this precision (default: the model's)")
+    predict.add_argument("--compile", action="store_true",
+                         help="run the model under torch.compile (pays a compilation first; on "
+                              "a 2-core CPU it did not help: see the README's benchmark)")
+    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(func=_predict)
     return parser
 
 

@@ -202,10 +202,11 @@ def _select(frames: Iterator[Frame], index: str) -> Iterator[Frame]:
 
 
 def _guarded(frames: Iterable[Frame], path: Path) -> Iterator[Frame]:
-    """The frames, with ASE's parse errors turned into one-line MolstrataErrors."""
+    """The frames, with ASE's parse errors turned into one-line MolstrataErrors that name the
+    file and the 0-based position of the structure being read."""
     iterator = iter(frames)
-    while True:
-        with _ase_errors(path):
+    for position in itertools.count():
+        with _ase_errors(path, position):
             frame = next(iterator, None)
         if frame is None:
             return
@@ -213,24 +214,25 @@ def _guarded(frames: Iterable[Frame], path: Path) -> Iterator[Frame]:
 
 
 @contextmanager
-def _ase_errors(path: Path) -> Iterator[None]:
+def _ase_errors(path: Path, position: int | None = None) -> Iterator[None]:
     """Turn what ASE raises on a file it cannot parse into a MolstrataError naming the file."""
     try:
         yield
     except _PARSE_ERRORS as err:
-        raise _parse_error(path, err) from err
+        raise _parse_error(path, err, position) from err
 
 
-def _parse_error(path: Path, err: Exception) -> MolstrataError:
+def _parse_error(path: Path, err: Exception, position: int | None = None) -> MolstrataError:
     key = err.args[0] if isinstance(err, KeyError) and err.args else None
+    where = "" if position is None else f" at structure {position}"
     if isinstance(key, str) and key.isalpha() and len(key) <= 3 and key not in atomic_numbers:
         return MolstrataError(
-            f"{path} names an unknown chemical element {key!r}; fix the symbol "
+            f"{path}{where} names an unknown chemical element {key!r}; fix the symbol "
             "(H, C, N, O, F, ...) in that file"
         )
     detail = (str(err).strip().splitlines() or [""])[0]
     return MolstrataError(
-        f"ASE cannot read {path} ({type(err).__name__}: {detail}); {FORMAT_HINT}"
+        f"ASE cannot read {path}{where} ({type(err).__name__}: {detail}); {FORMAT_HINT}"
     )
 
 
