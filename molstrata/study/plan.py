@@ -29,19 +29,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from molstrata.errors import MolstrataError
-from molstrata.training.config import SECTIONS, TrainConfig, preset
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from molstrata.training.config import SECTIONS, TrainConfig, parse_toml, preset, read_text
 
 # Analyses a plan can ask for: kind -> what it shows. Each kind's figures and the claims it
 # tests are in molstrata/study/findings.py and molstrata/study/report.py.
@@ -123,23 +117,14 @@ def load_plan(name_or_path: str | Path,
             .read_text(encoding="utf-8")
         source, name = f"study preset {name_or_path}", str(name_or_path)
     elif path.suffix == ".toml" or path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise MolstrataError(f"study plan {path} does not exist; check the path") from None
-        except (UnicodeDecodeError, IsADirectoryError):
-            raise MolstrataError(f"study plan {path} is not a TOML text file") from None
-        source, name = str(path), path.stem
+        text = read_text(path, "study plan")
+        source, name = f"study plan {path}", path.stem
     else:
         raise MolstrataError(
             f"unknown study {str(name_or_path)!r}; use a preset ({', '.join(plan_presets())}) "
             "or a plan file ending in .toml"
         )
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise MolstrataError(f"{source} is not valid TOML ({error}); fix it") from None
-    return parse_plan(raw, name, source, text, overrides)
+    return parse_plan(parse_toml(text, source), name, source, text, overrides)
 
 
 def parse_plan(raw: dict[str, Any], name: str, source: str, text: str = "",

@@ -24,7 +24,6 @@ before any trial runs.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -32,13 +31,8 @@ from typing import Any
 
 from molstrata.errors import MolstrataError
 from molstrata.sweep.objectives import check_objectives
-from molstrata.training.config import SECTIONS, TrainConfig, preset
+from molstrata.training.config import SECTIONS, TrainConfig, preset, read_toml
 from molstrata.training.sweep import SearchSpace, apply, parse_space
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SAMPLERS = {
     "tpe": "Tree-structured Parzen Estimator (Optuna's default; random for the first "
@@ -124,13 +118,7 @@ def load_sweep(path: str | Path, overrides: Sequence[tuple[str, str, Any]] = ())
     """Read and validate a sweep file; `overrides` (section, key, value) change the base config
     (e.g. the command line's --cache-dir, --device, --track)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MolstrataError(f"sweep file {path} does not exist; check the path") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise MolstrataError(f"sweep file {path} is not valid TOML ({error}); fix it") from None
-    return sweep_from_dict(raw, path.stem, str(path), overrides)
+    return sweep_from_dict(read_toml(path, "sweep file"), path.stem, str(path), overrides)
 
 
 def sweep_from_dict(raw: Mapping[str, Any], name: str = "sweep", source: str = "sweep",

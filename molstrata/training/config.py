@@ -184,16 +184,7 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MolstrataError(f"config file {path} does not exist; check the path") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise MolstrataError(
-                f"config file {path} is not valid TOML ({error}); fix it"
-            ) from None
-        return cls.from_dict(raw, str(path))
+        return cls.from_dict(read_toml(path, "config file"), str(path))
 
     def override(self, section: str, key: str, value: Any, source: str = "option") -> None:
         """Set one option, refusing unknown names and values of the wrong type."""
@@ -208,6 +199,32 @@ class TrainConfig:
                 f"{source}: unknown option {section}.{key}; known: {', '.join(sorted(types))}"
             )
         setattr(target, key, _coerce(value, types[key], f"{section}.{key}", source))
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """A TOML file's tables; `what` names the file in errors ("config file", "sweep file")."""
+    path = Path(path)
+    return parse_toml(read_text(path, what), f"{what} {path}")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A text file's content, or a MolstrataError that names the file and the fix."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MolstrataError(f"{what} {path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise MolstrataError(f"{what} {path} is a folder; give the file") from None
+    except UnicodeDecodeError as error:
+        raise MolstrataError(f"{what} {path} is not valid TOML ({error}); fix it") from None
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text's tables, or a MolstrataError naming `source` and the syntax error."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise MolstrataError(f"{source} is not valid TOML ({error}); fix it") from None
 
 
 def _coerce(value: Any, type_name: str, name: str, source: str) -> Any:
