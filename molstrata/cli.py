@@ -128,7 +128,9 @@ def _train(args: argparse.Namespace) -> None:
     import time
 
     from molstrata.training.config import TrainConfig
-    from molstrata.training.run import summary_line, train
+    from molstrata.training.distributed import is_main_process
+    from molstrata.training.launch import launch_devices, worker_devices
+    from molstrata.training.run import RunPaths, summary_line, train
 
     if args.resume:
         given = [name for name in ("config", "preset", "set", "dataset", "target", "unit",
@@ -141,24 +143,47 @@ def _train(args: argparse.Namespace) -> None:
                 f"--resume continues a run exactly as its config.toml says; drop --"
                 f"{given[0].replace('_', '-')}"
             )
-        summary = train(TrainConfig(), args.resume, resume=True, progress=not args.quiet)
         run_dir = args.resume
+        device = TrainConfig.from_toml(RunPaths(run_dir).require().config).runtime.device
+        if launch_devices(args.argv, args.devices, device, _resume_hint(run_dir, args.devices)):
+            return
+        summary = train(TrainConfig(), args.resume, resume=True, progress=not args.quiet)
     else:
         config = _train_config(args)
-        name = Path(args.config).stem if args.config else (args.preset or "quick")
-        run_dir = args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if worker_devices() is not None and not args.out:
+            raise MolstrataError("under torchrun, name the run directory with --out: every "
+                                 "process must agree on it")
+        run_dir = args.out or f"runs/{_run_name(args)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if args.devices not in (None, 1) and not args.out:
+            args.argv += ["--out", run_dir]  # the processes must agree on the directory
+        if launch_devices(args.argv, args.devices, config.runtime.device,
+                          _resume_hint(run_dir, args.devices)):
+            return
         summary = train(config, run_dir, progress=not args.quiet)
-    print(f"{summary_line(summary)}; run: {run_dir}")
+    if is_main_process():
+        print(f"{summary_line(summary)}; run: {run_dir}")
+
+
+def _run_name(args: argparse.Namespace) -> str:
+    return Path(args.config).stem if args.config else (args.preset or "quick")
+
+
+def _resume_hint(run_dir: str, devices: int | None) -> str:
+    return f"; continue with: molstrata train --resume {run_dir} --devices {devices}"
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from molstrata.evaluation.evaluate import evaluate_run, summary_text
+    from molstrata.training.launch import launch_devices
 
+    if launch_devices(args.argv, args.devices, args.device, ""):
+        return
     evaluation = evaluate_run(
         args.run, split=args.split, dataset=args.dataset, property_name=args.property_name,
         unit=args.unit, checkpoint=args.checkpoint, out_dir=args.out, all_sizes=args.all_sizes,
         n_bootstrap=args.bootstrap, seed=args.seed, device=args.device)
-    print(summary_text(evaluation))
+    if evaluation is not None:  # rank 0 (or the only process)
+        print(summary_text(evaluation))
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -349,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="subset.max_size: train only on molecules of <= N atoms")
     train.add_argument("-o", "--out", metavar="RUN",
                        help="run directory (default: runs/NAME-DATE-TIME)")
+    train.add_argument("--devices", type=int, metavar="N",
+                       help="train on N processes of this machine (one per GPU, or CPU "
+                            "processes sharing its cores): torchrun --standalone "
+                            "--nproc-per-node N; see the README for several machines")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
 
@@ -373,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     evaluate.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     evaluate.add_argument("-o", "--out", metavar="DIR", help="default: RUN/eval-SPLIT")
+    evaluate.add_argument("--devices", type=int, metavar="N",
+                          help="predict on N processes of this machine (torchrun --standalone "
+                               "--nproc-per-node N); metrics are computed once, from all")
     evaluate.set_defaults(func=_evaluate)
 
     compare = commands.add_parser(
@@ -543,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user errors print one line and return 2."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "fractions", None) is None and getattr(args, "counts", None) is None \
             and args.func is _split:
         args.fractions = [0.8, 0.1, 0.1]

@@ -22,7 +22,7 @@ from molstrata.deploy.domain import DEFAULT_MIN_STRATUM, UNSEEN, applicability, 
 from molstrata.deploy.modelfile import ModelFile, load_model_file
 from molstrata.errors import MolstrataError
 from molstrata.models.neighbors import neighbor_pairs
-from molstrata.training.run import resolve_device
+from molstrata.training.distributed import resolve_device
 from molstrata.units import dimension
 
 

@@ -41,7 +41,7 @@ from molstrata.deploy.inference import (
 from molstrata.deploy.modelfile import ModelFile, load_model_file
 from molstrata.errors import MolstrataError
 from molstrata.tables import write_csv
-from molstrata.training.run import resolve_device
+from molstrata.training.distributed import resolve_device
 from molstrata.units import error_unit, unit_key
 
 MODEL_SUFFIXES = (".pt", ".pth")

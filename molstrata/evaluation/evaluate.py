@@ -22,7 +22,8 @@ from molstrata.report import evaluation_plots
 from molstrata.training.checkpoints import load_checkpoint
 from molstrata.training.config import TrainConfig
 from molstrata.training.data import check_elements, prepare
-from molstrata.training.run import RunPaths, resolve_device
+from molstrata.training.distributed import Ranks, process_group, resolve_device
+from molstrata.training.run import RunPaths
 from molstrata.training.targets import check_finite
 
 SPLITS = ("test", "val", "train", "all")
@@ -41,7 +42,7 @@ class Evaluation:
 
 
 def load_model(run_dir: str | os.PathLike, checkpoint: str = "best",
-               device: str = "auto") -> EnergyModel:
+               device: str | torch.device = "auto") -> EnergyModel:
     """The model of a run's best (or last) checkpoint, in eval mode on `device`."""
     paths = RunPaths(run_dir).require()
     config = TrainConfig.from_toml(paths.config)
@@ -49,7 +50,8 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best",
     model = EnergyModel(**payload["hyperparameters"])
     model.load_state_dict(payload["model"])
     dtype = torch.float64 if config.runtime.dtype == "float64" else torch.float32
-    return model.to(device=resolve_device(device), dtype=dtype).eval()
+    where = device if isinstance(device, torch.device) else resolve_device(device)
+    return model.to(device=where, dtype=dtype).eval()
 
 
 def evaluate_run(
@@ -67,17 +69,28 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
     plots: bool = True,
-) -> Evaluation:
+) -> Evaluation | None:
     """Predict a split of the run's data (or another dataset) and write stratified metrics
-    (and, unless `plots` is False, their plots)."""
-    started = time.perf_counter()
+    (and, unless `plots` is False, their plots).
+
+    Started by torchrun as one of several processes, each predicts a piece of the molecules
+    and rank 0 computes the metrics once from all of them, writes and returns them; the other
+    ranks return None."""
     if split not in SPLITS:
         raise MolstrataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if checkpoint not in ("best", "last"):
         raise MolstrataError(f"unknown checkpoint {checkpoint!r}; use best or last")
+    with process_group(device) as ranks:
+        return _evaluate(run_dir, split, dataset, property_name, unit, checkpoint, out_dir,
+                         all_sizes, n_bootstrap, seed, progress and ranks.main, plots, ranks)
+
+
+def _evaluate(run_dir, split, dataset, property_name, unit, checkpoint, out_dir, all_sizes,
+              n_bootstrap, seed, progress, plots, ranks: Ranks) -> Evaluation | None:
+    started = time.perf_counter()
     paths = RunPaths(run_dir).require()
     config = TrainConfig.from_toml(paths.config)
-    model = load_model(run_dir, checkpoint, device)
+    model = load_model(run_dir, checkpoint, ranks.device)
     data = prepare(config, paths.split, progress=progress)
     train = data.molecules.subset(data.split.train)
     if dataset is not None:
@@ -95,7 +108,9 @@ def evaluate_run(
         name = split
     check_elements(train, molecules, f"evaluated ({name})")
     predicted = predict(model, molecules, config.data.neighbor_cutoff,
-                        config.runtime.eval_batch_size)
+                        config.runtime.eval_batch_size, ranks)
+    if not ranks.main:
+        return None
     predictions = Predictions.from_molecules(molecules, true, predicted, data.unit, data.target)
     report = stratified_metrics(predictions, train, all_sizes=all_sizes, seed=seed,
                                 n_bootstrap=n_bootstrap)
@@ -106,7 +121,7 @@ def evaluate_run(
     seconds = time.perf_counter() - started
     timing = {"evaluated": name, "checkpoint": checkpoint, "n_molecules": len(molecules),
               "evaluation_seconds": seconds, "device": str(next(model.parameters()).device),
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(), "processes": ranks.world}
     atomic_write_text(out / "evaluation.json", json.dumps(timing, indent=2) + "\n")
     return Evaluation(report, predictions, molecules, out, files + [out / "evaluation.json"],
                       seconds)

@@ -7,6 +7,7 @@ import torch
 
 from molstrata.data.molecules import Molecules
 from molstrata.training.batches import DeviceDataset
+from molstrata.training.distributed import Ranks
 from molstrata.training.loop import predict_residuals
 
 
@@ -15,15 +16,21 @@ def predict(
     molecules: Molecules,
     neighbor_cutoff: float,
     batch_size: int = 2048,
+    ranks: Ranks | None = None,
 ) -> np.ndarray:
     """(n,) predictions in the target's unit, float64: the model's residual plus the reference
-    energies of each molecule's elements, added in float64."""
+    energies of each molecule's elements, added in float64. With several ranks each predicts
+    its piece of the molecules (neighbour pairs included) and all receive the whole."""
+    ranks = ranks or Ranks()
     parameter = next(model.parameters())
     cutoff = min(neighbor_cutoff, float(model.hyperparameters["cutoff"]))
+    n = len(molecules)
+    if ranks.distributed:
+        molecules = molecules.subset(np.arange(n)[ranks.piece(n)])
     dataset = DeviceDataset(molecules, cutoff, parameter.device, parameter.dtype)
     residual = predict_residuals(model, dataset, batch_size).double()
     molecule_index = torch.repeat_interleave(
         torch.arange(len(dataset), device=dataset.device), dataset.atom_counts)
     with torch.no_grad():
         reference = model.reference(dataset.numbers, molecule_index, len(dataset))
-    return (residual + reference).cpu().numpy()
+    return ranks.gather(residual + reference, n).cpu().numpy()

@@ -2,7 +2,9 @@
 
 Deterministic on the CPU under a seed: the order of each epoch's batches is drawn from
 (seed, epoch) alone, so a run resumed from the checkpoint of epoch k continues exactly as an
-uninterrupted run would.
+uninterrupted run would, on any number of processes: with several (DistributedDataParallel),
+every global batch of that order is cut into one piece per rank, and each rank's loss is
+scaled so that DDP's averaged gradient is the gradient of the global batch's weighted mean.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 from molstrata.training.band import loss_band
 from molstrata.training.batches import DeviceDataset
 from molstrata.training.config import OptimConfig
+from molstrata.training.distributed import Ranks, batch_pieces
 
 CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "val_mae", "lr", "wall_time_s",
                  "band_low", "band_high")
@@ -54,15 +57,19 @@ def make_optimizer(model: torch.nn.Module, config: OptimConfig, steps_per_epoch:
 
 
 @torch.no_grad()
-def predict_residuals(model: torch.nn.Module, dataset: DeviceDataset,
-                      batch_size: int) -> torch.Tensor:
-    """(n,) model outputs (residual, target unit) for every molecule of `dataset`, in order."""
+def predict_residuals(model: torch.nn.Module, dataset: DeviceDataset, batch_size: int,
+                      ranks: Ranks | None = None) -> torch.Tensor:
+    """(n,) model outputs (residual, target unit) for every molecule of `dataset`, in order;
+    with several ranks each predicts its piece and all receive the whole."""
+    ranks = ranks or Ranks()
+    model = getattr(model, "module", model)  # the DDP-wrapped model's own module
     was_training = model.training
     model.eval()
-    rows = torch.arange(len(dataset), device=dataset.device)
+    rows = torch.arange(len(dataset), device=dataset.device)[ranks.piece(len(dataset))]
     out = [_forward(model, batch) for batch in dataset.batches(rows, batch_size)]
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, device=dataset.device)
+    local = torch.cat(out) if out else dataset.target.new_zeros(0)
+    return ranks.gather(local, len(dataset))
 
 
 def _forward(model: torch.nn.Module, batch) -> torch.Tensor:
@@ -78,21 +85,28 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler=None,
     progress: str | None = None,
+    ranks: Ranks | None = None,
 ) -> torch.Tensor:
-    """One pass over `order` (rows of `train`) in batches; returns each batch's loss: the
-    weighted MSE in the target unit squared. The optimiser sees it divided by scale², the
-    per-atom variance of the target, so learning rates mean the same for every target."""
-    scale2 = float(model.scale) ** 2
-    steps = math.ceil(len(order) / config.batch_size)
-    losses = torch.zeros(steps, device=train.device, dtype=torch.float64)
+    """One pass over `order` (rows of `train`) in global batches of `config.batch_size`;
+    returns each batch's loss: the weighted MSE in the target unit squared. The optimiser sees
+    it divided by scale², the per-atom variance of the target, so learning rates mean the same
+    for every target. With several ranks (`model` wrapped in DDP) each takes its piece of
+    every batch, and the returned losses are the global batches' (summed over ranks)."""
+    ranks = ranks or Ranks()
+    scale2 = float(getattr(model, "module", model).scale) ** 2
+    pieces = batch_pieces(order, config.batch_size, ranks.rank, ranks.world)
+    sizes = [min(config.batch_size, len(order) - start)
+             for start in range(0, len(order), config.batch_size)]
+    losses = torch.zeros(len(pieces), device=train.device, dtype=torch.float64)
     model.train()
-    bar = tqdm(train.batches(order, config.batch_size), total=steps, leave=False,
-               desc=progress, unit="batch", disable=progress is None)
-    for step, batch in enumerate(bar):
+    bar = tqdm(pieces, leave=False, desc=progress, unit="batch", disable=progress is None)
+    for step, rows in enumerate(bar):
+        batch = train.batch(rows)
         error = _forward(model, batch) - batch.target
-        mse = (batch.weight * error.square()).mean()
+        # this rank's share of the global batch's weighted mean; DDP averages over ranks
+        mse = (batch.weight * error.square()).sum() / sizes[step]
         optimizer.zero_grad(set_to_none=True)
-        (mse / scale2).backward()
+        (mse * (ranks.world / scale2)).backward()
         if config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
@@ -100,9 +114,9 @@ def train_epoch(
             scheduler.step()
         losses[step] = mse.detach()
         if progress is not None and step % 25 == 0:
-            bar.set_postfix(loss=f"{float(losses[step]):.3g}")
+            bar.set_postfix(loss=f"{float(losses[step]) * ranks.world:.3g}")
     bar.close()
-    return losses
+    return ranks.sum_(losses)
 
 
 def run_epochs(
@@ -117,18 +131,20 @@ def run_epochs(
     eval_batch_size: int,
     on_epoch_end: Callable[[LoopState, bool], None],
     progress: bool = True,
+    ranks: Ranks | None = None,
 ) -> LoopState:
     """Train from `state.epoch` to `config.epochs` (or early stop), calling `on_epoch_end`
-    (state, improved) after every epoch so the caller can write checkpoints and curves."""
+    (state, improved) after every epoch so the caller can write checkpoints and curves. Every
+    rank computes the same validation metrics, so schedulers and early stopping agree."""
     device = train.device
     for epoch in range(state.epoch, config.epochs):
         start = time.perf_counter()
         order = np.random.default_rng([seed, epoch]).permutation(len(train))
         losses = train_epoch(model, train, torch.as_tensor(order, device=device), config,
                              optimizer, scheduler,
-                             f"epoch {epoch + 1}/{config.epochs}" if progress else None)
+                             f"epoch {epoch + 1}/{config.epochs}" if progress else None, ranks)
         train_seconds = time.perf_counter() - start
-        val_error = predict_residuals(model, val, eval_batch_size) - val.target
+        val_error = predict_residuals(model, val, eval_batch_size, ranks) - val.target
         val_loss = float(val_error.double().square().mean())
         val_mae = float(val_error.double().abs().mean())
         lr = optimizer.param_groups[0]["lr"]

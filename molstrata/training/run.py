@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
@@ -31,6 +32,14 @@ from molstrata.training.batches import DeviceDataset
 from molstrata.training.checkpoints import load_checkpoint, save_checkpoint
 from molstrata.training.config import TrainConfig
 from molstrata.training.data import PreparedData, prepare
+from molstrata.training.distributed import (
+    PeerFailure,
+    Ranks,
+    Terminated,
+    first_line,
+    peer_error,
+    process_group,
+)
 from molstrata.training.loop import LoopState, make_optimizer, run_epochs
 from molstrata.training.targets import Standardization, fit_standardization
 from molstrata.training.tracking import Tracker, check_available, open_tracker
@@ -76,15 +85,6 @@ class RunPaths:
         return self
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' is CUDA when a GPU is visible, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MolstrataError(f"device {name!r} asked for, but no CUDA GPU is visible; use cpu")
-    return torch.device(name)
-
-
 def build_model(config: TrainConfig, extensive: bool) -> EnergyModel:
     m = config.model
     return EnergyModel(n_atom_basis=m.n_atom_basis, n_interactions=m.n_interactions,
@@ -97,34 +97,52 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
           tracker: Tracker | None = None) -> dict:
     """Train a model as `config` says, in `run_dir`; with resume, continue from last.pt.
 
-    on_epoch: hooks called after every epoch (see EpochHook). tracker: an open Tracker the
-    caller closes; without one, the trackers of `config.runtime.track` are opened and closed
-    here.
+    Started by torchrun as one of several processes, this is one rank of a data-parallel run
+    (see `distributed`): every rank trains, rank 0 alone writes the run directory, logs and
+    runs the hooks. on_epoch: hooks called after every epoch (see EpochHook). tracker: an open
+    Tracker the caller closes; without one, the trackers of `config.runtime.track` are opened
+    and closed here.
     """
     paths = RunPaths(run_dir)
     config.validate()
     if resume:
         paths.require()
         config = TrainConfig.from_toml(paths.config).validate()
-    elif paths.config.exists():
-        raise MolstrataError(
-            f"{paths.root} already holds a run; continue it with --resume {paths.root} or "
-            "choose another --out"
-        )
     if tracker is None:
         check_available(config.runtime.track)
+    with process_group(config.runtime.device) as ranks:
+        if not resume and paths.config.exists():
+            raise MolstrataError(
+                f"{paths.root} already holds a run; continue it with --resume {paths.root} or "
+                "choose another --out"
+            )
+        ranks.barrier()  # every rank has looked before rank 0 writes
+        return _train(config, paths, resume, progress and ranks.main,
+                      log if ranks.main else _quiet, on_epoch, tracker, ranks)
+
+
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, log,
+           on_epoch: Sequence[EpochHook], tracker: Tracker | None, ranks: Ranks) -> dict:
     runtime = config.runtime
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
-    device = resolve_device(runtime.device)
+    device = ranks.device
     dtype = torch.float64 if runtime.dtype == "float64" else torch.float32
     started = time.perf_counter()
 
+    if not ranks.main:
+        ranks.barrier()  # rank 0 loads first: it may write the dataset cache the others read
     data = prepare(config, paths.split if resume else None, progress=progress)
+    if ranks.main:
+        ranks.barrier()
     split = data.split
     train_m, val_m = data.molecules.subset(split.train), data.molecules.subset(split.val)
     standard = fit_standardization(train_m, data.values[split.train], data.extensive)
-    if not resume:
+    if not resume and ranks.main:
         atomic_write_text(paths.config, config.to_toml())
         save_split(split, paths.split, data.molecules, seed=config.data.split_seed,
                    fractions=config.data.split, dataset=config.data.dataset)
@@ -145,17 +163,27 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     state = LoopState()
     if resume and paths.last.is_file():
         state = _restore(paths.last, model, optimizer, scheduler, device)
-        log(f"resuming {paths.root} after epoch {state.epoch}")
-    facts = _run_facts(config, data, standard, train_m, device)
+        log(f"resuming {paths.root} after epoch {state.epoch}"
+            + (f" on {ranks.world} processes" if ranks.distributed else ""))
+    trained = wrap(model, ranks)
+    facts = _run_facts(config, data, standard, train_m, device, ranks)
     own_tracker = tracker is None
-    if own_tracker:
+    if own_tracker and ranks.main:
         tracker = open_tracker(config.runtime.track, paths.root, config.to_dict(),
                                config.to_toml())
     setup_seconds = time.perf_counter() - started
+    processes = f" × {ranks.world} processes" if ranks.distributed else ""
     log(f"training on {len(train_ds):,} molecules ({train_ds.n_pairs:,} pairs), validating on "
-        f"{len(val_ds):,}; device {device}, {torch.get_num_threads()} threads")
+        f"{len(val_ds):,}; device {device}, {torch.get_num_threads()} threads{processes}")
 
     def on_epoch_end(state: LoopState, improved: bool) -> None:
+        stop = None
+        if ranks.main:
+            stop = _record_epoch(state, improved)
+        if ranks.any(stop is not None):
+            raise stop or StopTraining()
+
+    def _record_epoch(state: LoopState, improved: bool) -> StopTraining | None:
         payload = _payload(model, optimizer, scheduler, state, config)
         if improved:
             save_checkpoint(paths.best, payload)
@@ -171,31 +199,66 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
         if tracker is not None:
             tracker.log({f"curve/{k}": v for k, v in named.items() if k != "epoch"},
                         row["epoch"])
-        for hook in on_epoch:
-            hook(named)
+        try:
+            for hook in on_epoch:
+                hook(named)
+        except StopTraining as stop:
+            return stop
+        return None
 
+    write = ranks.main
     try:
         try:
-            state = run_epochs(model, train_ds, val_ds, config.training, runtime.seed, state,
+            state = run_epochs(trained, train_ds, val_ds, config.training, runtime.seed, state,
                                optimizer, scheduler, runtime.eval_batch_size, on_epoch_end,
-                               progress)
+                               progress, ranks=ranks)
             status = "stopped early" if state.stopped_early else "finished"
         except StopTraining as stop:
             status = stop.status
-        except KeyboardInterrupt:
-            _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
+        except RuntimeError as error:
+            if not (ranks.distributed and peer_error(error)):
+                raise
+            stopped = PeerFailure(f"another process of this distributed run failed "
+                                  f"({first_line(error)})")
+            if write:
+                _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
+            raise MolstrataError(f"{stopped}; stopped after epoch {state.epoch}; continue with: "
+                                 f"molstrata train --resume {paths.root} (on any number of "
+                                 "processes)") from None
+        except (KeyboardInterrupt, Terminated, PeerFailure) as error:
+            if write:
+                _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
+            where = f"stopped after epoch {state.epoch}" if isinstance(error, PeerFailure) \
+                else f"interrupted after epoch {state.epoch}"
+            why = f"{error}; " if isinstance(error, PeerFailure) else ""
             raise MolstrataError(
-                f"interrupted after epoch {state.epoch}; continue with: molstrata train "
-                f"--resume {paths.root}"
+                f"{why}{where}; continue with: molstrata train --resume {paths.root}"
+                + (" (on any number of processes)" if ranks.distributed else "")
             ) from None
-        summary = _write_summary(paths, facts, state, status, time.perf_counter() - started)
-        if tracker is not None:
+        summary = _write_summary(paths, facts, state, status, time.perf_counter() - started,
+                                 write)
+        if tracker is not None and write:
             tracker.log({f"run/{k}": v for k, v in summary.items()
                          if k.startswith("best_val_") or k.endswith("_seconds")}, state.epoch)
     finally:
         if own_tracker and tracker is not None:
             tracker.close()
     return summary
+
+
+def wrap(model: torch.nn.Module, ranks: Ranks) -> torch.nn.Module:
+    """`model` itself in one process; under several, DistributedDataParallel around it (it
+    starts every rank from rank 0's weights and averages gradients in buckets, overlapped
+    with the backward pass)."""
+    if not ranks.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [ranks.device.index] if ranks.device.type == "cuda" else None
+    # the buffers (reference energies, scale) are equal on every rank: no per-step broadcast
+    buffers = ("forward_sync_buffers" if "forward_sync_buffers"
+               in inspect.signature(DistributedDataParallel).parameters else "broadcast_buffers")
+    return DistributedDataParallel(model, device_ids=device_ids, **{buffers: False})
 
 
 def _payload(model, optimizer, scheduler, state: LoopState, config: TrainConfig) -> dict:
@@ -239,7 +302,7 @@ def _write_curve(path: Path, state: LoopState, unit: str) -> None:
 
 
 def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardization,
-               train_m: Molecules, device: torch.device) -> dict:
+               train_m: Molecules, device: torch.device, ranks: Ranks) -> dict:
     """The parts of run.json that no epoch changes: computed once per run."""
     return {
         "format": RUN_FORMAT,
@@ -256,6 +319,7 @@ def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardizatio
         "aggregation": "sum" if data.extensive else "avg",
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "processes": ranks.world,
         "cpu": platform.processor() or platform.machine(),
         "molstrata_version": molstrata.__version__,
         "torch_version": torch.__version__,
@@ -263,8 +327,9 @@ def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardizatio
 
 
 def _write_summary(paths: RunPaths, facts: dict, state: LoopState, status: str,
-                   total_seconds: float) -> dict:
-    """run.json: the run's fixed facts with its status, progress, best epoch and times."""
+                   total_seconds: float, write: bool = True) -> dict:
+    """run.json: the run's fixed facts with its status, progress, best epoch and times
+    (computed but not written when `write` is False: ranks other than 0)."""
     factor, mae_unit, mse_unit = _units(facts["unit"])
     best = next((r for r in state.curve if r["epoch"] == state.best_epoch), None)
     summary = {
@@ -277,7 +342,8 @@ def _write_summary(paths: RunPaths, facts: dict, state: LoopState, status: str,
         "train_seconds": state.train_seconds,
         "total_seconds": total_seconds,
     }
-    atomic_write_text(paths.summary, json.dumps(summary, indent=2) + "\n")
+    if write:
+        atomic_write_text(paths.summary, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

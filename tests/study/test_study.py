@@ -91,10 +91,10 @@ def study(tmp_path_factory, qm9_cache_dir):
     real = run_module.run_epochs
     calls = []
 
-    def interrupted_third(*args):
+    def interrupted_third(*args, **kwargs):
         calls.append(1)
         if len(calls) != 3:
-            return real(*args)
+            return real(*args, **kwargs)
         args = list(args)
         callback = args[9]
 
@@ -103,7 +103,7 @@ def study(tmp_path_factory, qm9_cache_dir):
             raise KeyboardInterrupt
 
         args[9] = stop_after_first_epoch
-        return real(*args)
+        return real(*args, **kwargs)
 
     run_module.run_epochs = interrupted_third
     try:

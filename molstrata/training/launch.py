@@ -1,0 +1,86 @@
+"""`--devices N`: start the same command as N processes on this machine with torchrun's own
+launcher (PyTorch's elastic agent, standalone rendezvous), exactly as
+
+    torchrun --standalone --nproc-per-node N -m molstrata ARGS...
+
+would, and turn a failed process into one line that names it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import torch
+
+from molstrata.errors import MolstrataError
+
+MONITOR_INTERVAL_S = 0.5
+"""How often the launcher checks its processes: a dead one stops the others this soon."""
+
+
+def worker_devices() -> int | None:
+    """The number of processes torchrun started on this machine, when this is one of them."""
+    if "LOCAL_WORLD_SIZE" in os.environ and "RANK" in os.environ:
+        return int(os.environ["LOCAL_WORLD_SIZE"])
+    return None
+
+
+def launch_devices(argv: Sequence[str], devices: int | None, device: str, resume_hint: str) -> bool:
+    """Start `python -m molstrata argv` on `devices` processes and wait for them: True once
+    they finished (the caller has nothing left to do), False when this process should do the
+    work itself (one device, or it already is one of torchrun's processes)."""
+    if devices is None:
+        return False
+    if devices < 1:
+        raise MolstrataError(f"--devices must be at least 1, not {devices}")
+    started = worker_devices()
+    if started is not None:
+        if started != devices:
+            raise MolstrataError(
+                f"--devices {devices} given, but torchrun started {started} processes on this "
+                "machine; drop --devices under torchrun (its --nproc-per-node decides)"
+            )
+        return False
+    if devices == 1:
+        return False
+    gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if gpu and devices > torch.cuda.device_count():
+        raise MolstrataError(
+            f"--devices {devices} asks for more GPUs than the {torch.cuda.device_count()} "
+            "visible; give at most that many, or --device cpu for CPU processes"
+        )
+    _run(list(argv), devices, gpu, resume_hint)
+    return True
+
+
+def _run(argv: list[str], devices: int, gpu: bool, resume_hint: str) -> None:
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run  # (imported before its loggers are quieted)
+
+    if not gpu and "OMP_NUM_THREADS" not in os.environ:
+        # the machine's cores shared out, instead of torchrun's default of one thread each
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // devices))
+    args = parse_args(["--standalone", f"--nproc-per-node={devices}", "--max-restarts=0",
+                       f"--monitor-interval={MONITOR_INTERVAL_S}", "-m", "molstrata", *argv])
+    quiet = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+             if name.startswith("torch.distributed")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # the agent's own failure report: replaced by one line below
+        logger.setLevel(logging.CRITICAL)
+    try:
+        run(args)
+    except ChildFailedError as error:
+        rank, failure = error.get_first_failure()
+        if failure.exitcode == 2:
+            what = f"process {rank} stopped with the error printed above"
+        elif failure.exitcode < 0:
+            what = f"process {rank} (pid {failure.pid}) was killed by {failure.signal_name()}"
+        else:
+            what = f"process {rank} (pid {failure.pid}) exited with code {failure.exitcode}"
+        raise MolstrataError(
+            f"{what}; the other processes were stopped{resume_hint}"
+        ) from None
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
