@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 from molstrata import __version__
-from molstrata.errors import MolstrataError
+from molstrata.errors import MolstrataError, ReportedElsewhere
 
 
 class _Parser(argparse.ArgumentParser):
@@ -581,8 +582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.fractions = [0.8, 0.1, 0.1]
     try:
         args.func(args)
+    except ReportedElsewhere:
+        return 2
     except MolstrataError as error:
-        print(f"molstrata: error: {error}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0")  # one of torchrun's processes: say which
+        print(f"molstrata: error{f' (rank {rank})' if rank != '0' else ''}: {error}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("molstrata: interrupted", file=sys.stderr)

@@ -7,3 +7,8 @@ class MolstrataError(Exception):
     The message names the problem and how to fix it. Programming errors use ordinary
     exceptions and keep their traceback.
     """
+
+
+class ReportedElsewhere(MolstrataError):
+    """A user error that another process already printed (rank 0 of a data-parallel run
+    speaks for all): the CLI exits with status 2 without repeating it."""

@@ -37,6 +37,7 @@ from molstrata.evaluation.stratified import (
     StratumMetrics,
 )
 from molstrata.training.config import TrainConfig
+from molstrata.training.distributed import one_process
 from molstrata.training.run import RunPaths
 from molstrata.units import error_unit, squared_unit, unit_key
 
@@ -130,6 +131,7 @@ def load_run_result(
             f"{paths.root} --split {split}` first, or let compare evaluate it"
         )
     if problem is not None:
+        one_process("molstrata compare")
         evaluate_run(paths.root, split=split, device=device, progress=progress)
     report = load_metrics(eval_dir / METRICS_JSON)
     predictions = read_predictions(eval_dir / PREDICTIONS_CSV, report.unit, report.target)

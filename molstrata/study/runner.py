@@ -26,6 +26,7 @@ from molstrata.study.findings import Finding, analyse
 from molstrata.study.plan import Experiment, StudyPlan, load_plan
 from molstrata.training.config import TrainConfig
 from molstrata.training.data import load_molecules
+from molstrata.training.distributed import one_process
 from molstrata.training.run import RunPaths, train
 
 # Options that say where and how fast a run computes, not what it computes: a finished run
@@ -71,6 +72,7 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
     """
     from molstrata.study.report import write_study_report
 
+    one_process("molstrata study")
     started = time.perf_counter()
     runtime = [("data", "cache_dir", cache_dir), ("runtime", "device", device),
                ("runtime", "threads", threads)]

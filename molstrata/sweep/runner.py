@@ -34,6 +34,7 @@ from molstrata.evaluation.evaluate import evaluate_run
 from molstrata.sweep import objectives, outputs
 from molstrata.sweep.config import Sweep
 from molstrata.sweep.storage import default_url, open_storage, redacted
+from molstrata.training.distributed import one_process
 from molstrata.training.run import RunPaths, StopTraining, train
 from molstrata.training.tracking import open_tracker
 
@@ -71,6 +72,7 @@ def run_sweep(sweep: Sweep, out_dir: str | os.PathLike, *, storage: str | None =
               clean_pruned: bool | None = None, progress: bool = False,
               log=print) -> SweepResult:
     """Run (or resume, or join) the sweep into `out_dir`; the arguments override [sweep]."""
+    one_process("molstrata sweep")
     started = time.perf_counter()
     sweep = sweep.with_settings(storage=storage, study_name=study_name, n_trials=n_trials,
                                 sampler=sampler, timeout=timeout, clean_pruned=clean_pruned)

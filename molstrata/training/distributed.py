@@ -143,6 +143,16 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def one_process(what: str) -> None:
+    """Refuse to run `what` (a whole study, a sweep) as several torchrun processes: they would
+    each repeat it. Its training runs go data-parallel one by one instead."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise MolstrataError(
+            f"{what} runs in one process, not under torchrun; train its runs data-parallel "
+            "with molstrata train --devices N (or torchrun ... -m molstrata train)"
+        )
+
+
 def environment() -> dict[str, str] | None:
     """torchrun's variables when this process was started as one of several, else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:

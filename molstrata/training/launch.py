@@ -55,6 +55,7 @@ def launch_devices(argv: Sequence[str], devices: int | None, device: str, resume
 
 
 def _run(argv: list[str], devices: int, gpu: bool, resume_hint: str) -> None:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run  # (imported before its loggers are quieted)
 
@@ -81,6 +82,8 @@ def _run(argv: list[str], devices: int, gpu: bool, resume_hint: str) -> None:
         raise MolstrataError(
             f"{what}; the other processes were stopped{resume_hint}"
         ) from None
+    except (SignalException, KeyboardInterrupt):  # Ctrl-C or a kill: the agent stopped them
+        raise MolstrataError(f"interrupted; the processes were stopped{resume_hint}") from None
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)

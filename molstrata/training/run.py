@@ -25,7 +25,7 @@ import molstrata
 from molstrata._files import atomic_write_text
 from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.data.splits import save_split
-from molstrata.errors import MolstrataError
+from molstrata.errors import MolstrataError, ReportedElsewhere
 from molstrata.models import EnergyModel
 from molstrata.tables import write_csv
 from molstrata.training.batches import DeviceDataset
@@ -207,6 +207,18 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
         return None
 
     write = ranks.main
+
+    def stopped(error: BaseException) -> None:
+        """Record where an interrupted run stopped and raise the line that says how to go on
+        (rank 0 says it for every rank)."""
+        if write:
+            _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
+        what = f"{error}; stopped" if isinstance(error, PeerFailure) else "interrupted"
+        raise (MolstrataError if write else ReportedElsewhere)(
+            f"{what} after epoch {state.epoch}; continue with: molstrata train --resume "
+            f"{paths.root}" + (" (on any number of processes)" if ranks.distributed else "")
+        ) from None
+
     try:
         try:
             state = run_epochs(trained, train_ds, val_ds, config.training, runtime.seed, state,
@@ -218,23 +230,10 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
         except RuntimeError as error:
             if not (ranks.distributed and peer_error(error)):
                 raise
-            stopped = PeerFailure(f"another process of this distributed run failed "
-                                  f"({first_line(error)})")
-            if write:
-                _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
-            raise MolstrataError(f"{stopped}; stopped after epoch {state.epoch}; continue with: "
-                                 f"molstrata train --resume {paths.root} (on any number of "
-                                 "processes)") from None
+            stopped(PeerFailure(f"another process of this distributed run failed "
+                                f"({first_line(error)})"))
         except (KeyboardInterrupt, Terminated, PeerFailure) as error:
-            if write:
-                _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
-            where = f"stopped after epoch {state.epoch}" if isinstance(error, PeerFailure) \
-                else f"interrupted after epoch {state.epoch}"
-            why = f"{error}; " if isinstance(error, PeerFailure) else ""
-            raise MolstrataError(
-                f"{why}{where}; continue with: molstrata train --resume {paths.root}"
-                + (" (on any number of processes)" if ranks.distributed else "")
-            ) from None
+            stopped(error)
         summary = _write_summary(paths, facts, state, status, time.perf_counter() - started,
                                  write)
         if tracker is not None and write:

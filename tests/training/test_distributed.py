@@ -330,3 +330,12 @@ def test_train_in_process_reports_processes_one(tmp_path, qm9_cache_dir):
     config.training.epochs, config.model.n_atom_basis, config.runtime.device = 1, 8, "cpu"
     summary = train(config, tmp_path / "run", progress=False, log=lambda m: None)
     assert summary["processes"] == 1
+
+
+def test_a_study_refuses_to_run_as_several_processes(monkeypatch, tmp_path):
+    from molstrata.study.runner import run_study
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(MolstrataError, match="molstrata study runs in one process"):
+        run_study("quick", tmp_path / "study", progress=False, log=lambda m: None)
+    assert not (tmp_path / "study").exists()
