@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import subprocess
@@ -38,6 +39,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from schnetpack_pipeline import cpu_model  # noqa: E402  (bench/ is on sys.path)
+
 from molstrata.training.config import TrainConfig  # noqa: E402
 
 CONFIGS = {
@@ -49,16 +52,6 @@ CONFIGS = {
                 "model": {"n_atom_basis": 38, "n_interactions": 3, "cutoff": 5.0},
                 "training": {"batch_size": 512, "lr": 1e-3}},
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def config_file(name: str, args: argparse.Namespace, folder: Path) -> Path:
@@ -86,18 +79,12 @@ def measure(config: Path, processes: int, threads: int, out: Path) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     rows = list(csv.DictReader((out / "learning_curve.csv").open()))
-    n_train = int(_summary(out)["n_molecules"]["train"])
+    n_train = int(json.loads((out / "run.json").read_text())["n_molecules"]["train"])
     seconds = [float(rows[0]["wall_time_s"])] + [
         float(b["wall_time_s"]) - float(a["wall_time_s"]) for a, b in zip(rows, rows[1:])]
     timed = seconds[1:] or seconds
     return {"mol_s": n_train / statistics.median(timed), "first_epoch_s": seconds[0],
             "val_mae_meV": float(rows[-1]["val_mae_meV"]), "wall_s": wall, "n_train": n_train}
-
-
-def _summary(run: Path) -> dict:
-    import json
-
-    return json.loads((run / "run.json").read_text())
 
 
 def main() -> None:

@@ -179,11 +179,11 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
     def on_epoch_end(state: LoopState, improved: bool) -> None:
         stop = None
         if ranks.main:
-            stop = _record_epoch(state, improved)
+            stop = record_epoch(state, improved)
         if ranks.any(stop is not None):
             raise stop or StopTraining()
 
-    def _record_epoch(state: LoopState, improved: bool) -> StopTraining | None:
+    def record_epoch(state: LoopState, improved: bool) -> StopTraining | None:
         payload = _payload(model, optimizer, scheduler, state, config)
         if improved:
             save_checkpoint(paths.best, payload)
