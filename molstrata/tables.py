@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from molstrata._files import atomic_write_text
+from molstrata.errors import MolstrataError
 
 Row = Sequence[object]
 
@@ -47,6 +48,16 @@ def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Row
     for row in rows:
         writer.writerow([_csv_value(v) for v in row])
     atomic_write_text(path, buffer.getvalue())
+
+
+def read_csv_rows(path: str | os.PathLike, fix: str) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header, as dicts of text; a file that cannot be read is a
+    MolstrataError that ends with `fix` (what the user should do)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except OSError as error:
+        raise MolstrataError(f"cannot read {path} ({error.strerror}); {fix}") from None
 
 
 def _csv_value(value: object) -> object:

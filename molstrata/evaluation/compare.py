@@ -11,7 +11,6 @@ tables, text and plots are written by `molstrata.report.compare`.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -36,6 +35,7 @@ from molstrata.evaluation.stratified import (
     StratifiedReport,
     StratumMetrics,
 )
+from molstrata.tables import read_csv_rows
 from molstrata.training.config import TrainConfig
 from molstrata.training.distributed import one_process
 from molstrata.training.run import RunPaths
@@ -215,13 +215,7 @@ def read_predictions(path: str | os.PathLike, unit: str, target: str) -> Predict
     path = Path(path)
     key = unit_key(unit)
     columns = ["id", "n_atoms", "elements", f"true_{key}", f"predicted_{key}"]
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as error:
-        raise MolstrataError(
-            f"cannot read {path} ({error.strerror}); evaluate the run again"
-        ) from None
+    rows = read_csv_rows(path, "evaluate the run again")
     missing = [c for c in columns if rows and c not in rows[0]]
     if not rows or missing:
         raise MolstrataError(

@@ -6,7 +6,6 @@ so runs can be compared on one axis. Units come from the report or from the colu
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
@@ -19,6 +18,7 @@ from matplotlib import ticker
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.stratified import Predictions, StratifiedReport
 from molstrata.report.plots import plt, save_figure
+from molstrata.tables import read_csv_rows
 from molstrata.units import error_unit
 
 Reports = StratifiedReport | Sequence[tuple[str, StratifiedReport]]
@@ -159,13 +159,7 @@ def predicted_vs_true(
 def read_learning_curve(path: str | os.PathLike) -> list[dict[str, float]]:
     """The rows of a learning_curve.csv as floats (empty cells as NaN)."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as error:
-        raise MolstrataError(
-            f"cannot read {path} ({error.strerror}); give a run's learning_curve.csv"
-        ) from None
+    rows = read_csv_rows(path, "give a run's learning_curve.csv")
     try:
         return [{k: _float(v) for k, v in row.items() if k is not None} for row in rows]
     except ValueError as error:
