@@ -143,10 +143,15 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _world_size() -> int:
+    """How many processes torchrun started for this job (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def one_process(what: str) -> None:
     """Refuse to run `what` (a whole study, a sweep) as several torchrun processes: they would
     each repeat it. Its training runs go data-parallel one by one instead."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _world_size() > 1:
         raise MolstrataError(
             f"{what} runs in one process, not under torchrun; train its runs data-parallel "
             "with molstrata train --devices N (or torchrun ... -m molstrata train)"
@@ -155,7 +160,7 @@ def one_process(what: str) -> None:
 
 def environment() -> dict[str, str] | None:
     """torchrun's variables when this process was started as one of several, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if _world_size() <= 1:
         return None
     missing = [name for name in ENV if name not in os.environ]
     if missing:
@@ -176,13 +181,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _device(name: str, local_rank: int, world: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise MolstrataError(f"device {name!r} asked for, but no CUDA GPU is visible; use cpu")
-    if name != "cuda" and world > 1:
+    """The device of the process with `local_rank`: the CPU, or the GPU of its LOCAL_RANK."""
+    where = resolve_device(name)
+    if where.type == "cpu":
+        return where
+    if where.index is not None and world > 1:
         raise MolstrataError(
             f"device {name!r} names one GPU, but this run has {world} processes; use --device "
             "cuda (each process takes the GPU of its LOCAL_RANK)"
@@ -192,7 +195,7 @@ def _device(name: str, local_rank: int, world: int) -> torch.device:
             f"process LOCAL_RANK {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
             "start at most one process per GPU on each machine"
         )
-    return torch.device(name if name != "cuda" else f"cuda:{local_rank}")
+    return where if where.index is not None else torch.device(f"cuda:{local_rank}")
 
 
 class Terminated(BaseException):

@@ -95,8 +95,6 @@ def train_epoch(
     ranks = ranks or Ranks()
     scale2 = float(getattr(model, "module", model).scale) ** 2
     pieces = batch_pieces(order, config.batch_size, ranks.rank, ranks.world)
-    sizes = [min(config.batch_size, len(order) - start)
-             for start in range(0, len(order), config.batch_size)]
     losses = torch.zeros(len(pieces), device=train.device, dtype=torch.float64)
     model.train()
     bar = tqdm(pieces, leave=False, desc=progress, unit="batch", disable=progress is None)
@@ -104,7 +102,8 @@ def train_epoch(
         batch = train.batch(rows)
         error = _forward(model, batch) - batch.target
         # this rank's share of the global batch's weighted mean; DDP averages over ranks
-        mse = (batch.weight * error.square()).sum() / sizes[step]
+        global_size = min(config.batch_size, len(order) - step * config.batch_size)
+        mse = (batch.weight * error.square()).sum() / global_size
         optimizer.zero_grad(set_to_none=True)
         (mse * (ranks.world / scale2)).backward()
         if config.grad_clip is not None:
