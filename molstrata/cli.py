@@ -146,7 +146,7 @@ def _train(args: argparse.Namespace) -> None:
             )
         run_dir = args.resume
         device = TrainConfig.from_toml(RunPaths(run_dir).require().config).runtime.device
-        if launch_devices(args.argv, args.devices, device, _resume_hint(run_dir, args.devices)):
+        if launch_devices(args.argv, args.devices, device, run_dir):
             return
         summary = train(TrainConfig(), args.resume, resume=True, progress=not args.quiet)
     else:
@@ -157,8 +157,7 @@ def _train(args: argparse.Namespace) -> None:
         run_dir = args.out or f"runs/{_run_name(args)}-{time.strftime('%Y%m%d-%H%M%S')}"
         if args.devices not in (None, 1) and not args.out:
             args.argv += ["--out", run_dir]  # the processes must agree on the directory
-        if launch_devices(args.argv, args.devices, config.runtime.device,
-                          _resume_hint(run_dir, args.devices)):
+        if launch_devices(args.argv, args.devices, config.runtime.device, run_dir):
             return
         summary = train(config, run_dir, progress=not args.quiet)
     if is_main_process():
@@ -169,15 +168,11 @@ def _run_name(args: argparse.Namespace) -> str:
     return Path(args.config).stem if args.config else (args.preset or "quick")
 
 
-def _resume_hint(run_dir: str, devices: int | None) -> str:
-    return f"; continue with: molstrata train --resume {run_dir} --devices {devices}"
-
-
 def _evaluate(args: argparse.Namespace) -> None:
     from molstrata.evaluation.evaluate import evaluate_run, summary_text
     from molstrata.training.launch import launch_devices
 
-    if launch_devices(args.argv, args.devices, args.device, ""):
+    if launch_devices(args.argv, args.devices, args.device):
         return
     evaluation = evaluate_run(
         args.run, split=args.split, dataset=args.dataset, property_name=args.property_name,

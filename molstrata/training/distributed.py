@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from molstrata.errors import MolstrataError
+from molstrata.errors import MolstrataError, ReportedElsewhere
 
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 DEFAULT_TIMEOUT_S = 600.0
@@ -210,7 +210,9 @@ def _on_sigterm(signum, frame):
 def process_group(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[Ranks]:
     """Join torchrun's group when this process is one of several, else a world of one; left
     on exit. Under a group SIGTERM (sent by the launcher when a peer dies) becomes a
-    PeerFailure, so the caller can record where the run stopped."""
+    PeerFailure, so the caller can record where the run stopped; on ranks other than 0 a
+    PeerFailure leaves as ReportedElsewhere (the failed process, rank 0 or the launcher
+    says what happened, once)."""
     env = environment()
     if env is None:
         yield Ranks(device=resolve_device(device))
@@ -233,7 +235,11 @@ def process_group(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator
             ) from None
         try:
             yield Ranks(rank, world, local_rank, where)
-        except Terminated:
+        except (Terminated, PeerFailure) as error:
+            if rank != 0:  # a consequence of another process's failure, which that one reports
+                raise ReportedElsewhere(str(error)) from None
+            if isinstance(error, PeerFailure):
+                raise
             raise PeerFailure("stopped by the launcher: another process of this run failed") \
                 from None
         finally:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from molstrata.errors import MolstrataError
+from molstrata.training.run import RunPaths
 
 MONITOR_INTERVAL_S = 0.5
 """How often the launcher checks its processes: a dead one stops the others this soon."""
@@ -26,10 +27,12 @@ def worker_devices() -> int | None:
     return None
 
 
-def launch_devices(argv: Sequence[str], devices: int | None, device: str, resume_hint: str) -> bool:
+def launch_devices(argv: Sequence[str], devices: int | None, device: str,
+                   run_dir: str | None = None) -> bool:
     """Start `python -m molstrata argv` on `devices` processes and wait for them: True once
     they finished (the caller has nothing left to do), False when this process should do the
-    work itself (one device, or it already is one of torchrun's processes)."""
+    work itself (one device, or it already is one of torchrun's processes). `run_dir`: the
+    training run they write, named in the `--resume` advice when they fail after creating it."""
     if devices is None:
         return False
     if devices < 1:
@@ -50,11 +53,11 @@ def launch_devices(argv: Sequence[str], devices: int | None, device: str, resume
             f"--devices {devices} asks for more GPUs than the {torch.cuda.device_count()} "
             "visible; give at most that many, or --device cpu for CPU processes"
         )
-    _run(list(argv), devices, gpu, resume_hint)
+    _run(list(argv), devices, gpu, run_dir)
     return True
 
 
-def _run(argv: list[str], devices: int, gpu: bool, resume_hint: str) -> None:
+def _run(argv: list[str], devices: int, gpu: bool, run_dir: str | None) -> None:
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run  # (imported before its loggers are quieted)
@@ -80,10 +83,19 @@ def _run(argv: list[str], devices: int, gpu: bool, resume_hint: str) -> None:
         else:
             what = f"process {rank} (pid {failure.pid}) exited with code {failure.exitcode}"
         raise MolstrataError(
-            f"{what}; the other processes were stopped{resume_hint}"
+            f"{what}; the other processes were stopped{_resume_hint(run_dir, devices)}"
         ) from None
     except (SignalException, KeyboardInterrupt):  # Ctrl-C or a kill: the agent stopped them
-        raise MolstrataError(f"interrupted; the processes were stopped{resume_hint}") from None
+        raise MolstrataError(
+            f"interrupted; the processes were stopped{_resume_hint(run_dir, devices)}"
+        ) from None
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
+
+
+def _resume_hint(run_dir: str | None, devices: int) -> str:
+    """How to go on, for a run the processes created (only one that exists can resume)."""
+    if run_dir is None or not RunPaths(run_dir).config.is_file():
+        return ""
+    return f"; continue with: molstrata train --resume {run_dir} --devices {devices}"

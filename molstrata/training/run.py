@@ -111,12 +111,12 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     if tracker is None:
         check_available(config.runtime.track)
     with process_group(config.runtime.device) as ranks:
-        if not resume and paths.config.exists():
-            raise MolstrataError(
+        # rank 0 looks, and every rank learns its answer, before rank 0 writes anything
+        if ranks.any(ranks.main and not resume and paths.config.exists()):
+            raise (MolstrataError if ranks.main else ReportedElsewhere)(
                 f"{paths.root} already holds a run; continue it with --resume {paths.root} or "
                 "choose another --out"
             )
-        ranks.barrier()  # every rank has looked before rank 0 writes
         return _train(config, paths, resume, progress and ranks.main,
                       log if ranks.main else _quiet, on_epoch, tracker, ranks)
 

@@ -286,13 +286,13 @@ def test_a_killed_rank_stops_the_run_which_resumes_on_one_process(runs):
 
 def test_devices_mismatch_and_bad_environments_are_one_line_errors(monkeypatch, tmp_path):
     with pytest.raises(MolstrataError, match="at least 1"):
-        launch_devices([], 0, "cpu", "")
-    assert launch_devices([], 1, "cpu", "") is False  # one device: this process trains
+        launch_devices([], 0, "cpu")
+    assert launch_devices([], 1, "cpu") is False  # one device: this process trains
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     with pytest.raises(MolstrataError, match="torchrun started 4 processes"):
-        launch_devices([], 2, "cpu", "")
-    assert launch_devices([], 4, "cpu", "") is False
+        launch_devices([], 2, "cpu")
+    assert launch_devices([], 4, "cpu") is False
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     with pytest.raises(MolstrataError, match="MASTER_ADDR"):
@@ -312,7 +312,7 @@ def test_too_many_gpus_is_refused_before_launching():
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     with pytest.raises(MolstrataError, match="no CUDA GPU|more GPUs"):
-        launch_devices([], 2, "cuda", "")
+        launch_devices([], 2, "cuda")
 
 
 def test_peer_errors_are_recognised_and_shortened():
@@ -339,3 +339,30 @@ def test_a_study_refuses_to_run_as_several_processes(monkeypatch, tmp_path):
     with pytest.raises(MolstrataError, match="molstrata study runs in one process"):
         run_study("quick", tmp_path / "study", progress=False, log=lambda m: None)
     assert not (tmp_path / "study").exists()
+
+
+def test_a_bad_file_under_devices_is_said_once_with_no_run_left(tmp_path):
+    """Rank 0 names the missing file, the launcher adds which process stopped; rank 1 (which
+    only saw rank 0 go) says nothing, and no --resume is offered for a run never created."""
+    result = _molstrata("train", "--dataset", str(tmp_path / "missing.extxyz"), "--epochs", "1",
+                        "--device", "cpu", "--devices", "2", "-q", "-o", str(tmp_path / "run"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"molstrata: error: file not found: {tmp_path / 'missing.extxyz'}; check "
+                     "the path",
+                     "molstrata: error: process 0 stopped with the error printed above; the "
+                     "other processes were stopped"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_existing_run_under_devices_is_refused_once_and_kept(runs):
+    folder, options, _, _ = runs
+    run = folder / "pair"
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    result = _molstrata("train", *options, "--devices", "2", "-o", str(run))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and "already holds a run" in lines[0]
+    assert "(rank 1)" not in result.stderr
+    assert lines[1].endswith(f"continue with: molstrata train --resume {run} --devices 2")
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
