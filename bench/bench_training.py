@@ -1,7 +1,7 @@
 """Benchmark: molstrata vs SchNetPack 2.1.1's own pipeline, side by side, same data and models.
 
     python bench/bench_training.py [--configs a b] [--epochs 2] [--repeats 3] [--no-schnetpack]
-                                   [--seed-budget]
+                                   [--seed-budget] [--pyg-path DIR]
 
 Data (as in /work/shared/PEERS.md): 12,000 QM9 molecules, 10,000 train / 1,000 val /
 1,000 test; target U0 minus per-element reference energies fitted on the training molecules.
@@ -21,6 +21,10 @@ is not bought with accuracy.
 molstrata zeroes Gaussian radial-basis values below 1e-30 (no subnormal floats, see PEERS.md);
 the CPU model is printed: compare figures from one run only.
 
+`--pyg-path DIR` measures PyTorch Geometric 2.8.1's SchNet in the same run, each repeat right
+after molstrata's (same data, hyper-parameters, targets, optimiser; PyG is never a dependency of
+molstrata, DIR is a folder holding it).
+
 `--seed-budget` also projects the study's default training (22 epochs, batch 512, lr 1e-3,
 38 features, neighbour cutoff 4 Å, model cutoff 5 Å, 80 % of QM9) as CPU time on this
 machine, from one measured epoch on 10,000 molecules.
@@ -31,7 +35,9 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -97,6 +103,55 @@ def measure_molstrata(train: Molecules, val: Molecules, infer: Molecules, config
             "val_mae_meV": 1000 * val_mae, "setup_s": setup}
 
 
+def measure_pyg(train: Molecules, val: Molecules, infer: Molecules, config: dict,
+                epochs: int, lr: float = 5e-4, seed: int = 0) -> dict:
+    """The same figures for PyTorch Geometric 2.8.1's SchNet with the same hyper-parameters,
+    targets (U0 minus the same fitted references, standardised the same way), optimiser and
+    batches sliced from packed arrays (no loader); its interaction graph is molstrata's
+    vectorised neighbour search, inside every step as PyG computes its graph."""
+    from time_to_accuracy import Packed, pyg_mae_meV, pyg_model
+
+    fit = fit_standardization(train, train.property("U0"), extensive=True)
+    data = {name: Packed.of(m, m.property("U0") - fit.reference(m))
+            for name, m in (("train", train), ("val", val), ("infer", infer))}
+    model = pyg_model(fit.shift, fit.scale, {
+        "hidden_channels": config["n_atom_basis"], "num_filters": config["n_filters"],
+        "num_interactions": config["n_interactions"], "num_gaussians": config["n_rbf"],
+        "cutoff": config["cutoff"], "seed": seed}).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+
+    def epoch() -> None:
+        order = torch.as_tensor(rng.permutation(len(train)))
+        for rows in torch.split(order, config["batch_size"]):
+            numbers, positions, molecule, target = data["train"].batch(rows)
+            error = model(numbers, positions, molecule).squeeze(-1) - target
+            optimizer.zero_grad(set_to_none=True)
+            (error / fit.scale).square().mean().backward()
+            optimizer.step()
+
+    epoch()  # warm-up epoch
+    start = time.perf_counter()
+    for _ in range(epochs):
+        epoch()
+    train_seconds = time.perf_counter() - start
+    val_mae = pyg_mae_meV(model, data["val"])
+
+    @torch.no_grad()
+    def infer_all() -> None:
+        model.eval()
+        for rows in torch.split(torch.arange(len(infer)), config["batch_size"]):
+            numbers, positions, molecule, _ = data["infer"].batch(rows)
+            model(numbers, positions, molecule)
+
+    infer_all()  # warm-up
+    start = time.perf_counter()
+    infer_all()
+    infer_seconds = time.perf_counter() - start
+    return {"train_mol_per_s": epochs * len(train) / train_seconds,
+            "infer_mol_per_s": len(infer) / infer_seconds, "val_mae_meV": val_mae}
+
+
 def median_of(runs: list[dict]) -> dict:
     return {key: statistics.median(r[key] for r in runs) for key in runs[0]
             if isinstance(runs[0][key], int | float)}
@@ -125,7 +180,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-schnetpack", action="store_true", help="molstrata only")
     parser.add_argument("--seed-budget", action="store_true")
+    parser.add_argument("--pyg-path", type=Path, metavar="DIR",
+                        help="a folder holding torch_geometric 2.8.1: measure PyG's SchNet in "
+                             "the same run, interleaved with molstrata (e.g. made with pip "
+                             "install --no-deps --target DIR torch_geometric==2.8.1 psutil)")
     args = parser.parse_args()
+    if args.pyg_path:
+        sys.path.insert(0, str(args.pyg_path.resolve()))
     torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     qm9 = load_qm9(progress=False)
@@ -133,13 +194,25 @@ def main() -> None:
     infer = Molecules.concatenate([val, test])
     for name in args.configs:
         config = CONFIGS[name]
-        ours = median_of([measure_molstrata(train, val, infer, config, args.epochs, seed=k)
-                          for k in range(args.repeats)])
+        runs, pyg_runs = [], []
+        for k in range(args.repeats):  # interleaved: the CPU's speed drifts
+            runs.append(measure_molstrata(train, val, infer, config, args.epochs, seed=k))
+            if args.pyg_path:
+                pyg_runs.append(measure_pyg(train, val, infer, config, args.epochs, seed=k))
+        ours = median_of(runs)
         line = (f"config ({name}) molstrata: train {ours['train_mol_per_s']:,.0f} mol/s, "
                 f"inference {ours['infer_mol_per_s']:,.0f} mol/s, val MAE "
                 f"{ours['val_mae_meV']:.0f} meV after {args.epochs + 1} epochs "
                 f"(neighbour pairs once: {ours['setup_s']:.1f} s)")
         print(line, flush=True)
+        if pyg_runs:
+            theirs = median_of(pyg_runs)
+            print(f"config ({name}) PyG 2.8.1 SchNet: train {theirs['train_mol_per_s']:,.0f} "
+                  f"mol/s, inference {theirs['infer_mol_per_s']:,.0f} mol/s, val MAE "
+                  f"{theirs['val_mae_meV']:.0f} meV after {args.epochs + 1} epochs")
+            print(f"config ({name}) ratio molstrata / PyG (same run, interleaved): training "
+                  f"{ours['train_mol_per_s'] / theirs['train_mol_per_s']:.2f}x, inference "
+                  f"{ours['infer_mol_per_s'] / theirs['infer_mol_per_s']:.2f}x", flush=True)
         if not args.no_schnetpack:
             from schnetpack_pipeline import measure_schnetpack
 
@@ -151,9 +224,11 @@ def main() -> None:
             print(f"config ({name}) ratio molstrata / SchNetPack: training "
                   f"{ours['train_mol_per_s'] / theirs['train_mol_per_s']:.2f}x, inference "
                   f"{ours['infer_mol_per_s'] / theirs['infer_mol_per_s']:.2f}x", flush=True)
-        print(f"config ({name}) vs PyTorch Geometric's SchNet as measured in PEERS.md "
-              f"({PYG_REFERENCE[name]:,} mol/s, Intel Xeon): "
-              f"{ours['train_mol_per_s'] / PYG_REFERENCE[name]:.2f}x (other CPU: indicative only)")
+        if not pyg_runs:
+            print(f"config ({name}) vs PyTorch Geometric's SchNet as measured in PEERS.md "
+                  f"({PYG_REFERENCE[name]:,} mol/s, Intel Xeon): "
+                  f"{ours['train_mol_per_s'] / PYG_REFERENCE[name]:.2f}x (other CPU: "
+                  "indicative only; --pyg-path measures it here)")
     if args.seed_budget:
         seed_budget(qm9, train)
 

@@ -101,15 +101,22 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _train_config(args: argparse.Namespace):
-    from molstrata.training.config import TrainConfig, parse_assignment, preset
+    from molstrata.training.config import DEFAULT_PRESET, TrainConfig, parse_assignment, preset
 
     if args.config and args.preset:
         raise MolstrataError("give --config or --preset, not both")
-    config = TrainConfig.from_toml(args.config) if args.config else preset(args.preset or "quick")
+    config = TrainConfig.from_toml(args.config) if args.config else preset(
+        args.preset or DEFAULT_PRESET)
+    if args.epochs is not None and args.time_budget is not None:
+        raise MolstrataError("give --epochs or --time-budget, not both: a run is as long as "
+                             "one of them")
+    if args.epochs is not None:
+        config.training.time_budget = None  # epochs asked for: no budget from the preset
     shortcuts = {
         ("data", "dataset"): args.dataset, ("data", "target"): args.target,
         ("data", "unit"): args.unit, ("data", "cache_dir"): args.cache_dir,
         ("data", "max_molecules"): args.max_molecules, ("training", "epochs"): args.epochs,
+        ("training", "time_budget"): args.time_budget,
         ("training", "batch_size"): args.batch_size, ("training", "lr"): args.lr,
         ("runtime", "device"): args.device, ("runtime", "threads"): args.threads,
         ("runtime", "seed"): args.seed, ("subset", "cap"): args.cap,
@@ -135,9 +142,9 @@ def _train(args: argparse.Namespace) -> None:
 
     if args.resume:
         given = [name for name in ("config", "preset", "set", "dataset", "target", "unit",
-                                   "max_molecules", "epochs", "batch_size", "lr", "seed",
-                                   "cap", "loss_weighting", "rate", "alpha", "train_min_size",
-                                   "train_max_size", "track", "out")
+                                   "max_molecules", "epochs", "time_budget", "batch_size",
+                                   "lr", "seed", "cap", "loss_weighting", "rate", "alpha",
+                                   "train_min_size", "train_max_size", "track", "out")
                  if getattr(args, name) is not None and getattr(args, name) != []]
         if given:
             raise MolstrataError(
@@ -165,7 +172,9 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _run_name(args: argparse.Namespace) -> str:
-    return Path(args.config).stem if args.config else (args.preset or "quick")
+    from molstrata.training.config import DEFAULT_PRESET
+
+    return Path(args.config).stem if args.config else (args.preset or DEFAULT_PRESET)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -317,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output file: .extxyz, .xyz or .db")
     export.set_defaults(func=_export)
 
-    from molstrata.training.config import PRESETS
+    from molstrata.training.config import DEFAULT_PRESET, PRESETS
 
     train = commands.add_parser(
         "train", help="train a SchNet model; writes a run directory",
@@ -327,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "learning_curve.csv and run.json. Interrupted runs continue with --resume.")
     source = train.add_argument_group("configuration")
     source.add_argument("--preset", choices=list(PRESETS),
-                        help="named configuration (default: quick): " + ", ".join(PRESETS))
+                        help=f"named configuration (default: {DEFAULT_PRESET}): "
+                             + ", ".join(PRESETS))
     source.add_argument("--config", metavar="FILE", help="TOML config file ([data], [subset], "
                         "[model], [training], [runtime])")
     source.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -339,7 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--unit", metavar="UNIT", help="data.unit of the target in FILE")
     quick.add_argument("--cache-dir", metavar="DIR", help="data.cache_dir (QM9 cache)")
     quick.add_argument("--max-molecules", type=int, metavar="N", help="data.max_molecules")
-    quick.add_argument("--epochs", type=int, help="training.epochs")
+    quick.add_argument("--epochs", type=int, help="training.epochs (a run of this many "
+                       "epochs, instead of a preset's time budget)")
+    quick.add_argument("--time-budget", metavar="DURATION",
+                       help="training.time_budget: train for this long (30m, 1.5h, 600s) with "
+                            "the learning-rate schedule fitted to it, instead of epochs")
     quick.add_argument("--batch-size", type=int, help="training.batch_size")
     quick.add_argument("--lr", type=float, help="training.lr")
     quick.add_argument("--device", help="runtime.device: auto (default), cpu, cuda")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -65,18 +66,32 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """Adam with a learning-rate schedule, early stopping and optional gradient clipping."""
+    """The optimiser, the length of the run (epochs, or a wall-clock `time_budget` in seconds
+    of training), the learning-rate schedule, the loss, an exponential moving average of the
+    weights, early stopping and optional gradient clipping.
+
+    A budget run trains until `time_budget` seconds of training have passed (validation and
+    checkpoints not counted) and fits its schedule to the budget: `warmup` and the decay are
+    fractions of the budget, so it ends with a decayed learning rate; `epochs` is not used.
+    With `ema` (a decay per step, e.g. 0.995) the averaged weights are validated, checkpointed
+    and exported.
+    """
 
     epochs: int = 30
+    time_budget: float | None = None
     batch_size: int = 100
     lr: float = 5e-4
+    optimizer: str = "adam"
     scheduler: str = "plateau"
+    warmup: float = 0.0
     plateau_factor: float = 0.5
     plateau_patience: int = 3
     min_lr: float = 1e-6
     early_stopping: int | None = None
     grad_clip: float | None = None
     weight_decay: float = 0.0
+    loss: str = "mse"
+    ema: float | None = None
     loss_weighting: str = "none"
     rate: float = 0.0
     alpha: float = 1.0
@@ -121,6 +136,24 @@ class TrainConfig:
              "model.n_atom_basis, n_interactions and n_rbf must be >= 1"),
             (m.aggregation in (None, "sum", "avg"), "model.aggregation must be sum or avg"),
             (t.epochs >= 1, "training.epochs must be >= 1"),
+            (t.time_budget is None or (t.time_budget > 0 and math.isfinite(t.time_budget)),
+             "training.time_budget must be a positive duration, e.g. 30m, 1.5h or 600 (s)"),
+            (t.time_budget is None or t.scheduler in BUDGET_SCHEDULERS,
+             f"training.scheduler {t.scheduler!r} needs epochs; a time budget decays with "
+             f"one of {', '.join(BUDGET_SCHEDULERS)}"),
+            (t.time_budget is None or t.early_stopping is None,
+             "training.early_stopping needs epochs; a time-budget run ends at its budget "
+             "(drop one of the two)"),
+            (0 <= t.warmup < 1, "training.warmup must be a fraction of the run in [0, 1), "
+             "e.g. 0.02"),
+            (t.warmup == 0 or t.scheduler != "plateau",
+             "training.warmup needs a scheduler of the run's progress (cosine, linear or "
+             "none), not plateau"),
+            (t.optimizer in OPTIMIZERS,
+             f"training.optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (t.loss in LOSSES, f"training.loss must be one of {', '.join(LOSSES)}"),
+            (t.ema is None or 0 < t.ema < 1,
+             "training.ema must be a decay per step in (0, 1), e.g. 0.995"),
             (t.batch_size >= 1, "training.batch_size must be >= 1"),
             (t.lr > 0 and math.isfinite(t.lr), "training.lr must be a positive number"),
             (t.scheduler in SCHEDULERS,
@@ -198,6 +231,8 @@ class TrainConfig:
             raise MolstrataError(
                 f"{source}: unknown option {section}.{key}; known: {', '.join(sorted(types))}"
             )
+        if (section, key) == ("training", "time_budget") and isinstance(value, str):
+            value = parse_duration(value, f"{source}: training.time_budget")
         setattr(target, key, _coerce(value, types[key], f"{section}.{key}", source))
 
 
@@ -250,7 +285,27 @@ def _coerce(value: Any, type_name: str, name: str, source: str) -> Any:
 
 
 SECTIONS = ("data", "subset", "model", "training", "runtime")
-SCHEDULERS = ("plateau", "cosine", "none")
+SCHEDULERS = ("plateau", "cosine", "linear", "none")
+BUDGET_SCHEDULERS = ("cosine", "linear", "none")
+"""The schedules that are a function of the run's progress (a budget run has no epochs)."""
+OPTIMIZERS = ("adam", "adamw")
+LOSSES = ("mse", "l1", "smooth_l1")
+"""Per-molecule losses on the standardised error (error / per-atom standard deviation);
+smooth_l1 is Huber's, quadratic within one standard deviation."""
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, name: str = "duration") -> float:
+    """Seconds in '30m', '1.5h', '90s', '45min' or a bare number of seconds ('600')."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|m|min|h)?\s*", text)
+    if match is None:
+        raise MolstrataError(f"{name} {text!r} is not a duration; write e.g. 30m, 1.5h, 90s "
+                             "or a number of seconds")
+    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+    if not seconds > 0:
+        raise MolstrataError(f"{name} {text!r} must be longer than zero")
+    return seconds
 
 
 def _toml_value(value: Any) -> str:
@@ -284,7 +339,17 @@ def preset(name: str) -> TrainConfig:
     return TrainConfig.from_dict(PRESETS[name], f"preset {name}")
 
 
+DEFAULT_PRESET = "accurate"
+"""What `molstrata train` trains when given no preset or config."""
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # The time-to-accuracy recipe (README, "Time to accuracy"): all of QM9, a 30-minute
+    # budget with the schedule fitted to it; each choice measured at a fixed budget.
+    "accurate": {
+        "model": {"n_atom_basis": 64, "n_interactions": 3},
+        "training": {"time_budget": 1800.0, "batch_size": 64, "lr": 1e-3,
+                     "scheduler": "cosine", "warmup": 0.02, "ema": 0.995, "loss": "l1"},
+    },
     # A baseline a 2-core CPU trains in a few minutes: 12,000 QM9 molecules.
     "quick": {
         "data": {"max_molecules": 12_000, "split": [0.8, 0.1, 0.1]},

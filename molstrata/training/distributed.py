@@ -76,6 +76,14 @@ class Ranks:
             _collective(dist.all_reduce, tensor, op=dist.ReduceOp.SUM)
         return tensor
 
+    def max_(self, value: float) -> float:
+        """The largest of every rank's `value` (the slowest clock, made everyone's)."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        _collective(dist.all_reduce, tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
+
     def any(self, flag: bool) -> bool:
         """Whether `flag` is true on any rank (one rank's decision, made everyone's)."""
         if not self.distributed:

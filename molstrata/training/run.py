@@ -40,7 +40,7 @@ from molstrata.training.distributed import (
     peer_error,
     process_group,
 )
-from molstrata.training.loop import LoopState, make_optimizer, run_epochs
+from molstrata.training.loop import LoopState, make_ema, make_optimizer, run_epochs
 from molstrata.training.targets import Standardization, fit_standardization
 from molstrata.training.tracking import Tracker, check_available, open_tracker
 from molstrata.training.weights import weight_factors
@@ -160,9 +160,10 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
                            data.values[split.val] - standard.reference(val_m))
     steps = -(-len(train_ds) // config.training.batch_size)
     optimizer, scheduler = make_optimizer(model, config.training, steps)
+    ema = make_ema(model, config.training)
     state = LoopState()
     if resume and paths.last.is_file():
-        state = _restore(paths.last, model, optimizer, scheduler, device)
+        state = _restore(paths.last, model, optimizer, scheduler, ema, device, steps)
         log(f"resuming {paths.root} after epoch {state.epoch}"
             + (f" on {ranks.world} processes" if ranks.distributed else ""))
     trained = wrap(model, ranks)
@@ -173,8 +174,12 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
                                config.to_toml())
     setup_seconds = time.perf_counter() - started
     processes = f" × {ranks.world} processes" if ranks.distributed else ""
+    budget = config.training.time_budget
+    length = (f"{config.training.epochs} epochs" if budget is None else
+              f"a time budget of {budget / 60:.4g} min (--epochs N for a run of N epochs)")
     log(f"training on {len(train_ds):,} molecules ({train_ds.n_pairs:,} pairs), validating on "
-        f"{len(val_ds):,}; device {device}, {torch.get_num_threads()} threads{processes}")
+        f"{len(val_ds):,}, for {length}; device {device}, {torch.get_num_threads()} "
+        f"threads{processes}")
 
     def on_epoch_end(state: LoopState, improved: bool) -> None:
         stop = None
@@ -184,7 +189,7 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
             raise stop or StopTraining()
 
     def record_epoch(state: LoopState, improved: bool) -> StopTraining | None:
-        payload = _payload(model, optimizer, scheduler, state, config)
+        payload = _payload(model, optimizer, scheduler, ema, state, config)
         if improved:
             save_checkpoint(paths.best, payload)
         save_checkpoint(paths.last, payload)
@@ -223,7 +228,7 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
         try:
             state = run_epochs(trained, train_ds, val_ds, config.training, runtime.seed, state,
                                optimizer, scheduler, runtime.eval_batch_size, on_epoch_end,
-                               progress, ranks=ranks)
+                               progress, ranks=ranks, ema=ema)
             status = "stopped early" if state.stopped_early else "finished"
         except StopTraining as stop:
             status = stop.status
@@ -260,24 +265,37 @@ def wrap(model: torch.nn.Module, ranks: Ranks) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids, **{buffers: False})
 
 
-def _payload(model, optimizer, scheduler, state: LoopState, config: TrainConfig) -> dict:
-    return {
-        "model": model.state_dict(),
+def _payload(model, optimizer, scheduler, ema, state: LoopState, config: TrainConfig) -> dict:
+    """A checkpoint's content. "model" holds the weights to evaluate and export: the moving
+    average when the run has one (its training weights are then "training_model")."""
+    payload = {
+        "model": model.state_dict() if ema is None else ema.module.state_dict(),
         "hyperparameters": model.hyperparameters,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else {},
         "loop": asdict(state),
         "config": config.to_dict(),
     }
+    if ema is not None:
+        payload["training_model"] = model.state_dict()
+        payload["ema_updates"] = int(ema.n_averaged)
+    return payload
 
 
-def _restore(path: Path, model, optimizer, scheduler, device) -> LoopState:
+def _restore(path: Path, model, optimizer, scheduler, ema, device,
+             steps_per_epoch: int) -> LoopState:
     payload = load_checkpoint(path, map_location=device)
-    model.load_state_dict(payload["model"])
+    model.load_state_dict(payload.get("training_model", payload["model"]))
+    if ema is not None:
+        ema.module.load_state_dict(payload["model"])
+        ema.n_averaged.fill_(int(payload.get("ema_updates", 0)))
     optimizer.load_state_dict(payload["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(payload["scheduler"])
-    return LoopState(**payload["loop"])
+    loop = dict(payload["loop"])
+    # checkpoints of earlier releases count epochs, not steps: every epoch was whole
+    loop.setdefault("steps", loop["epoch"] * steps_per_epoch)
+    return LoopState(**loop)
 
 
 def _units(unit: str) -> tuple[float, str, str]:
@@ -308,7 +326,8 @@ def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardizatio
         "version": 1,
         "target": data.target,
         "unit": data.unit,
-        "epochs": config.training.epochs,
+        "epochs": None if config.training.time_budget is not None else config.training.epochs,
+        "time_budget_s": config.training.time_budget,
         "n_molecules": {"train": len(data.split.train), "val": len(data.split.val),
                         "test": len(data.split.test)},
         "reference_energies": {element_symbol(z): float(standard.atomrefs[z])
@@ -319,10 +338,22 @@ def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardizatio
         "device": str(device),
         "threads": torch.get_num_threads(),
         "processes": ranks.world,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "molstrata_version": molstrata.__version__,
         "torch_version": torch.__version__,
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), for the figures a run reports."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _write_summary(paths: RunPaths, facts: dict, state: LoopState, status: str,
@@ -335,6 +366,10 @@ def _write_summary(paths: RunPaths, facts: dict, state: LoopState, status: str,
         **facts,
         "status": status,
         "epochs_done": state.epoch,
+        "optimizer_steps": state.steps,
+        "molecules_seen": state.molecules,
+        "train_molecules_per_s": (state.molecules / state.train_seconds
+                                  if state.train_seconds > 0 else None),
         "best_epoch": state.best_epoch,
         f"best_val_loss_{mse_unit}": None if best is None else best["val_loss"],
         f"best_val_mae_{mae_unit}": None if best is None else factor * best["val_mae"],

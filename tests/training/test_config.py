@@ -45,7 +45,7 @@ def test_unknown_options_and_types_are_refused(tmp_path):
     ("section", "key", "value", "message"),
     [
         ("training", "epochs", 0, "training.epochs must be >= 1"),
-        ("training", "scheduler", "linear", "training.scheduler must be one of"),
+        ("training", "scheduler", "step", "training.scheduler must be one of"),
         ("training", "loss_weighting", "sizes", "training.loss_weighting 'sizes'"),
         ("data", "split", [0.8, 0.3, 0.1], "data.split"),
         ("model", "cutoff", -1.0, "model.cutoff must be > 0"),
