@@ -307,6 +307,14 @@ def plot(path: Path, results: dict[str, Result], cpu: str) -> None:
     axes.axhline(CHEMICAL_ACCURACY_MEV, color="grey", linestyle="--",
                  label=f"chemical accuracy ({CHEMICAL_ACCURACY_MEV:.0f} meV)")
     axes.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    low = min(mae for r in results.values() for _, mae in r.curve)
+    high = max(mae for r in results.values() for _, mae in r.curve)
+    axes.set_yticks([t for t in (10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000)
+                     if low / 1.5 <= t <= high * 1.5])
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
     axes.set_xlabel("training time (min, validation excluded)")
     axes.set_ylabel("validation MAE (meV)")
     axes.set_title(f"QM9 U0, time to accuracy: {cpu}", fontsize=9)
@@ -391,7 +399,10 @@ def main() -> None:
             results["pyg"] = train_pyg(run_dir, budget_s, args.pyg_val_every)
     except MolstrataError as error:
         sys.exit(f"error: {error}")
-    facts["molstrata_run"] = str(run_dir)
+    repository = Path(__file__).resolve().parent.parent
+    resolved = Path(run_dir).resolve()
+    facts["molstrata_run"] = str(resolved.relative_to(repository)
+                                 if resolved.is_relative_to(repository) else run_dir)
     write_outputs(args.out, results, facts)
     print_table(results, budget_s)
     print(f"wrote {args.out / 'curves.csv'}, summary.json and curves.png")

@@ -75,7 +75,7 @@ def test_grid_values():
         ({"model.n_atom_basis": {"choices": []}}, "choices must be a non-empty list"),
         ({"model.n_atom_basis": {"choices": [32, 32]}}, "repeat a value"),
         ({"model.n_atom_basis": {"choices": [32, "big"]}}, "must be int"),
-        ({"training.scheduler": {"choices": ["cosine", "linear"]}}, "training.scheduler must"),
+        ({"training.scheduler": {"choices": ["cosine", "step"]}}, "training.scheduler must"),
         ({"training.scheduler": {"low": 1, "high": 2}}, "sweep it with choices"),
         ({"training.lr": {"choices": [1e-3], "low": 1e-4}}, "not both"),
         ({"training.lr": 1e-3}, "give a table"),
