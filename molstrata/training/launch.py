@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Sequence
 
 import torch
@@ -75,7 +76,7 @@ def _run(argv: list[str], devices: int, gpu: bool, run_dir: str | None) -> None:
     try:
         run(args)
     except ChildFailedError as error:
-        rank, failure = error.get_first_failure()
+        rank, failure = _root_failure(error.failures)
         if failure.exitcode == 2:
             what = f"process {rank} stopped with the error printed above"
         elif failure.exitcode < 0:
@@ -92,6 +93,20 @@ def _run(argv: list[str], devices: int, gpu: bool, run_dir: str | None) -> None:
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
+
+
+def _root_failure(failures: dict) -> tuple:
+    """(rank, failure) of the process that made the others stop: one killed or crashed (not
+    stopped by the agent's SIGTERM, not exit code 2) if any, the earliest; else the lowest rank
+    that stopped on an error (rank 0 says the run's errors; the others stop with code 2 when
+    it goes). The agent's own first failure is a tie whenever both stop in the same second."""
+    caused = [(f.timestamp, rank, f) for rank, f in failures.items()
+              if f.exitcode not in (2, -signal.SIGTERM)]
+    if caused:
+        _, rank, failure = min(caused, key=lambda item: item[:2])
+        return rank, failure
+    errors = sorted((rank, f) for rank, f in failures.items() if f.exitcode == 2)
+    return errors[0] if errors else min(failures.items(), key=lambda item: item[1].timestamp)
 
 
 def _resume_hint(run_dir: str | None, devices: int) -> str:
