@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import sys
 from pathlib import Path
 
 import torch
+from schnetpack_pipeline import cpu_model  # bench/ is on sys.path
 
 from molstrata._files import atomic_write_text
 from molstrata.training.config import TrainConfig, preset
@@ -54,17 +54,6 @@ def arm_config(overrides: dict[str, dict], budget_s: float, threads: int, seed: 
     config.runtime.threads = threads
     config.runtime.seed = seed
     return config.validate()
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def last_row(run: Path) -> dict:
