@@ -33,7 +33,6 @@ machine, from one measured epoch on 10,000 molecules.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from schnetpack_pipeline import CONFIGS, peer_split  # bench/ is on sys.path
+from schnetpack_pipeline import CONFIGS, cpu_model, peer_split  # bench/ is on sys.path
 
 from molstrata.data.molecules import Molecules
 from molstrata.data.qm9 import load_qm9
@@ -54,17 +53,6 @@ from molstrata.training.targets import fit_standardization
 
 PYG_REFERENCE = {"a": 238, "b": 1370}
 """PyTorch Geometric's SchNet training molecules/s on these machines (PEERS.md, Intel Xeon)."""
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def measure_molstrata(train: Molecules, val: Molecules, infer: Molecules, config: dict,
