@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_training import cpu_model  # noqa: E402
+from schnetpack_pipeline import cpu_model  # noqa: E402
 
 from molstrata.evaluation.predict import predict  # noqa: E402
 from molstrata.study.plan import load_plan  # noqa: E402
