@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import subprocess
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from schnetpack_pipeline import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 from molstrata.training.config import TrainConfig  # noqa: E402
+from molstrata.training.run import read_run_summary  # noqa: E402
 
 CONFIGS = {
     "a": {"model": {"n_atom_basis": 128, "n_filters": 128, "n_interactions": 6, "n_rbf": 20,
@@ -79,7 +79,7 @@ def measure(config: Path, processes: int, threads: int, out: Path) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     rows = list(csv.DictReader((out / "learning_curve.csv").open()))
-    n_train = int(json.loads((out / "run.json").read_text())["n_molecules"]["train"])
+    n_train = int(read_run_summary(out)["n_molecules"]["train"])
     seconds = [float(rows[0]["wall_time_s"])] + [
         float(b["wall_time_s"]) - float(a["wall_time_s"]) for a, b in zip(rows, rows[1:])]
     timed = seconds[1:] or seconds

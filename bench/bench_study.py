@@ -19,7 +19,6 @@ trusted. The CPU model is printed: compare figures of one machine only.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ from molstrata.study.plan import load_plan  # noqa: E402
 from molstrata.training.batches import DeviceDataset  # noqa: E402
 from molstrata.training.data import prepare  # noqa: E402
 from molstrata.training.loop import make_optimizer, train_epoch  # noqa: E402
-from molstrata.training.run import build_model  # noqa: E402
+from molstrata.training.run import build_model, read_run_summary  # noqa: E402
 from molstrata.training.targets import fit_standardization  # noqa: E402
 
 REPEATS = 3
@@ -52,8 +51,7 @@ def throughput(config, data, sample: int) -> tuple[float, float]:
     torch.manual_seed(0)
     model = build_model(config, data.extensive)
     model.set_standardization(standard.atomrefs, standard.shift, standard.scale)
-    cutoff = min(config.data.neighbor_cutoff, config.model.cutoff)
-    dataset = DeviceDataset(molecules, cutoff, torch.device("cpu"), torch.float32,
+    dataset = DeviceDataset(molecules, config.pair_cutoff, torch.device("cpu"), torch.float32,
                             values - standard.reference(molecules))
     optimizer, _ = make_optimizer(model, config.training, -(-len(rows) // 64))
     rng = np.random.default_rng(0)
@@ -68,7 +66,7 @@ def throughput(config, data, sample: int) -> tuple[float, float]:
     model.eval()
     for _ in range(REPEATS):
         start = time.perf_counter()
-        predict(model, molecules, config.data.neighbor_cutoff, config.runtime.eval_batch_size)
+        predict(model, molecules, config.pair_cutoff, config.runtime.eval_batch_size)
         infer_times.append(time.perf_counter() - start)
     return len(rows) / statistics.median(train_times), len(rows) / statistics.median(infer_times)
 
@@ -109,7 +107,7 @@ def main() -> None:
         line = (f"{experiment.name:<22}{n_train:>8,}{n_val:>7,}{t.epochs:>7}{t.batch_size:>6}"
                 f"{train_rate:>12,.0f}{seconds / 60:>9.1f} m")
         if args.actual:
-            run = json.loads((args.actual / "runs" / experiment.name / "run.json").read_text())
+            run = read_run_summary(args.actual / "runs" / experiment.name)
             actual_total += run["train_seconds"]
             line += f"{run['train_seconds'] / 60:>7.1f} m"
         print(line)

@@ -3,8 +3,9 @@
     python bench/bench_training.py [--configs a b] [--epochs 2] [--repeats 3] [--no-schnetpack]
                                    [--seed-budget] [--pyg-path DIR]
 
-Data (as in /work/shared/PEERS.md): 12,000 QM9 molecules, 10,000 train / 1,000 val /
-1,000 test; target U0 minus per-element reference energies fitted on the training molecules.
+Data (as in ../shared/PEERS.md, beside the repository): 12,000 QM9 molecules, 10,000 train /
+1,000 val / 1,000 test; target U0 minus per-element reference energies fitted on the training
+molecules.
 Configs: (a) 128 features, 6 interactions, 20 Gaussians, cutoff 5 Å, batch 100 (SchNetPack's
 QM9 default); (b) 38 / 3 / 20 / 5 Å, batch 128 (the study's model). 2 threads, float32.
 
@@ -40,14 +41,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from schnetpack_pipeline import CONFIGS, cpu_model, peer_split  # bench/ is on sys.path
+from schnetpack_pipeline import CONFIGS, PEERS, cpu_model, peer_split  # bench/ is on sys.path
 
 from molstrata.data.molecules import Molecules
 from molstrata.data.qm9 import load_qm9
 from molstrata.evaluation.predict import predict
 from molstrata.models import EnergyModel
 from molstrata.training.batches import DeviceDataset
-from molstrata.training.config import OptimConfig
+from molstrata.training.config import OptimConfig, pair_cutoff_of
 from molstrata.training.loop import train_epoch
 from molstrata.training.targets import fit_standardization
 
@@ -61,14 +62,14 @@ def measure_molstrata(train: Molecules, val: Molecules, infer: Molecules, config
     """Training and inference molecules/s of molstrata's pipeline for one config."""
     torch.manual_seed(seed)
     cutoff = config["cutoff"]
-    neighbor_cutoff = neighbor_cutoff or cutoff
+    pair_cutoff = pair_cutoff_of(neighbor_cutoff or cutoff, cutoff)
     fit = fit_standardization(train, train.property("U0"), extensive=True)
     model = EnergyModel(n_atom_basis=config["n_atom_basis"], n_filters=config["n_filters"],
                         n_interactions=config["n_interactions"], n_rbf=config["n_rbf"],
                         cutoff=cutoff)
     model.set_standardization(fit.atomrefs, fit.shift, fit.scale)
     start = time.perf_counter()
-    dataset = DeviceDataset(train, min(cutoff, neighbor_cutoff), torch.device("cpu"),
+    dataset = DeviceDataset(train, pair_cutoff, torch.device("cpu"),
                             torch.float32, train.property("U0") - fit.reference(train))
     setup = time.perf_counter() - start
     optim = OptimConfig(batch_size=config["batch_size"], lr=lr, scheduler="none")
@@ -81,10 +82,10 @@ def measure_molstrata(train: Molecules, val: Molecules, infer: Molecules, config
         train_epoch(model, dataset, order, optim, optimizer)
     train_seconds = time.perf_counter() - start
     model.eval()
-    val_mae = float(np.abs(predict(model, val, neighbor_cutoff) - val.property("U0")).mean())
-    predict(model, infer, neighbor_cutoff, config["batch_size"])  # warm-up
+    val_mae = float(np.abs(predict(model, val, pair_cutoff) - val.property("U0")).mean())
+    predict(model, infer, pair_cutoff, config["batch_size"])  # warm-up
     start = time.perf_counter()
-    predict(model, infer, neighbor_cutoff, config["batch_size"])
+    predict(model, infer, pair_cutoff, config["batch_size"])
     infer_seconds = time.perf_counter() - start
     return {"train_mol_per_s": epochs * len(train) / train_seconds,
             "infer_mol_per_s": len(infer) / infer_seconds,
@@ -213,7 +214,7 @@ def main() -> None:
                   f"{ours['train_mol_per_s'] / theirs['train_mol_per_s']:.2f}x, inference "
                   f"{ours['infer_mol_per_s'] / theirs['infer_mol_per_s']:.2f}x", flush=True)
         if not pyg_runs:
-            print(f"config ({name}) vs PyTorch Geometric's SchNet as measured in PEERS.md "
+            print(f"config ({name}) vs PyTorch Geometric's SchNet as measured in {PEERS.resolve()} "
                   f"({PYG_REFERENCE[name]:,} mol/s, Intel Xeon): "
                   f"{ours['train_mol_per_s'] / PYG_REFERENCE[name]:.2f}x (other CPU: "
                   "indicative only; --pyg-path measures it here)")

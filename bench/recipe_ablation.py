@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from schnetpack_pipeline import cpu_model  # bench/ is on sys.path
 
 from molstrata._files import atomic_write_text
 from molstrata.training.config import TrainConfig, preset
-from molstrata.training.run import RunPaths, train
+from molstrata.training.run import RunPaths, read_run_summary, train
 
 ARMS: list[tuple[str, str, dict[str, dict]]] = [
     ("study", "seed-default's model and batch (38 features, batch 512, lr 1e-3, MSE), "
@@ -81,12 +80,9 @@ def main() -> int:
             continue
         run = args.out / "runs" / f"{name}-{args.budget:g}min-seed{args.seed}"
         config = arm_config(overrides, args.budget * 60, args.threads, args.seed)
-        summary_file = RunPaths(run).summary
-        done = summary_file.is_file() and json.loads(summary_file.read_text())["status"] in (
-            "finished",)
-        if not done:
+        if read_run_summary(run).get("status") != "finished":
             train(config, run, resume=RunPaths(run).config.is_file(), progress=False)
-        summary = json.loads(summary_file.read_text())
+        summary = read_run_summary(run)
         last = last_row(run)
         t = config.training
         rows.append({

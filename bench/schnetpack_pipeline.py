@@ -2,7 +2,7 @@
 
     python bench/schnetpack_pipeline.py --config b [--epochs 2] [--workers 0 2]
 
-This is the baseline a SchNetPack user gets, measured as /work/shared/PEERS.md describes it:
+This is the baseline a SchNetPack user gets, measured as ../shared/PEERS.md (PEERS) says:
 an ASE database in SchNetPack's format, `AtomsDataModule` with the `ASENeighborList`,
 `RemoveOffsets` and `CastTo32` transforms, `NeuralNetworkPotential(SchNet)` with the
 `CastTo64` and `AddOffsets` postprocessors, and a Lightning `AtomisticTask` (MSE, Adam 5e-4).
@@ -53,6 +53,8 @@ LEARNING_RATE = 5e-4
 Z_MAX = 100  # length of SchNetPack's atomref tensors
 DB_FORMAT = 1  # bump when the database layout below changes
 DEFAULT_CACHE = Path(__file__).resolve().parent / ".cache"
+PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "PEERS.md"
+"""The peers' measurements these benchmarks follow: shared/ beside the repository."""
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # SchNetPack's QM9 default

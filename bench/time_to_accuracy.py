@@ -52,7 +52,7 @@ from molstrata.models.neighbors import neighbor_pairs
 from molstrata.tables import read_csv_rows, write_csv
 from molstrata.training.config import TrainConfig, parse_assignment, preset
 from molstrata.training.data import prepare
-from molstrata.training.run import RunPaths, train
+from molstrata.training.run import RunPaths, read_run_summary, train
 from molstrata.training.targets import MAX_Z
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "time_to_accuracy"
@@ -98,12 +98,12 @@ def molstrata_config(args: argparse.Namespace) -> TrainConfig:
 def molstrata_result(run_dir: Path) -> Result:
     """The figures of a finished molstrata run: its curve, and its last weights' test MAE."""
     paths = RunPaths(run_dir).require()
-    summary = json.loads(paths.summary.read_text(encoding="utf-8"))
+    summary = read_run_summary(paths.root)
     rows = read_csv_rows(paths.curve, "train the run first, or give a finished run")
     if not rows:
         raise MolstrataError(f"{paths.curve} holds no epoch; give a finished run")
     curve = [(float(r["wall_time_s"]), float(r["val_mae_meV"])) for r in rows]
-    evaluation = evaluate_run(run_dir, split="test", checkpoint="last", plots=False,
+    evaluation = evaluate_run(run_dir, split="test", checkpoint="last",
                               progress=False)
     overall = evaluation.report.overall.summary  # target unit: eV
     config = TrainConfig.from_toml(paths.config)
@@ -160,7 +160,7 @@ def pyg_data(run_dir: Path) -> tuple[Packed, Packed, Packed, dict]:
     """(train, val, test) of the run's own molecules and split, with the target molstrata
     trained on: U0 (eV) minus its reference energies; and run.json."""
     paths = RunPaths(run_dir).require()
-    summary = json.loads(paths.summary.read_text(encoding="utf-8"))
+    summary = read_run_summary(paths.root)
     config = TrainConfig.from_toml(paths.config)
     data = prepare(config, paths.split, progress=False)
     if summary["aggregation"] != "sum" or data.unit != "eV":

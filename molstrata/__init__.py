@@ -1,3 +1,38 @@
-"""molstrata: SchNet models for molecular properties, with errors stratified by size and element."""
+"""molstrata: SchNet models for molecular properties, with errors stratified by size and element.
+
+From Python (see `molstrata.api`):
+
+    import molstrata
+    run = molstrata.train("quick", epochs=3, max_molecules=500)
+    metrics = run.evaluate()                          # metrics.mae_meV, metrics.per_size
+    molstrata.compare([run, molstrata.Run.open("runs/other")])
+    molstrata.load_model(run.export("model.pt")).predict(atoms).values   # eV
+    molstrata.study("quick", out="results/study")
+
+These names are loaded on first use, so that `import molstrata` and the command line's
+`--help` import neither torch nor matplotlib.
+"""
 
 __version__ = "0.1.0"
+
+API = ("train", "compare", "load_model", "study", "Run", "Metrics", "RunComparison", "Model",
+       "Prediction", "Records")
+"""The public names of `molstrata.api`, available as `molstrata.NAME`."""
+
+__all__ = [*API, "__version__"]
+
+
+def __getattr__(name: str):
+    from importlib import import_module
+
+    if name == "study":  # the package molstrata.study, callable as the function (see there)
+        return import_module("molstrata.study")
+    if name in API:
+        value = getattr(import_module("molstrata.api"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'molstrata' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *API})

@@ -42,7 +42,8 @@ def test_describe_a_user_file(tmp_path, tiny_extxyz, tiny_molecules, capsys):
     names = {p.name for p in out_dir.iterdir()}
     assert {"element_frequency.csv", "size_histogram.csv", "size_element.csv",
             "size_histogram.png", "element_frequency.png", "size_element_heatmap.png",
-            "size_histogram_capped.png", "summary.json"} == names
+            "size_histogram_capped.png", "summary.json", "values_per_size.csv",
+            "value_flags.csv"} == names
     with open(out_dir / "size_histogram.csv") as handle:
         rows = {int(r["n_atoms"]): r for r in csv.DictReader(handle)}
     sizes, counts = np.unique(tiny_molecules.sizes, return_counts=True)
@@ -231,3 +232,111 @@ def test_train_and_evaluate_errors(tmp_path, qm9_cache_dir, capsys, argv, messag
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_building_the_parser_imports_no_torch_or_matplotlib():
+    probe = ("import sys; from molstrata.cli import build_parser; build_parser(); "
+             "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_help_texts_have_no_doubled_percent_and_every_option_says_what_it_does(capsys):
+    from molstrata.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here only
+    parsers = [p for name, p in commands.items() if name != "data"]
+    parsers += list(commands["data"]._subparsers._group_actions[0].choices.values())
+    for sub in parsers:
+        text = sub.format_help()
+        assert "%%" not in text, sub.prog
+        for action in sub._actions:
+            assert action.help, f"{sub.prog} {action.option_strings or action.dest} has no help"
+
+
+def test_every_train_option_is_either_a_config_field_or_classified_for_resume():
+    """What --resume accepts is derived from SHORTCUTS and RESULT_NEUTRAL: an option added to
+    the train parser without saying which config field it sets fails here."""
+    from molstrata.cli import build_parser
+    from molstrata.cli.train import NEW_RUN_ONLY, SHORTCUTS
+    from molstrata.training.config import RESULT_NEUTRAL
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    dests = {a.dest for a in train._actions} - {"help"}
+    applies_on_resume = {"resume", "set", "devices", "quiet"}
+    assert dests == set(SHORTCUTS) | set(NEW_RUN_ONLY) | applies_on_resume
+    assert set(RESULT_NEUTRAL) <= set(SHORTCUTS.values())
+
+
+def test_resume_applies_threads_device_and_cache_dir_and_refuses_the_rest(
+        tmp_path, qm9_cache_dir, capsys):
+    import torch
+
+    threads = torch.get_num_threads()
+    run_dir = tmp_path / "run"
+    try:
+        code, out, err = run(capsys, "train", "--cache-dir", qm9_cache_dir, "--epochs", "1",
+                             "--threads", "2", "-q", "-o", run_dir, *TINY)
+        assert code == 0 and ", 2 threads" in out, err
+        code, out, err = run(capsys, "train", "--resume", run_dir, "--threads", "1",
+                             "--device", "cpu", "--cache-dir", qm9_cache_dir, "-q")
+        assert code == 0, err
+        assert ", 1 threads" in out and "device cpu" in out
+        code, out, err = run(capsys, "train", "--resume", run_dir, "--set", "training.lr=0.1")
+        assert code == 2 and "drop --set training.lr=0.1" in err and "--threads" in err
+        code, out, err = run(capsys, "train", "--resume", run_dir, "--set", "runtime.threads=1",
+                             "-q")
+        assert code == 0 and ", 1 threads" in out, err
+    finally:
+        torch.set_num_threads(threads)
+    assert 'threads = 2' in (run_dir / "config.toml").read_text()  # the run's own record
+
+
+def test_ctrl_c_exits_130_and_an_unsaved_run_says_it_starts_again(
+        tmp_path, qm9_cache_dir, capsys, monkeypatch):
+    import molstrata.training.run as run_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "run_epochs", interrupted)
+        code, out, err = run(capsys, "train", "--cache-dir", qm9_cache_dir, "--epochs", "1",
+                             "--threads", "1", "-q", "-o", run_dir, *TINY)
+    assert code == 130
+    assert "before its first epoch ended, so nothing is saved yet" in err
+    assert f"molstrata train --resume {run_dir}" in err and err.count("\n") == 1
+    code, out, err = run(capsys, "train", "--resume", run_dir, "-q")
+    assert code == 0, err
+    assert "has no checkpoint yet" in out and "starting it from the beginning" in out
+
+
+def test_init_from_trains_a_finished_run_further_on_its_split(tmp_path, qm9_cache_dir, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--cache-dir", qm9_cache_dir, "--epochs", "1", "--threads", "1", "-q", *TINY]
+    assert run(capsys, "train", "-o", first, *common)[0] == 0
+    code, out, err = run(capsys, "train", "-o", second, "--init-from", first,
+                         "--set", "training.lr=1e-12", "--set", "training.min_lr=0",
+                         "--set", "training.ema=0.5", *common)
+    assert code == 0, err
+    parts = [json.loads((d / "split.json").read_text())["parts"] for d in (first, second)]
+    assert parts[0] == parts[1]
+    curves = [list(csv.DictReader((d / "learning_curve.csv").open())) for d in (first, second)]
+    # with no learning, the new run validates as its source ended: it started from its weights
+    assert float(curves[1][0]["val_mae_meV"]) == pytest.approx(
+        float(curves[0][-1]["val_mae_meV"]), rel=1e-4)
+    code, out, err = run(capsys, "train", "-o", tmp_path / "third", "--init-from", first,
+                         *common, "--set", "model.n_atom_basis=8")
+    assert code == 2 and "model has n_atom_basis=16 where this run's has 8" in err
+    assert not (tmp_path / "third" / "checkpoints").exists()
+
+
+def test_a_busy_cpu_is_named_with_the_fix():
+    from molstrata.training.run import busy_cpu
+
+    assert busy_cpu(2, load=0.2, cores=2) is None
+    message = busy_cpu(2, load=2.0, cores=2)
+    assert "load average 2.0 on 2 cores" in message and "--threads 1" in message

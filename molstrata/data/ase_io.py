@@ -82,6 +82,7 @@ def read_molecules(
     index: str = ":",
     *,
     energy_aliases: Iterable[str] = (),
+    skip_periodic: bool = False,
 ) -> Molecules:
     """Read the structures of any file ASE reads (extxyz, xyz, ASE .db) into Molecules.
 
@@ -91,18 +92,53 @@ def read_molecules(
     index: ASE's selection syntax (':', '0', '10:20', '-1').
     energy_aliases: property names, besides 'energy', that may come from the calculator's
         energy (ASE's extxyz reader moves `energy=` into a SinglePointCalculator).
+    skip_periodic: leave out periodic structures (slabs, bulk cells) instead of refusing the
+        file; `read_file` also says which were left out.
 
     Values are stored in molstrata's internal unit for their dimension. ids are the db row
     ids, else the 0-based index in the file, unless every structure carries `molstrata_id`.
     """
+    return read_file(path, properties, index, energy_aliases=energy_aliases,
+                     skip_periodic=skip_periodic).molecules
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one read of a file gave: its molecules, how many structures the selection held,
+    and the file ids of the periodic structures left out (`skip_periodic`)."""
+
+    molecules: Molecules
+    n_structures: int
+    skipped_periodic: tuple[int, ...]
+
+    def skipped_text(self, source: str | os.PathLike) -> str | None:
+        """One line saying what was left out, for the user; None when nothing was."""
+        if not self.skipped_periodic:
+            return None
+        n = len(self.skipped_periodic)
+        ids = ", ".join(map(str, self.skipped_periodic[:5])) + (", ..." if n > 5 else "")
+        return (f"left out {n} periodic structure{'s' * (n > 1)} of {self.n_structures} in "
+                f"{source} (structures {ids}), as skip_periodic asks")
+
+
+def read_file(
+    path: str | os.PathLike,
+    properties: Mapping[str, str | None] | None = None,
+    index: str = ":",
+    *,
+    energy_aliases: Iterable[str] = (),
+    skip_periodic: bool = False,
+) -> Reading:
+    """`read_molecules`, with what was left out: see `Reading`."""
     path = _existing_file(path)
-    if _is_sqlite(path):
+    if is_database(path):
         frames, metadata = _db_frames(path, index)
         declared = _declared_units(metadata.get(SPK_UNITS_KEY))
         distance_unit = metadata.get(SPK_DISTANCE_KEY, "Angstrom")
     else:
         frames, declared, distance_unit = _file_frames(path, index), None, "Angstrom"
-    return _pack(frames, properties, declared, distance_unit, str(path), energy_aliases)
+    return _pack(frames, properties, declared, distance_unit, str(path), energy_aliases,
+                 skip_periodic)
 
 
 def from_atoms_list(
@@ -110,14 +146,16 @@ def from_atoms_list(
     properties: Mapping[str, str | None] | None = None,
     *,
     energy_aliases: Iterable[str] = (),
+    skip_periodic: bool = False,
 ) -> Molecules:
     """Molecules from ASE Atoms (ids 0, 1, ... unless each carries info['molstrata_id']).
 
-    properties and energy_aliases are as in `read_molecules`; a None unit is taken from the
-    first structure's info['molstrata_units'], which `to_atoms` writes.
+    properties, energy_aliases and skip_periodic are as in `read_molecules`; a None unit is
+    taken from the first structure's info['molstrata_units'], which `to_atoms` writes.
     """
     frames = ((i, atoms, ()) for i, atoms in enumerate(atoms_list))
-    return _pack(frames, properties, None, "Angstrom", "the atoms list", energy_aliases)
+    return _pack(frames, properties, None, "Angstrom", "the atoms list", energy_aliases,
+                 skip_periodic).molecules
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
@@ -132,7 +170,7 @@ def _existing_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def _is_sqlite(path: Path) -> bool:
+def is_database(path: Path) -> bool:
     """Whether to read the file as an ASE database (by suffix or by SQLite's magic bytes)."""
     with path.open("rb") as handle:
         return path.suffix.lower() == ".db" or handle.read(16) == b"SQLite format 3\x00"
@@ -246,8 +284,13 @@ def _pack(
     distance_unit: str,
     source: str,
     energy_aliases: Iterable[str],
-) -> Molecules:
-    """One pass over the frames into Molecules, with units settled before it starts."""
+    skip_periodic: bool,
+) -> Reading:
+    """One pass over the frames into Molecules, with units settled before it starts.
+
+    Periodic structures are counted, not packed: left out with `skip_periodic`, else the
+    file is refused once all are counted, so that the error says how many there are.
+    """
     aliases = (energy_aliases,) if isinstance(energy_aliases, str) else tuple(energy_aliases)
     frames = iter(frames)
     first = next(frames, None)
@@ -262,9 +305,43 @@ def _pack(
         energy_names=frozenset({"energy", *aliases}),
         length_factor=_length_factor(distance_unit, source),
     )
+    periodic: list[tuple[int, str]] = []
+    n_structures = 0
     for frame in itertools.chain([first], frames):
-        columns.add(*frame)
-    return columns.build(file_units)
+        n_structures += 1
+        kind = periodic_kind(frame[1].pbc)
+        if kind is not None:
+            periodic.append((frame[0], kind))
+        elif skip_periodic or not periodic:  # once the file is refused, only count
+            columns.add(*frame)
+    if periodic and not skip_periodic:
+        raise _periodic_error(periodic, n_structures, source)
+    if not columns.file_ids:
+        raise MolstrataError(
+            f"{source} holds only periodic structures ({n_structures}); molstrata handles "
+            "molecules only: give a file with non-periodic structures"
+        )
+    return Reading(columns.build(file_units), n_structures, tuple(i for i, _ in periodic))
+
+
+def periodic_kind(pbc: np.ndarray) -> str | None:
+    """What a structure periodic along `pbc` (3 bools) is: 'a bulk cell' (3 directions),
+    'a slab' (2), 'a wire' (1); None for a molecule."""
+    return {0: None, 1: "a wire", 2: "a slab", 3: "a bulk cell"}[int(np.count_nonzero(pbc))]
+
+
+def _periodic_error(periodic: list[tuple[int, str]], n_structures: int,
+                    source: str) -> MolstrataError:
+    """The refusal of a file with periodic structures, naming the way to leave them out in
+    each place a file is read from: the command line, a train config, Python."""
+    first_id, kind = periodic[0]
+    n = len(periodic)
+    return MolstrataError(
+        f"{source} holds {n} periodic structure{'s' * (n > 1)} (of {n_structures}; first: "
+        f"structure {first_id}, {kind}); molstrata handles molecules only: leave them out "
+        "with --skip-periodic (command line), [data] skip_periodic = true (train config) or "
+        "skip_periodic=True (Python)"
+    )
 
 
 def _file_units(
@@ -280,8 +357,9 @@ def _file_units(
 def _file_unit(name: str, given: str | None, declared: str | None, source: str) -> str:
     if given is None and declared is None:
         raise MolstrataError(
-            f"no unit for property {name!r}: {source} does not declare one; "
-            f"give it, e.g. properties={{{name!r}: 'eV'}}"
+            f"no unit for property {name!r}: {source} does not declare one; give its unit "
+            f"with --unit (command line; [data] unit in a train config) or "
+            f"properties={{{name!r}: 'eV'}} (Python)"
         )
     unit = _known_unit(given if given is not None else declared, f"property {name!r}", source)
     if given is not None and declared is not None:
@@ -388,13 +466,9 @@ class _Columns:
 
 
 def _check_molecule(atoms: Atoms, file_id: int, source: str) -> None:
-    """Refuse what is not a molecule: periodic cells, empty structures, dummy atoms."""
+    """Refuse what is not a molecule: empty structures, dummy atoms (periodic structures are
+    sorted out before, in `_pack`)."""
     where = f"structure {file_id} in {source}"
-    if atoms.pbc.any():
-        raise MolstrataError(
-            f"{where} is periodic (pbc={atoms.pbc.tolist()}): periodic structures are not "
-            "supported; molstrata handles molecules only, so give non-periodic structures"
-        )
     if len(atoms) == 0:
         raise MolstrataError(f"{where} has no atoms; remove it from the file")
     if not atoms.numbers.all():

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from molstrata.data.molecules import Molecules
 from molstrata.errors import MolstrataError
 
 QM9_NAMES = ("qm9", "QM9")
+
+DEFAULT_TARGET = "U0"
+"""QM9's property a run trains on, and `data describe` checks, unless another is named."""
 
 
 def load_dataset(
@@ -18,13 +22,17 @@ def load_dataset(
     *,
     cache_root: str | os.PathLike | None = None,
     progress: bool = True,
+    skip_periodic: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> Molecules:
     """QM9 (the default) or the molecules of an ASE-readable file, with `property_name` checked.
 
     For a file, `property_name` is the name of the per-structure property to read and `unit`
     its unit in the file (None: taken from the file's metadata where it has one).
+    skip_periodic leaves a file's periodic structures out (else they are refused), and `log`
+    (e.g. print) is told how many were left out. QM9 has none.
     """
-    if dataset is None or str(dataset) in QM9_NAMES:
+    if is_qm9(dataset):
         from molstrata.data.qm9 import load_qm9
 
         if unit is not None:
@@ -36,10 +44,39 @@ def load_dataset(
         if property_name is not None:
             molecules.property(property_name)
         return molecules
-    from molstrata.data.ase_io import read_molecules
+    from molstrata.data.ase_io import read_file
 
     path = Path(dataset)
     properties = {property_name: unit} if property_name else {}
     if unit is not None and property_name is None:
         raise MolstrataError("--unit needs --property: name the property the unit belongs to")
-    return read_molecules(path, properties)
+    reading = read_file(path, properties, skip_periodic=skip_periodic)
+    note = reading.skipped_text(path)
+    if note is not None and log is not None:
+        log(note)
+    return reading.molecules
+
+
+def is_qm9(dataset: str | os.PathLike | None) -> bool:
+    """Whether `dataset` names QM9 (None, 'qm9' or 'QM9') rather than a file."""
+    return dataset is None or str(dataset) in QM9_NAMES
+
+
+def described_property(dataset: str | os.PathLike | None, property_name: str | None) -> str | None:
+    """The property whose values `data describe` checks: the one named, else QM9's default
+    target; None for a file read without a property (there are no values to check)."""
+    if property_name is not None:
+        return property_name
+    return DEFAULT_TARGET if is_qm9(dataset) else None
+
+
+def is_extensive(dataset: str | os.PathLike | None, property_name: str) -> bool:
+    """Whether a property sums over atoms: QM9's own rule for its properties (energies, ZPVE,
+    polarizability, <R²>, Cv sum; orbital energies, dipole, rotational constants do not);
+    a property of a user's file is taken to be an energy, which sums."""
+    if is_qm9(dataset):
+        from molstrata.data.qm9 import QM9_PROPERTIES
+
+        known = QM9_PROPERTIES.get(property_name)
+        return True if known is None else known.extensive
+    return True

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from molstrata._files import atomic_write_text
+from molstrata._files import atomic_write_text, read_versioned_json
 from molstrata.data.molecules import Molecules
 from molstrata.errors import MolstrataError
 
@@ -181,26 +181,8 @@ def load_split(
 
 def _read_document(path: Path) -> dict[str, Any]:
     """The checked JSON of a split file, or a MolstrataError saying what is wrong with it."""
-    if not path.exists():
-        raise MolstrataError(f"split file {path} does not exist; check the path or save a split")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise MolstrataError(f"cannot read split file {path}: {error.strerror}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MolstrataError(
-            f"split file {path} is not JSON ({error}); pass a file written by save_split"
-        ) from None
-    if not isinstance(document, dict) or document.get("format") != SPLIT_FORMAT:
-        raise MolstrataError(
-            f"{path} is not a molstrata split file (no format {SPLIT_FORMAT!r}); "
-            "pass a file written by save_split"
-        )
-    if document.get("version") != SPLIT_VERSION:
-        raise MolstrataError(
-            f"split file {path} has format version {document.get('version')!r}, this molstrata "
-            f"reads version {SPLIT_VERSION}; make the split again"
-        )
+    document = read_versioned_json(path, SPLIT_FORMAT, {SPLIT_VERSION}, what="split file",
+                                   fix="make the split again (molstrata data split)")
     parts = document.get("parts")
     valid = (
         isinstance(parts, dict)

@@ -3,7 +3,9 @@
 The model takes pair distances; here they are computed from the positions inside autograd
 (pairs within the model file's pair cutoff from molstrata's neighbour search, each unordered
 pair once, as in training), so the forces are the exact negative gradient of the energy the
-model predicts, reference energies included.
+model predicts, reference energies included. One model call gives both: ASE asks for the
+energy and then the forces (or the other way round) of the same positions, and the second
+comes from the calculator's results, as ASE's own calculators do.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from ase.calculators.calculator import Calculator as AseCalculator
 from ase.calculators.calculator import all_changes
 
 from molstrata.data.molecules import Molecules
-from molstrata.deploy.domain import DEFAULT_MIN_STRATUM, UNSEEN, applicability, flags_text
 from molstrata.deploy.modelfile import ModelFile, load_model_file
 from molstrata.errors import MolstrataError
+from molstrata.evaluation.domain import DEFAULT_MIN_STRATUM, UNSEEN, applicability, flags_text
 from molstrata.models.neighbors import neighbor_pairs
 from molstrata.training.distributed import resolve_device
 from molstrata.units import dimension
@@ -34,9 +36,11 @@ class Calculator(AseCalculator):
     dtype: 'float64' computes energies and forces in double precision; default: the model's.
     min_stratum: training molecules below which a size or element stratum counts as rare.
 
-    After each calculation `domain_flags` holds the structure's domain-of-applicability
-    flags (see `molstrata.deploy.domain`); a flagged structure also gives a warning, and one
-    with an element the model never saw raises a MolstrataError.
+    Every calculation gives the energy and the forces in one model call; ASE keeps them until
+    the atoms change. After each calculation `domain_flags` holds the structure's
+    domain-of-applicability flags (see `molstrata.evaluation.domain`); a flagged structure
+    gives one warning (not one per step of a dynamics: the flags depend only on its atoms'
+    elements), and one with an element the model never saw raises a MolstrataError.
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
@@ -57,23 +61,26 @@ class Calculator(AseCalculator):
             )
         self.min_stratum = min_stratum
         self.domain_flags: tuple[str, ...] = ()
+        self._checked: tuple[int, ...] | None = None  # the atomic numbers last checked
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",),
                   system_changes=all_changes) -> None:
+        """Energy, free energy and forces of the atoms, all from one model call, whichever of
+        them `properties` asks for."""
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         if atoms.pbc.any():
             raise MolstrataError("periodic structures are not supported: the model was trained "
                                  "on molecules; set atoms.pbc = False")
         self._check_domain(atoms)
-        energy, forces = energy_and_forces(self.model_file, atoms.numbers, atoms.positions,
-                                           forces="forces" in properties)
-        self.results["energy"] = energy
-        self.results["free_energy"] = energy
-        if forces is not None:
-            self.results["forces"] = forces
+        energy, forces = energy_and_forces(self.model_file, atoms.numbers, atoms.positions)
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
 
     def _check_domain(self, atoms: Atoms) -> None:
+        """Flag the atoms (once per set of atomic numbers: moving them changes no flag)."""
+        numbers = tuple(atoms.numbers.tolist())
+        if numbers == self._checked:
+            return
         molecule = Molecules.from_lists([atoms.numbers], [atoms.positions])
         result = applicability(molecule, self.model_file.training, self.min_stratum)
         self.domain_flags = result.flags[0]
@@ -83,6 +90,7 @@ class Calculator(AseCalculator):
                 f"{atoms.get_chemical_formula()} holds {', '.join(unseen)}, which "
                 f"{self.model_file.name} never saw in training: no energy can be predicted"
             )
+        self._checked = numbers
         if self.domain_flags:
             warnings.warn(
                 f"{atoms.get_chemical_formula()} lies outside the training domain of "

@@ -8,12 +8,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from molstrata.deploy.modelfile import (
     ModelFile,
@@ -24,11 +21,10 @@ from molstrata.deploy.modelfile import (
 )
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.stratified import TrainingCounts
-from molstrata.models import EnergyModel
-from molstrata.training.checkpoints import load_checkpoint
+from molstrata.training.checkpoints import model_from_checkpoint
 from molstrata.training.config import TrainConfig
 from molstrata.training.data import prepare
-from molstrata.training.run import RunPaths
+from molstrata.training.run import RunPaths, read_run_summary
 
 CHECKPOINTS = ("best", "last")
 SUFFIXES = {".pt": "model file", ".pt2": "torch.export program"}
@@ -84,10 +80,8 @@ def run_document(run_dir: str | os.PathLike, checkpoint: str = "best") -> dict:
         raise MolstrataError(f"unknown checkpoint {checkpoint!r}; use best or last")
     paths = RunPaths(run_dir).require()
     config = TrainConfig.from_toml(paths.config)
-    payload = load_checkpoint(paths.best if checkpoint == "best" else paths.last)
-    model = EnergyModel(**payload["hyperparameters"])
-    model.load_state_dict(payload["model"])
-    model = model.to(torch.float64 if config.runtime.dtype == "float64" else torch.float32)
+    model, payload = model_from_checkpoint(paths.best if checkpoint == "best" else paths.last,
+                                           config.runtime.dtype)
     data = prepare(config, paths.split, progress=False)
     train = data.molecules.subset(data.split.train)
     provenance = {
@@ -99,7 +93,7 @@ def run_document(run_dir: str | os.PathLike, checkpoint: str = "best") -> dict:
         "training_data_sha256": train.fingerprint(),
         "split_sha256": hashlib.sha256(paths.split.read_bytes()).hexdigest(),
         "n_molecules": data.split.counts(),
-        "run_summary": _run_summary(paths),
+        "run_summary": _run_summary(read_run_summary(paths.root)),
         "config": config.to_dict(),
     }
     return model_document(model, target=data.target, unit=data.unit,
@@ -107,12 +101,8 @@ def run_document(run_dir: str | os.PathLike, checkpoint: str = "best") -> dict:
                           training=TrainingCounts.from_molecules(train), provenance=provenance)
 
 
-def _run_summary(paths: RunPaths) -> dict:
+def _run_summary(summary: dict) -> dict:
     """run.json's status, epochs and best validation figures, if the run wrote one."""
-    try:
-        summary = json.loads(paths.summary.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
     keep = ("status", "epochs_done", "best_epoch", "train_seconds")
     return {k: v for k, v in summary.items()
             if (k in keep or k.startswith("best_val_")) and isinstance(v, int | float | str)}

@@ -57,7 +57,7 @@ def predict_molecules(
     out = np.empty(len(molecules), dtype=np.float64)
     for start in range(0, len(molecules), chunk):
         part = molecules.subset(slice(start, start + chunk))
-        out[start : start + len(part)] = predict(network, part, model_file.neighbor_cutoff,
+        out[start : start + len(part)] = predict(network, part, model_file.pair_cutoff,
                                                  batch_size)
         if on_progress is not None:
             on_progress(len(part))

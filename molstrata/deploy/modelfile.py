@@ -10,7 +10,7 @@ from it. Format version 1:
       "model": {"class": "EnergyModel", "hyperparameters": {...}, "dtype": "float32",
                 "state_dict": {name: tensor}},          # includes the standardisation buffers
       "target": {"name": "U0", "unit": "eV", "aggregation": "sum"},
-      "neighbor_cutoff": 5.0,                           # Å; pairs within min(this, model cutoff)
+      "neighbor_cutoff": 5.0,                           # Å; see ModelFile.pair_cutoff
       "standardization": {"reference_energies": {"H": -16.3, ...},   # target unit, float64
                           "per_atom_shift": 0.01, "per_atom_scale": 0.2},
       "training_domain": {"n_molecules": 104665, "sizes": [[size, count], ...],
@@ -44,10 +44,11 @@ import torch
 import molstrata
 from molstrata._files import atomic_open
 from molstrata.data.molecules import atomic_number, element_symbol
-from molstrata.deploy.domain import domain_document, domain_from_document
 from molstrata.errors import MolstrataError
+from molstrata.evaluation.domain import domain_document, domain_from_document
 from molstrata.evaluation.stratified import TrainingCounts
 from molstrata.models import EnergyModel
+from molstrata.training.config import pair_cutoff_of
 
 FORMAT = "molstrata-model"
 FORMAT_VERSION = 1
@@ -78,8 +79,9 @@ class ModelFile:
 
     @property
     def pair_cutoff(self) -> float:
-        """Å: pairs closer than this enter the model (as in training: the smaller cutoff)."""
-        return min(self.neighbor_cutoff, float(self.model.cutoff))
+        """Å: pairs closer than this enter the model, by the run's own rule
+        (`TrainConfig.pair_cutoff`) read from the file's stored cutoffs."""
+        return pair_cutoff_of(self.neighbor_cutoff, self.model.cutoff)
 
     @property
     def aggregation(self) -> str:

@@ -2,10 +2,14 @@
 
 Every structure gets a row: its file and index, formula, size, the prediction (the mean over
 the models, with their standard deviation when there are several), the reference and the error
-where the file holds the target, and its domain-of-applicability flags (`domain`). A structure
-with an element some model never saw is not predicted; its row says why. Everything is read
-and predicted before anything is written, and both output files are written atomically
-together, so a failure leaves no partial output.
+where the file holds the target, and its domain-of-applicability flags
+(`molstrata.evaluation.domain`). A structure with an element some model never saw, or a
+periodic one, is not predicted; its row says why. Where a file's references look like energies
+on another zero (`molstrata.evaluation.offsets`), the summary says so and the CSV adds the
+offset-corrected error. The extxyz gives every structure back with what the file held (per-atom
+arrays, cell) and the prediction in its info. Everything is read and predicted before anything
+is written, and both output files are written atomically together, so a failure leaves no
+partial output.
 """
 
 from __future__ import annotations
@@ -21,17 +25,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from molstrata._files import atomic_path
-from molstrata.data.ase_io import UNITS_KEY, read_molecules, to_atoms
-from molstrata.data.molecules import Molecules
-from molstrata.deploy.domain import (
-    DEFAULT_MIN_STRATUM,
-    UNSEEN,
-    Applicability,
-    applicability,
-    flags_text,
-    size_range,
-)
-from molstrata.deploy.domain import summary_text as domain_summary
+from molstrata.data.ase_io import UNITS_KEY
+from molstrata.data.molecules import element_symbol
 from molstrata.deploy.inference import (
     compiled,
     default_batch_size,
@@ -39,7 +34,19 @@ from molstrata.deploy.inference import (
     predict_molecules,
 )
 from molstrata.deploy.modelfile import ModelFile, load_model_file
+from molstrata.deploy.structures import StructureFile, read_structures
 from molstrata.errors import MolstrataError
+from molstrata.evaluation.domain import (
+    DEFAULT_MIN_STRATUM,
+    PERIODIC,
+    UNSEEN,
+    Applicability,
+    applicability,
+    flags_text,
+    size_range,
+)
+from molstrata.evaluation.domain import summary_text as domain_summary
+from molstrata.evaluation.offsets import ReferenceOffset, fit_reference_offset
 from molstrata.tables import write_csv
 from molstrata.training.distributed import resolve_device
 from molstrata.units import error_unit, unit_key
@@ -49,22 +56,14 @@ MODEL_SUFFIXES = (".pt", ".pth")
 
 
 @dataclass(frozen=True, eq=False)
-class StructureFile:
-    """The structures of one input file; reference: (n,) the target in the model's unit, or
-    None where the file does not hold it."""
-
-    path: Path
-    molecules: Molecules
-    reference: np.ndarray | None
-    reference_name: str | None
-
-
-@dataclass(frozen=True, eq=False)
 class Predictions:
     """Predictions of every structure of every file, in file order.
 
     predicted: (N,) mean over the models (NaN where not predicted); std: (N,) their sample
     standard deviation, None for one model; reference: (N,) NaN where a file lacks it.
+    offsets: per file, the per-element offset of its references from the predictions (None
+    where it cannot be fitted: no reference, too few structures, not an energy summed over
+    atoms); only a `detected` one is reported.
     """
 
     models: list[ModelFile]
@@ -77,6 +76,7 @@ class Predictions:
     csv_path: Path
     extxyz_path: Path
     seconds: float
+    offsets: list[ReferenceOffset | None]
 
     @property
     def target(self) -> str:
@@ -89,9 +89,22 @@ class Predictions:
     def columns(self) -> dict[str, str]:
         """Output column names with their units: predicted, std, reference, error."""
         target, unit = self.target, unit_key(self.unit)
+        err = unit_key(error_unit(self.unit)[1])
         return {"predicted": f"predicted_{target}_{unit}", "std": f"std_{target}_{unit}",
-                "reference": f"reference_{target}_{unit}",
-                "error": f"error_{unit_key(error_unit(self.unit)[1])}"}
+                "reference": f"reference_{target}_{unit}", "error": f"error_{err}",
+                "offset": f"offset_{target}_{unit}",
+                "corrected": f"offset_corrected_error_{err}"}
+
+    def detected_offsets(self) -> list[tuple[StructureFile, ReferenceOffset]]:
+        """The files whose references look like energies on another zero, with their fit."""
+        return [(f, o) for f, o in zip(self.files, self.offsets) if o is not None and o.detected]
+
+    def offset_column(self) -> np.ndarray:
+        """(N,) the fitted offset of each structure (target unit), NaN outside the files
+        whose offset is detected."""
+        return np.concatenate([
+            o.offsets if o is not None and o.detected else np.full(len(f), np.nan)
+            for f, o in zip(self.files, self.offsets)]) if self.files else np.zeros(0)
 
 
 def split_paths(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], list[Path]]:
@@ -148,11 +161,13 @@ def predict_files(
     members = [load_model_file(path, target_device, dtype) for path in models]
     _check_ensemble(members)
     first = members[0]
-    inputs = [read_structures(path, first, property_name, unit) for path in files]
-    domain = Applicability.concatenate(
-        [applicability(f.molecules, [m.training for m in members], min_stratum) for f in inputs])
+    inputs = [read_structures(path, first.target, first.unit, property_name, unit)
+              for path in files]
+    domain = Applicability.concatenate([
+        applicability(f.molecules, [m.training for m in members], min_stratum)
+        .with_periodic(f.periodic) for f in inputs])
 
-    total = sum(len(f.molecules) for f in inputs)
+    total = sum(len(f) for f in inputs)
     per_model = []
     with tqdm(total=total * len(members), unit="mol", desc="predicting",
               disable=not progress) as bar:
@@ -161,23 +176,43 @@ def predict_files(
             values = np.full(total, np.nan)
             start = 0
             for f in inputs:
-                rows = domain.predictable[start : start + len(f.molecules)]
-                chosen = f.molecules if rows.all() else f.molecules.subset(rows)
-                predicted = predict_molecules(member, chosen,
+                rows = domain.predictable[start : start + len(f)]
+                chosen = rows[f.molecule_rows]  # the predictable molecules
+                molecules = f.molecules if chosen.all() else f.molecules.subset(chosen)
+                predicted = predict_molecules(member, molecules,
                                               batch_size=batch_size, model=network,
                                               on_progress=bar.update)
-                values[start : start + len(f.molecules)][rows] = predicted
+                values[start : start + len(f)][rows] = predicted
                 bar.update(int((~rows).sum()))
-                start += len(f.molecules)
+                start += len(f)
             per_model.append(values)
     mean, std = ensemble_statistics(per_model)
     reference = np.concatenate([
-        f.reference if f.reference is not None else np.full(len(f.molecules), np.nan)
-        for f in inputs])
+        f.reference if f.reference is not None else np.full(len(f), np.nan) for f in inputs])
+    offsets = _offsets(inputs, mean, first)
     result = Predictions(members, inputs, mean, std, reference, domain, min_stratum, csv_path,
-                         extxyz_path, 0.0)
+                         extxyz_path, 0.0, offsets)
     _write(result)
     return replace(result, seconds=time.perf_counter() - started)
+
+
+def _offsets(inputs: Sequence[StructureFile], predicted: np.ndarray,
+             model: ModelFile) -> list[ReferenceOffset | None]:
+    """Per file, the per-element offset of its references from the predictions (for a model
+    of an energy summed over atoms; None elsewhere)."""
+    out, start = [], 0
+    for f in inputs:
+        stop = start + len(f)
+        if f.reference is None or model.aggregation != "sum":
+            out.append(None)
+        else:
+            composition = np.zeros((len(f), len(f.molecules.elements)), dtype=np.int64)
+            composition[f.molecule_rows] = f.molecules.composition
+            symbols = [element_symbol(z) for z in f.molecules.elements]
+            out.append(fit_reference_offset(composition, symbols, f.reference,
+                                            predicted[start:stop], model.unit))
+        start = stop
+    return out
 
 
 def output_paths(out: str | os.PathLike | None, inputs: Sequence[Path]) -> tuple[Path, Path]:
@@ -195,22 +230,6 @@ def output_paths(out: str | os.PathLike | None, inputs: Sequence[Path]) -> tuple
             raise MolstrataError(f"the output {path} would overwrite an input file; choose "
                                  "another -o")
     return csv_path, extxyz_path
-
-
-def read_structures(path: Path, model: ModelFile, property_name: str | None,
-                    unit: str | None) -> StructureFile:
-    """A structure file through the training reader (`read_molecules`), with the reference
-    converted to the model's unit where the file holds the target."""
-    molecules = read_molecules(path, {property_name: unit} if property_name else None)
-    name = property_name or (model.target if model.target in molecules.properties else None)
-    if name is None:
-        return StructureFile(path, molecules, None, None)
-    try:
-        reference = np.asarray(molecules.property(name, model.unit), dtype=np.float64)
-    except MolstrataError as error:
-        raise MolstrataError(f"{path}: property {name!r} cannot be compared with the model's "
-                             f"{model.target} ({error})") from None
-    return StructureFile(path, molecules, reference, name)
 
 
 def _check_ensemble(members: Sequence[ModelFile]) -> None:
@@ -241,32 +260,39 @@ def _write(result: Predictions) -> None:
 
 def _notes(result: Predictions) -> list[str]:
     """Per structure: why it was not predicted, or ''."""
-    return ["" if ok else "not predicted: " + ", ".join(
-        f"element {code.split(':', 1)[1]} never seen in training"
-        for code in codes if code.startswith(UNSEEN))
-        for ok, codes in zip(result.domain.predictable, result.domain.flags)]
+    return ["" if ok else "not predicted: " + ", ".join(_reasons(codes))
+            for ok, codes in zip(result.domain.predictable, result.domain.flags)]
+
+
+def _reasons(codes: Sequence[str]) -> list[str]:
+    reasons = ["periodic structure (the models know molecules only)"] * (PERIODIC in codes)
+    return reasons + [f"element {code.split(':', 1)[1]} never seen in training"
+                      for code in codes if code.startswith(UNSEEN)]
 
 
 def _table(result: Predictions) -> tuple[list[str], list[list]]:
     names = result.columns()
     has_reference = any(f.reference is not None for f in result.files)
+    has_offset = bool(result.detected_offsets())
     factor = error_unit(result.unit)[0]
     header = ["file", "index", "id", "formula", "n_atoms", names["predicted"]]
     header += [names["std"]] if result.std is not None else []
     header += [names["reference"], names["error"]] if has_reference else []
+    header += [names["offset"], names["corrected"]] if has_offset else []
     header += ["in_domain", "flags", "note"]
     notes = _notes(result)
+    offset = result.offset_column()
     rows, k = [], 0
     for f in result.files:
-        formulas = f.molecules.formulas()
-        for i in range(len(f.molecules)):
-            row = [str(f.path), i, int(f.molecules.ids[i]), formulas[i],
-                   int(f.molecules.sizes[i]), _number(result.predicted[k])]
+        for i, (id_, formula, size) in enumerate(zip(f.ids(), f.formulas(), f.sizes())):
+            row = [str(f.path), i, id_, formula, int(size), _number(result.predicted[k])]
             if result.std is not None:
                 row.append(_number(result.std[k]))
+            error = result.predicted[k] - result.reference[k]
             if has_reference:
-                error = (result.predicted[k] - result.reference[k]) * factor
-                row += [_number(result.reference[k]), _number(error)]
+                row += [_number(result.reference[k]), _number(error * factor)]
+            if has_offset:
+                row += [_number(offset[k]), _number((error + offset[k]) * factor)]
             codes = result.domain.flags[k]
             row += [not codes, flags_text(codes), notes[k]]
             rows.append(row)
@@ -275,14 +301,15 @@ def _table(result: Predictions) -> tuple[list[str], list[list]]:
 
 
 def _frames(result: Predictions):
-    """The structures as ASE Atoms, with the predictions in their info."""
+    """The structures as ASE Atoms (with what their file held), the predictions in their
+    info, their units declared."""
     names = result.columns()
     factor, err_unit = error_unit(result.unit)
     notes = _notes(result)
+    offset = result.offset_column()
     k = 0
     for f in result.files:
-        for i in range(len(f.molecules)):
-            atoms = to_atoms(f.molecules, i)
+        for atoms in f.atoms():
             units = {}
             if np.isfinite(result.predicted[k]):
                 atoms.info[names["predicted"]] = float(result.predicted[k])
@@ -291,9 +318,12 @@ def _frames(result: Predictions):
                     atoms.info[names["std"]] = float(result.std[k])
                     units[names["std"]] = result.unit
                 if np.isfinite(result.reference[k]):
-                    error = float(result.predicted[k] - result.reference[k]) * factor
-                    atoms.info[names["error"]] = error
+                    error = float(result.predicted[k] - result.reference[k])
+                    atoms.info[names["error"]] = error * factor
                     units[names["error"]] = err_unit
+                    if np.isfinite(offset[k]):
+                        atoms.info[names["corrected"]] = (error + offset[k]) * factor
+                        units[names["corrected"]] = err_unit
             codes = result.domain.flags[k]
             atoms.info["in_domain"] = not codes
             if codes:
@@ -317,8 +347,9 @@ def _number(value: float) -> float | None:
 
 
 def summary_text(result: Predictions) -> str:
-    """What `molstrata predict` prints: what was predicted, the domain flags, the error
-    against the files' reference where they hold one, and where the output went."""
+    """What `molstrata predict` prints: what was predicted, the domain flags, what was not
+    predicted and why, the error against the files' reference where they hold one (with the
+    hint of `molstrata.evaluation.offsets` where it applies), and where the output went."""
     n = len(result.predicted)
     done = int(np.isfinite(result.predicted).sum())
     models = (result.models[0].name if len(result.models) == 1
@@ -326,32 +357,42 @@ def summary_text(result: Predictions) -> str:
     lines = [f"predicted {result.target} ({result.unit}) for {done:,} of {n:,} structures in "
              f"{len(result.files)} file{'s' * (len(result.files) > 1)} with {models}, "
              f"{result.seconds:.1f} s"]
-    low = max(size_range(m.training)[0] for m in result.models)
-    high = min(size_range(m.training)[1] for m in result.models)
-    lines.append(domain_summary(result.domain, (low, high), result.min_stratum))
-    missing = _not_predicted(result)
-    if missing:
-        lines.append(f"not predicted (element never seen in training): {missing}")
+    training_range = size_range([m.training for m in result.models])
+    lines.append(domain_summary(result.domain, training_range, result.min_stratum))
+    periodic = _listed(result, lambda codes: PERIODIC in codes, lambda codes: "")
+    if periodic:
+        lines.append(f"not predicted (periodic: the models know molecules only): {periodic}")
+    unseen = _listed(result, lambda codes: any(c.startswith(UNSEEN) for c in codes),
+                     lambda codes: " (" + " ".join(c.split(":", 1)[1] for c in codes
+                                                   if c.startswith(UNSEEN)) + ")")
+    if unseen:
+        lines.append(f"not predicted (element never seen in training): {unseen}")
     lines.extend(_error_lines(result))
+    for f, offset in result.detected_offsets():
+        lines.append(offset.hint(result.target, f"the references in {f.path}"))
+        lines.append(f"{f.path}: {offset.mae_line()}; column "
+                     f"{result.columns()['corrected']} of {result.csv_path.name}")
     lines.append(f"wrote {result.csv_path} and {result.extxyz_path}")
     return "\n".join(lines)
 
 
-def _not_predicted(result: Predictions, shown: int = 10) -> str:
-    """'a.xyz structures 3, 7 (Cl); b.xyz structure 0 (Br)', at most `shown` structures."""
-    parts, k, listed = [], 0, 0
+def _listed(result: Predictions, chosen, detail, shown: int = 10) -> str:
+    """'a.xyz structures 3, 7 (Cl); b.xyz structure 0 (Br)': the structures whose codes are
+    `chosen`, each with its `detail`, at most `shown` of them."""
+    parts, k, listed, total = [], 0, 0, 0
     for f in result.files:
         items = []
-        for i in range(len(f.molecules)):
-            if not result.domain.predictable[k] and listed < shown:
-                elements = [c.split(":", 1)[1] for c in result.domain.flags[k]
-                            if c.startswith(UNSEEN)]
-                items.append(f"{i} ({' '.join(elements)})")
-                listed += 1
+        for i in range(len(f)):
+            codes = result.domain.flags[k]
+            if chosen(codes):
+                total += 1
+                if listed < shown:
+                    items.append(f"{i}{detail(codes)}")
+                    listed += 1
             k += 1
         if items:
             parts.append(f"{f.path} structure{'s' * (len(items) > 1)} {', '.join(items)}")
-    more = int((~result.domain.predictable).sum()) - listed
+    more = total - listed
     return "; ".join(parts) + (f"; and {more:,} more" if more > 0 else "")
 
 

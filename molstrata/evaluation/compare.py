@@ -12,7 +12,6 @@ tables, text and plots are written by `molstrata.report.compare`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -23,9 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from molstrata._files import read_json
 from molstrata.data.molecules import atomic_number
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.evaluate import SPLITS, evaluate_run
+from molstrata.evaluation import SPLITS
+from molstrata.evaluation.bootstrap import percentile_bootstrap
+from molstrata.evaluation.evaluate import EVALUATION_JSON, evaluate_run
 from molstrata.evaluation.files import METRICS_JSON, PREDICTIONS_CSV, load_metrics
 from molstrata.evaluation.metrics import ci_key
 from molstrata.evaluation.stratified import (
@@ -38,10 +40,9 @@ from molstrata.evaluation.stratified import (
 from molstrata.tables import read_csv_rows
 from molstrata.training.config import TrainConfig
 from molstrata.training.distributed import one_process
-from molstrata.training.run import RunPaths
+from molstrata.training.run import RunPaths, read_run_summary
 from molstrata.units import error_unit, squared_unit, unit_key
 
-EVALUATION_JSON = "evaluation.json"
 ALL = "all"
 """The kind of the one stratum holding every evaluated molecule."""
 
@@ -136,13 +137,14 @@ def load_run_result(
     report = load_metrics(eval_dir / METRICS_JSON)
     predictions = read_predictions(eval_dir / PREDICTIONS_CSV, report.unit, report.target)
     _check_agreement(eval_dir, report, predictions)
-    timing = _read_json(eval_dir / EVALUATION_JSON)
+    timing = read_json(eval_dir / EVALUATION_JSON, "evaluation record",
+                       f"evaluate the run again (molstrata evaluate {paths.root})")
     return RunResult(
         label=label,
         run_dir=paths.root,
         split=split,
         config=TrainConfig.from_toml(paths.config),
-        summary=_read_json(paths.summary) if paths.summary.is_file() else {},
+        summary=read_run_summary(paths.root),
         curve=paths.curve if paths.curve.is_file() else None,
         eval_dir=eval_dir,
         report=report,
@@ -265,18 +267,6 @@ def _check_agreement(eval_dir: Path, report: StratifiedReport, predictions: Pred
             f"{eval_dir}: predictions.csv ({len(predictions)} molecules) does not match "
             f"metrics.json ({report.n_molecules} molecules); evaluate the run again"
         )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise MolstrataError(f"cannot read {path} ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise MolstrataError(f"{path} is not valid JSON ({error.msg}); write it again") from None
-    if not isinstance(document, dict):
-        raise MolstrataError(f"{path} does not hold a JSON object; write it again")
-    return document
 
 
 def _number(value: object) -> float | None:
@@ -629,26 +619,14 @@ def lead_interval(
                          f"{runner_up.shape}")
     if min(len(winner), len(runner_up)) < max(2, min_molecules):
         return math.nan, math.nan
-    if paired:
-        replicates = _bootstrap_means(runner_up - winner, rng, n_bootstrap)
-    else:
-        replicates = (_bootstrap_means(runner_up, rng, n_bootstrap)
-                      - _bootstrap_means(winner, rng, n_bootstrap))
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(replicates, [tail, 100 - tail])
+    low, high = percentile_bootstrap([winner, runner_up], _lead, rng, n_bootstrap=n_bootstrap,
+                                     confidence=confidence, paired=paired)
     return float(low), float(high)
 
 
-def _bootstrap_means(values: np.ndarray, rng: np.random.Generator, n_bootstrap: int) -> np.ndarray:
-    """(n_bootstrap,) means of `values` (n,) resampled with replacement, drawn in chunks."""
-    n = len(values)
-    means = np.empty(n_bootstrap)
-    per_chunk = max(1, 2**22 // n)
-    for start in range(0, n_bootstrap, per_chunk):
-        stop = min(start + per_chunk, n_bootstrap)
-        index = rng.integers(0, n, size=(stop - start, n), dtype=np.int64)
-        means[start:stop] = values[index].mean(axis=1)
-    return means
+def _lead(winner: np.ndarray, runner_up: np.ndarray) -> np.ndarray:
+    """(n_replicates,): MAE(runner_up) - MAE(winner) of each replicate."""
+    return runner_up.mean(axis=1) - winner.mean(axis=1)
 
 
 def _key_ints(key: int | str | None) -> list[int]:

@@ -1,37 +1,54 @@
-"""`molstrata evaluate`: a trained run's errors, stratified, written as metrics files and plots."""
+"""`molstrata evaluate`: a trained run's errors, stratified, written as metrics files.
+
+The numbers only: the figures of an evaluation are drawn by the report stage
+(`molstrata.report.evaluation_plots.draw_evaluation`), which the command line calls next.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from molstrata._files import atomic_write_text
 from molstrata.data.datasets import load_dataset
-from molstrata.data.molecules import Molecules
+from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.errors import MolstrataError
+from molstrata.evaluation import SPLITS
+from molstrata.evaluation.domain import DEFAULT_MIN_STRATUM, Applicability, applicability
+from molstrata.evaluation.domain import size_range as training_range
+from molstrata.evaluation.domain import summary_text as domain_summary
 from molstrata.evaluation.files import format_summary, write_metrics
+from molstrata.evaluation.offsets import ReferenceOffset, fit_reference_offset
 from molstrata.evaluation.predict import predict
 from molstrata.evaluation.stratified import Predictions, StratifiedReport, stratified_metrics
 from molstrata.models import EnergyModel
-from molstrata.report import evaluation_plots
-from molstrata.training.checkpoints import load_checkpoint
+from molstrata.training.checkpoints import model_from_checkpoint
 from molstrata.training.config import TrainConfig
 from molstrata.training.data import check_elements, prepare
 from molstrata.training.distributed import Ranks, process_group, resolve_device
 from molstrata.training.run import RunPaths
 from molstrata.training.targets import check_finite
 
-SPLITS = ("test", "val", "train", "all")
+EVALUATION_JSON = "evaluation.json"
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What `evaluate_run` computed and where it wrote it."""
+    """What `evaluate_run` computed and where it wrote it.
+
+    curve: the run's learning_curve.csv, None where it has none. domain: the evaluated
+    molecules' domain-of-applicability flags against the training set (another dataset
+    only, None for a split of the run's own). offset: the per-element offset of the
+    references from the predictions (`molstrata.evaluation.offsets`; None where it cannot
+    be fitted), reported when `offset.detected`.
+    """
 
     report: StratifiedReport
     predictions: Predictions
@@ -39,6 +56,10 @@ class Evaluation:
     out_dir: Path
     files: list[Path]
     seconds: float
+    curve: Path | None = None
+    domain: Applicability | None = None
+    min_stratum: int = DEFAULT_MIN_STRATUM
+    offset: ReferenceOffset | None = None
 
 
 def load_model(run_dir: str | os.PathLike, checkpoint: str = "best",
@@ -46,12 +67,10 @@ def load_model(run_dir: str | os.PathLike, checkpoint: str = "best",
     """The model of a run's best (or last) checkpoint, in eval mode on `device`."""
     paths = RunPaths(run_dir).require()
     config = TrainConfig.from_toml(paths.config)
-    payload = load_checkpoint(paths.best if checkpoint == "best" else paths.last)
-    model = EnergyModel(**payload["hyperparameters"])
-    model.load_state_dict(payload["model"])
-    dtype = torch.float64 if config.runtime.dtype == "float64" else torch.float32
     where = device if isinstance(device, torch.device) else resolve_device(device)
-    return model.to(device=where, dtype=dtype).eval()
+    model, _ = model_from_checkpoint(paths.best if checkpoint == "best" else paths.last,
+                                     config.runtime.dtype, where)
+    return model
 
 
 def evaluate_run(
@@ -68,10 +87,14 @@ def evaluate_run(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
-    plots: bool = True,
+    min_stratum: int = DEFAULT_MIN_STRATUM,
+    skip_periodic: bool = False,
 ) -> Evaluation | None:
     """Predict a split of the run's data (or another dataset) and write stratified metrics
-    (and, unless `plots` is False, their plots).
+    and evaluation.json (timing, and the offset of `molstrata.evaluation.offsets`; for
+    another dataset also its domain-of-applicability flags, rare below `min_stratum`
+    training molecules). skip_periodic leaves the periodic structures of `dataset` out
+    (said in one printed line) instead of refusing the file.
 
     Started by torchrun as one of several processes, each predicts a piece of the molecules
     and rank 0 computes the metrics once from all of them, writes and returns them; the other
@@ -80,13 +103,17 @@ def evaluate_run(
         raise MolstrataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if checkpoint not in ("best", "last"):
         raise MolstrataError(f"unknown checkpoint {checkpoint!r}; use best or last")
+    if min_stratum < 0:
+        raise MolstrataError(f"--min-stratum must be 0 or more, got {min_stratum}")
     with process_group(device) as ranks:
         return _evaluate(run_dir, split, dataset, property_name, unit, checkpoint, out_dir,
-                         all_sizes, n_bootstrap, seed, progress and ranks.main, plots, ranks)
+                         all_sizes, n_bootstrap, seed, progress and ranks.main, min_stratum,
+                         skip_periodic, ranks)
 
 
 def _evaluate(run_dir, split, dataset, property_name, unit, checkpoint, out_dir, all_sizes,
-              n_bootstrap, seed, progress, plots, ranks: Ranks) -> Evaluation | None:
+              n_bootstrap, seed, progress, min_stratum, skip_periodic,
+              ranks: Ranks) -> Evaluation | None:
     started = time.perf_counter()
     paths = RunPaths(run_dir).require()
     config = TrainConfig.from_toml(paths.config)
@@ -95,7 +122,8 @@ def _evaluate(run_dir, split, dataset, property_name, unit, checkpoint, out_dir,
     train = data.molecules.subset(data.split.train)
     if dataset is not None:
         molecules = load_dataset(dataset, property_name or data.target, unit,
-                                 cache_root=config.data.cache_dir, progress=progress)
+                                 cache_root=config.data.cache_dir, progress=progress,
+                                 skip_periodic=skip_periodic, log=print if ranks.main else None)
         true = check_finite(molecules, property_name or data.target)
         name = Path(dataset).stem
     else:
@@ -107,41 +135,55 @@ def _evaluate(run_dir, split, dataset, property_name, unit, checkpoint, out_dir,
         true = data.values if rows is None else data.values[rows]
         name = split
     check_elements(train, molecules, f"evaluated ({name})")
-    predicted = predict(model, molecules, config.data.neighbor_cutoff,
-                        config.runtime.eval_batch_size, ranks)
+    predicted = predict(model, molecules, config.pair_cutoff, config.runtime.eval_batch_size,
+                        ranks)
     if not ranks.main:
         return None
     predictions = Predictions.from_molecules(molecules, true, predicted, data.unit, data.target)
     report = stratified_metrics(predictions, train, all_sizes=all_sizes, seed=seed,
                                 n_bootstrap=n_bootstrap)
+    domain = (applicability(molecules, report.training, min_stratum)
+              if dataset is not None else None)
+    offset = (fit_reference_offset(molecules.composition, _symbols(molecules), true, predicted,
+                                   data.unit) if data.extensive else None)
     out = Path(out_dir) if out_dir is not None else paths.root / f"eval-{name}"
     files = write_metrics(report, predictions, out)
-    if plots:
-        files += _plots(report, predictions, paths, out)
     seconds = time.perf_counter() - started
-    timing = {"evaluated": name, "checkpoint": checkpoint, "n_molecules": len(molecules),
-              "evaluation_seconds": seconds, "device": str(next(model.parameters()).device),
-              "threads": torch.get_num_threads(), "processes": ranks.world}
-    atomic_write_text(out / "evaluation.json", json.dumps(timing, indent=2) + "\n")
-    return Evaluation(report, predictions, molecules, out, files + [out / "evaluation.json"],
-                      seconds)
+    summary = {"evaluated": name, "checkpoint": checkpoint, "n_molecules": len(molecules),
+               "evaluation_seconds": seconds, "device": str(next(model.parameters()).device),
+               "threads": torch.get_num_threads(), "processes": ranks.world}
+    if offset is not None:
+        summary["reference_offset"] = offset.document()
+    if domain is not None:
+        summary["domain"] = {"min_stratum": min_stratum,
+                             "training_sizes": list(training_range(report.training)),
+                             "n_flagged": int(domain.flagged.sum()),
+                             "flags": domain.counts()}
+    atomic_write_text(out / EVALUATION_JSON, json.dumps(summary, indent=2) + "\n")
+    return Evaluation(report, predictions, molecules, out, files + [out / EVALUATION_JSON],
+                      seconds, paths.curve if paths.curve.is_file() else None, domain,
+                      min_stratum, offset)
 
 
-def _plots(report: StratifiedReport, predictions: Predictions, paths: RunPaths,
-           out: Path) -> list[Path]:
-    files = [out / "error_by_size.png", out / "error_by_element.png",
-             out / "predicted_vs_true.png"]
-    evaluation_plots.error_by_size(report, files[0])
-    evaluation_plots.error_by_element(report, files[1])
-    evaluation_plots.predicted_vs_true(predictions, files[2])
-    if paths.curve.is_file():
-        files.append(out / "learning_curve.png")
-        evaluation_plots.learning_curve(paths.curve, files[-1])
-    return files
+def _symbols(molecules: Molecules) -> list[str]:
+    return [element_symbol(z) for z in np.asarray(molecules.elements)]
 
 
-def summary_text(evaluation: Evaluation) -> str:
-    """The terminal summary of an evaluation."""
-    return format_summary(evaluation.report) + f"\n\nwrote {len(evaluation.files)} files to " \
-        f"{evaluation.out_dir}"
-
+def summary_text(evaluation: Evaluation, figures: Sequence[Path] = ()) -> str:
+    """The terminal summary of an evaluation: the stratified tables, the domain flags (another
+    dataset), the offset hint where it applies, and how many files were written (`figures`:
+    those the report stage drew besides)."""
+    parts = [format_summary(evaluation.report)]
+    notes = []
+    if evaluation.domain is not None:
+        notes.append(domain_summary(evaluation.domain, training_range(evaluation.report.training),
+                                    evaluation.min_stratum))
+    if evaluation.offset is not None and evaluation.offset.detected:
+        target = evaluation.report.target
+        notes += [evaluation.offset.hint(target, f"the evaluated {target} values"),
+                  f"{evaluation.offset.mae_line()}; in {EVALUATION_JSON}"]
+    if notes:
+        parts.append("\n".join(notes))
+    n_files = len(evaluation.files) + len(figures)
+    parts.append(f"wrote {n_files} files to {evaluation.out_dir}")
+    return "\n\n".join(parts)

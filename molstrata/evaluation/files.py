@@ -59,7 +59,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from molstrata._files import atomic_write_text
+from molstrata._files import atomic_write_text, read_versioned_json
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.metrics import (
     ErrorSummary,
@@ -227,24 +227,9 @@ def predictions_table(predictions: Predictions) -> tuple[list[str], list[list[An
 
 def load_metrics(path: str | os.PathLike) -> StratifiedReport:
     """A report read back from a metrics.json (to compare runs without re-evaluating)."""
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise MolstrataError(
-            f"cannot read {path} ({error.strerror}); give a metrics.json"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise MolstrataError(
-            f"{path} is not valid JSON ({error.msg}); give a metrics.json"
-        ) from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA_NAME:
-        raise MolstrataError(f"{path} is not a molstrata metrics file; give a metrics.json")
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise MolstrataError(
-            f"{path} has metrics schema version {document.get('schema_version')}, this molstrata "
-            f"reads version {SCHEMA_VERSION}; evaluate again with this version"
-        )
+    document = read_versioned_json(path, SCHEMA_NAME, {SCHEMA_VERSION}, what="metrics file",
+                                   fix="evaluate the run again (molstrata evaluate RUN)",
+                                   kind_key="schema", version_key="schema_version")
     try:
         return _report_from_json(document)
     except (KeyError, TypeError, ValueError) as error:
@@ -437,21 +422,22 @@ def _stratum_from_json(
     return StratumMetrics(kind, key, d["label"], int(d["train_count"]), share, summary)
 
 
-def _metric_cells(values: list[float]) -> list[str]:
+def _metric_cells(values: list[float]) -> list[object]:
     """report_row's nine values as MAE, its CI, RMSE, its CI, MSE for the terminal."""
     mae, mae_lo, mae_hi, rmse, rmse_lo, rmse_hi, mse = values[:7]
     return [_num(mae), _interval(mae_lo, mae_hi), _num(rmse), _interval(rmse_lo, rmse_hi),
             _num(mse)]
 
 
-def _interval(low: float, high: float) -> str:
-    return f"{_num(low)} - {_num(high)}"
+def _interval(low: float, high: float) -> tuple[float, float]:
+    """An interval cell: format_table writes it "low - high" in its column's precision."""
+    return float(low), float(high)
 
 
-def _num(value: float) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.4g}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.3e}"
+def _num(value: float | None) -> float | None:
+    """A number cell: format_table writes a column's numbers with one precision ("-" for
+    None and NaN)."""
+    return None if value is None else float(value)
 
 
 def _nulls(value: Any) -> Any:

@@ -12,13 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.errors import MolstrataError
+from molstrata.evaluation.bootstrap import percentile_bootstrap
 from molstrata.units import canonical_unit, error_unit, squared_unit, unit_key
 
 EXACT_MAX_N = 8
 """Up to this many pairs `spearman` enumerates all n! orderings; above it, it samples them."""
-
-_BOOTSTRAP_CHUNK = 2**22
-"""Resampled errors held in memory at once by `summarize` (32 MiB of float64)."""
 
 
 # ---- units -------------------------------------------------------------------------------
@@ -82,9 +80,9 @@ def summarize(
 ) -> ErrorSummary:
     """MSE, MAE, RMSE of `errors` (n,) and their percentile-bootstrap confidence intervals.
 
-    Each of the `n_bootstrap` replicates resamples the n molecules with replacement; replicates
-    are drawn in chunks so memory stays bounded for any n. `name` names the group in the error
-    raised when it is empty.
+    Each of the `n_bootstrap` replicates resamples the n molecules with replacement (one draw
+    for both the absolute and the squared errors). `name` names the group in the error raised
+    when it is empty.
     """
     errors = np.asarray(errors, dtype=np.float64).reshape(-1)
     if len(errors) == 0:
@@ -96,31 +94,12 @@ def summarize(
             f"{name} has {int(np.sum(~np.isfinite(errors)))} non-finite errors; check the "
             "predictions (a diverged model gives NaN)"
         )
-    if n_bootstrap < 1:
-        raise MolstrataError(f"n_bootstrap must be at least 1, got {n_bootstrap}; 1000 is usual")
-    if not 0.0 < confidence < 1.0:
-        raise MolstrataError(f"confidence must be between 0 and 1, got {confidence}; e.g. 0.95")
-    n = len(errors)
     absolute, squared = np.abs(errors), errors**2
     mae, mse = float(absolute.mean()), float(squared.mean())
-    if n == 1:
-        boot_mae, boot_mse = np.full(1, mae), np.full(1, mse)
-    else:
-        boot_mae = np.empty(n_bootstrap)
-        boot_mse = np.empty(n_bootstrap)
-        per_chunk = max(1, _BOOTSTRAP_CHUNK // n)
-        dtype = np.int32 if n < 2**31 else np.int64  # int32 draws are faster
-        for start in range(0, n_bootstrap, per_chunk):
-            stop = min(start + per_chunk, n_bootstrap)
-            index = rng.integers(0, n, size=(stop - start, n), dtype=dtype)
-            boot_mae[start:stop] = absolute[index].mean(axis=1)
-            boot_mse[start:stop] = squared[index].mean(axis=1)
-    tail = 100 * (1 - confidence) / 2
-    quantiles = [tail, 100 - tail]
-    mae_lo, mae_hi = np.percentile(boot_mae, quantiles)
-    mse_lo, mse_hi = np.percentile(boot_mse, quantiles)
+    (mae_lo, mse_lo), (mae_hi, mse_hi) = percentile_bootstrap(
+        [absolute, squared], _means, rng, n_bootstrap=n_bootstrap, confidence=confidence)
     return ErrorSummary(
-        count=n,
+        count=len(errors),
         mse=mse,
         mae=mae,
         rmse=math.sqrt(mse),
@@ -132,6 +111,11 @@ def summarize(
         mse_ci_high=float(mse_hi),
         confidence=confidence,
     )
+
+
+def _means(absolute: np.ndarray, squared: np.ndarray) -> np.ndarray:
+    """(n_replicates, 2): MAE and MSE of each replicate."""
+    return np.stack([absolute.mean(axis=1), squared.mean(axis=1)], axis=1)
 
 
 # ---- rank correlation --------------------------------------------------------------------

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -31,9 +32,12 @@ from molstrata.evaluation.compare import (
     compare_runs,
     load_runs,
 )
+from molstrata.evaluation.stratified import StratumMetrics
 from molstrata.report import evaluation_plots
 from molstrata.report.plots import plt, save_figure
-from molstrata.tables import format_table, write_csv
+from molstrata.tables import column_formatter, format_cells, format_table, write_csv
+from molstrata.training.config import TrainConfig
+from molstrata.training.run import RunPaths
 from molstrata.units import error_unit, squared_unit
 
 CSV_FILES = {"overview": "comparison.csv", "per_size": "per_size.csv",
@@ -72,6 +76,9 @@ def compare(
     """Load, compare and write runs (evaluating those whose evaluation is missing or stale);
     `out_dir` defaults to results/compare/LABELS-DATE-TIME."""
     runs = load_runs(run_dirs, labels, split, evaluate_missing, device, progress)
+    for run in runs:
+        if run.evaluated_now:
+            evaluation_plots.draw_evaluation(run, run.eval_dir)
     comparison = compare_runs(runs, n_bootstrap=n_bootstrap, seed=seed)
     out = Path(out_dir) if out_dir is not None else default_out_dir(comparison.labels)
     return ComparisonFiles(comparison, out, write_comparison(comparison, out))
@@ -93,7 +100,9 @@ def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list
     tables = {"overview": comparison.overview, "per_size": comparison.per_size,
               "per_element": comparison.per_element, "wins": comparison.wins_table()}
     markdown = comparison_markdown(comparison)
-    curves = [(r.label, rows) for r in comparison.runs if r.curve is not None
+    validation = validation_sets(comparison)
+    curve_labels, curve_title = learning_curve_labels(validation)
+    curves = [(curve_labels[r.label], rows) for r in comparison.runs if r.curve is not None
               for rows in [evaluation_plots.read_learning_curve(r.curve)] if rows]
     reports = [(r.label, r.report) for r in comparison.runs]
     split = comparison.split
@@ -112,10 +121,90 @@ def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list
         reports, files[-1], title=f"{comparison.target}: error per element ({split} split)")
     if curves:
         files.append(out / PLOTS[2])
-        evaluation_plots.learning_curve(curves, files[-1], title="Learning curves")
+        evaluation_plots.learning_curve(curves, files[-1], title=curve_title)
     files.append(out / PLOTS[3])
     run_time(comparison.runs, files[-1])
     return files
+
+
+# ---- validation sets -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """The molecules a run's learning curve was validated on. `text` names them for a legend
+    ("val: sizes ≥ 18, 1,204 molecules"); `key` tells two sets apart: the dataset's
+    fingerprint and the validation ids of the run's split.json, else the text."""
+
+    text: str
+    key: object
+
+
+def validation_set(run: RunResult) -> ValidationSet:
+    """The validation set of a run, from its config's filters and its split.json (a run
+    directed at some sizes validates on those sizes only)."""
+    ids = _validation_ids(run.run_dir)
+    counts = run.summary.get("n_molecules")
+    count = len(ids[1]) if ids is not None else (
+        counts.get("val") if isinstance(counts, dict) else None)
+    text = f"val: {_selection_text(run.config)}" + (
+        f", {count:,} molecules" if isinstance(count, int) else "")
+    return ValidationSet(text, text if ids is None else ids)
+
+
+def validation_sets(comparison: Comparison) -> dict[str, ValidationSet]:
+    """label -> the validation set of each run of a comparison."""
+    return {run.label: validation_set(run) for run in comparison.runs}
+
+
+def learning_curve_labels(validation: dict[str, ValidationSet]) -> tuple[dict[str, str], str]:
+    """(label -> its curves' legend label, the figure's title). Runs validated on different
+    molecules have their validation set in the legend and a warning in the title: their
+    validation curves are not comparable."""
+    sets = list(validation.values())
+    if all(v.key == sets[0].key for v in sets):
+        shared = sets[0].text.removeprefix("val: ")
+        return ({label: label for label in validation},
+                f"Learning curves (validated on the same molecules: {shared})")
+    return ({label: f"{label}; {v.text}" for label, v in validation.items()},
+            "Learning curves: the runs were validated on DIFFERENT molecules (see the legend);\n"
+            "their validation losses and MAEs are not comparable")
+
+
+def validation_note(validation: dict[str, ValidationSet]) -> str | None:
+    """A line for the text and markdown when the runs were validated on different molecules."""
+    sets = list(validation.values())
+    if all(v.key == sets[0].key for v in sets):
+        return None
+    named = "; ".join(f"{label}: {v.text}" for label, v in validation.items())
+    return (f"Note: the runs were validated on different molecules ({named}), so their "
+            "learning curves (validation loss and MAE) are not comparable.")
+
+
+def _selection_text(config: TrainConfig) -> str:
+    """The sizes and elements a run's [data] and [subset] filters let into validation."""
+    d, s = config.data, config.subset
+    low = max((v for v in (d.min_size, s.min_size) if v is not None), default=None)
+    high = min((v for v in (d.max_size, s.max_size) if v is not None), default=None)
+    parts = [f"sizes {low}–{high}" if low is not None and high is not None else
+             f"sizes ≥ {low}" if low is not None else
+             f"sizes ≤ {high}" if high is not None else "all sizes"]
+    contains = list(dict.fromkeys([*d.contains, *s.contains]))
+    excludes = list(dict.fromkeys([*d.excludes, *s.excludes]))
+    if contains:
+        parts.append(f"with {' and '.join(contains)}")
+    if excludes:
+        parts.append(f"without {', '.join(excludes)}")
+    return " ".join(parts)
+
+
+def _validation_ids(run_dir: Path) -> tuple[str, tuple[int, ...]] | None:
+    """(dataset fingerprint, sorted validation ids) of a run's split.json, None without one."""
+    try:
+        document = json.loads(RunPaths(run_dir).split.read_text(encoding="utf-8"))
+        return str(document["fingerprint"]), tuple(sorted(document["parts"]["val"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # ---- text --------------------------------------------------------------------------------
@@ -127,6 +216,9 @@ def comparison_text(comparison: Comparison) -> str:
     parts = [_heading(comparison)]
     if not comparison.same_molecules:
         parts.append(NOT_LIKE_FOR_LIKE)
+    note = validation_note(validation_sets(comparison))
+    if note:
+        parts.append(note)
     for title, header, rows in _sections(comparison):
         parts.append(format_table(header, rows, title=title))
     parts.append("\n".join(_win_lines(comparison)))
@@ -142,6 +234,9 @@ def comparison_markdown(comparison: Comparison) -> str:
         parts.append(f"**{NOT_LIKE_FOR_LIKE}**")
     runs = [f"- **{_md(r.label)}**: `{r.run_dir}`" for r in comparison.runs]
     parts.append("\n".join(runs))
+    note = validation_note(validation_sets(comparison))
+    if note:
+        parts.append(_md(note))
     for title, header, rows in _sections(comparison):
         parts.append(f"## {title}\n\n{_markdown_table(header, rows)}")
     parts.append("## Strata won\n\n" + "\n".join(f"- {_md(line)}"
@@ -171,23 +266,23 @@ def _sections(comparison: Comparison) -> list[tuple[str, list[str], list[list[ob
     sq = squared_unit(comparison.unit)
     level = f"{100 * comparison.confidence:g}% CI"
     errors, tests = [], []
-    for run in comparison.runs:
+    worst_text = {kind: _worst_cells([r.report.worst.get(kind) for r in comparison.runs], factor)
+                  for kind in ("size", "element")}
+    for i, run in enumerate(comparison.runs):
         report, s = run.report, run.report.overall.summary
-        macro, worst = report.macro, report.worst
+        macro = report.macro
         errors.append([
-            run.label, run.n_train, report.n_molecules, _num(factor * s.mae),
-            _interval(factor * s.mae_ci_low, factor * s.mae_ci_high), _num(factor * s.rmse),
-            _num(s.mse),
-            _num(factor * macro["size"].mae) if "size" in macro else "-",
-            _num(factor * macro["element"].mae) if "element" in macro else "-",
-            _worst(worst.get("size"), factor), _worst(worst.get("element"), factor),
+            run.label, run.n_train, report.n_molecules, factor * s.mae,
+            (factor * s.mae_ci_low, factor * s.mae_ci_high), factor * s.rmse, s.mse,
+            factor * macro["size"].mae if "size" in macro else None,
+            factor * macro["element"].mae if "element" in macro else None,
+            worst_text["size"][i], worst_text["element"][i],
         ])
         corr = report.correlations
         tests.append([
             run.label,
             *(cell for kind in ("size", "element") for cell in (
-                (_num(corr[kind].rho), _num(corr[kind].p_value)) if kind in corr
-                else ("-", "-"))),
+                (corr[kind].rho, corr[kind].p_value) if kind in corr else (None, None))),
             _duration(run.train_seconds), _duration(run.evaluation_seconds),
             run.summary.get("epochs_done", "-"), run.summary.get("best_epoch", "-"),
         ])
@@ -199,10 +294,9 @@ def _sections(comparison: Comparison) -> list[tuple[str, list[str], list[list[ob
     labels = comparison.labels
     test = "a paired" if comparison.same_molecules else "an UNPAIRED"
     strata_header = ["stratum", "count", *labels, "winner", f"lead {unit}", level]
-    strata = [[w.label, "-" if w.count is None else w.count,
-               *(_num(factor * w.mae[label]) for label in labels),
+    strata = [[w.label, w.count, *(factor * w.mae[label] for label in labels),
                "tie" if w.tie else w.winner + ("*" if w.significant else ""),
-               _num(factor * w.lead), _interval(factor * w.lead_low, factor * w.lead_high)]
+               factor * w.lead, (factor * w.lead_low, factor * w.lead_high)]
               for w in comparison.wins]
     return [
         (f"Global errors; macro = mean MAE ({unit}) over the strata of a kind, worst = the "
@@ -250,18 +344,17 @@ def _win_name(win: StratumWin) -> str:
     return win.label + ("*" if win.significant else "")
 
 
-def _worst(stratum, factor: float) -> str:
-    return "-" if stratum is None else f"{stratum.label} ({_num(factor * stratum.summary.mae)})"
+def _worst_cells(strata: Sequence[StratumMetrics | None], factor: float) -> list[str]:
+    """'18 atoms (12.35)' for each run's worst stratum, their MAEs with one precision."""
+    number = column_formatter([factor * s.summary.mae for s in strata if s is not None])
+    return ["-" if s is None else f"{s.label} ({number(factor * s.summary.mae)})"
+            for s in strata]
 
 
 def _num(value: float | None) -> str:
     if value is None or np.isnan(value):
         return "-"
     return f"{value:.4g}" if value == 0 or 1e-3 <= abs(value) < 1e5 else f"{value:.3e}"
-
-
-def _interval(low: float, high: float) -> str:
-    return "-" if np.isnan(low) or np.isnan(high) else f"{_num(low)} - {_num(high)}"
 
 
 def _duration(seconds: float | None) -> str:
@@ -284,7 +377,7 @@ def _md(text: str) -> str:
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(_md(h) for h in header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_md(str(v)) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in format_cells(rows)]
     return "\n".join(lines)
 
 

@@ -11,13 +11,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from matplotlib import ticker
 
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.stratified import Predictions, StratifiedReport
-from molstrata.report.plots import plt, save_figure
+from molstrata.report.plots import log_axis, plt, save_figure
 from molstrata.tables import read_csv_rows
 from molstrata.units import error_unit
 
@@ -216,6 +217,41 @@ def learning_curve(
     save_figure(fig, path)
 
 
+# ---- an evaluation's figures -------------------------------------------------------------
+
+
+class EvaluatedRun(Protocol):
+    """What `draw_evaluation` draws: `molstrata.evaluation.evaluate.Evaluation` and
+    `molstrata.evaluation.compare.RunResult` both are one."""
+
+    @property
+    def report(self) -> StratifiedReport: ...
+
+    @property
+    def predictions(self) -> Predictions: ...
+
+    @property
+    def curve(self) -> Path | None: ...
+
+
+EVALUATION_FIGURES = ("error_by_size.png", "error_by_element.png", "predicted_vs_true.png")
+"""The figures of every evaluation; learning_curve.png joins them where the run has a curve."""
+
+
+def draw_evaluation(evaluation: EvaluatedRun, out_dir: str | os.PathLike) -> list[Path]:
+    """Draw an evaluation's figures into `out_dir` (its error per size and per element,
+    predicted vs true, and the run's learning curve); return their paths."""
+    out = Path(out_dir)
+    files = [out / name for name in EVALUATION_FIGURES]
+    error_by_size(evaluation.report, files[0])
+    error_by_element(evaluation.report, files[1])
+    predicted_vs_true(evaluation.predictions, files[2])
+    if evaluation.curve is not None:
+        files.append(out / "learning_curve.png")
+        learning_curve(evaluation.curve, files[-1])
+    return files
+
+
 def _curve_runs(source: CurveSource) -> list[tuple[str, list[Mapping[str, object]]]]:
     if isinstance(source, str | os.PathLike):
         return [("", read_learning_curve(source))]
@@ -321,12 +357,8 @@ def _legend(*axes, below: float = 0.14) -> None:
 
 
 def _log_axis(axis) -> None:
-    """A log y axis labelled with plain numbers (20, 30, not 2 x 10^1)."""
-    axis.set_yscale("log")
-    axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.yaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False,
-                                                       minor_thresholds=(2, 0.5)))
-    axis.tick_params(axis="y", which="minor", labelsize=7)
+    """A log y axis labelled with plain numbers, major and minor ticks alike (`log_axis`)."""
+    log_axis(axis)
 
 
 def _suffix(label: str, n_runs: int) -> str:

@@ -1,4 +1,5 @@
-"""Plots of the dataset's imbalance (the study's Figures 1, 5, A5 and Table 1), as PNG files."""
+"""Plots of the dataset's imbalance (the study's Figures 1, 5, A5 and Table 1), as PNG files,
+and what every plot shares: saving a figure, log axes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import math  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from molstrata._files import atomic_open  # noqa: E402
 
@@ -19,6 +23,34 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=130, bbox_inches="tight")
     plt.close(fig)
+
+
+LABELLED_MINOR_TICKS = {0.5: (2, 3, 4, 5, 6, 7, 8, 9), 2.0: (2, 3, 5)}
+"""Minor ticks of a log axis that get a label: all of them over at most half a decade, those of
+2, 3 and 5 times a power of ten over at most 2 decades, none over a wider range."""
+
+
+def plain_number(value: float, _position: object = None) -> str:
+    """A tick label as a plain number: 0.06, 0.1, 20, 300 (1e-05 and 1e+06 beyond)."""
+    return f"{value:g}"
+
+
+def log_axis(ax: plt.Axes, which: str = "y") -> None:
+    """A log scale on the `which` axis ("x" or "y"), its major and minor ticks labelled alike
+    as plain numbers (0.06, 0.1, 0.2), minor ones only where the range leaves room."""
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    axis = ax.yaxis if which == "y" else ax.xaxis
+
+    def minor(value: float, _position: object = None) -> str:
+        low, high = sorted(abs(v) for v in axis.get_view_interval())
+        decades = math.log10(high / low) if low > 0 else math.inf
+        labelled = next((c for span, c in LABELLED_MINOR_TICKS.items() if decades <= span), ())
+        coefficient = round(value / 10 ** math.floor(math.log10(value) + 1e-9))
+        return plain_number(value) if coefficient in labelled else ""
+
+    axis.set_major_formatter(ticker.FuncFormatter(plain_number))
+    axis.set_minor_formatter(ticker.FuncFormatter(minor))
+    ax.tick_params(axis=which, which="minor", labelsize=7)
 
 
 def size_histogram(

@@ -11,7 +11,7 @@ import numpy as np
 
 from molstrata.evaluation.stratified import SIZE, StratifiedReport
 from molstrata.report.evaluation_plots import _color, _common_error_unit, _legend
-from molstrata.report.plots import plt, save_figure
+from molstrata.report.plots import log_axis, plt, save_figure
 from molstrata.training.weights import LOSS_WEIGHTS, weight_factors
 from molstrata.units import unit_key
 
@@ -200,7 +200,7 @@ def training_size_histograms(series: Sequence[tuple[str, Mapping[int, int]]],
             ax.bar(sizes, values, width=0.8, color="#d5dde6", label=text)
         else:
             ax.step(sizes, values, where="mid", lw=1.6, color=_color(i), label=text)
-    ax.set_yscale("log")
+    log_axis(ax)
     ax.set_xlabel("molecule size (number of atoms)")
     ax.set_ylabel("training molecules (log scale)")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))

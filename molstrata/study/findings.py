@@ -8,11 +8,12 @@ the interval says so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from molstrata.evaluation.bootstrap import percentile_bootstrap
 from molstrata.evaluation.compare import RunResult
 from molstrata.evaluation.stratified import SIGNIFICANCE, StratifiedReport
 from molstrata.study.plan import Analysis
@@ -71,56 +72,48 @@ def macro_change(reference: RunResult, run: RunResult, sizes: Sequence[int], *,
                  n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> Change | None:
     """Change of the macro MAE over `sizes` from `reference` to `run`, on the molecules both
     evaluated; None when no reported size is in `sizes`."""
-    boot = _size_bootstrap(reference, run, sizes, n_bootstrap, seed)
-    if boot is None:
-        return None
-    wanted, (ref_mae, run_mae), (ref_boot, run_boot) = boot
-    low, high = _interval(run_boot.mean(axis=1) - ref_boot.mean(axis=1))
-    return Change(wanted, float(ref_mae.mean()), float(run_mae.mean()), low, high)
+    return _size_change(reference, run, sizes, lambda mae: mae.mean(axis=-1), n_bootstrap,
+                        seed)
 
 
 def spread_change(reference: RunResult, run: RunResult, *, n_bootstrap: int = N_BOOTSTRAP,
                   seed: int = 0) -> Change | None:
     """Change of the spread of the per-size MAE (coefficient of variation: standard deviation
     over mean, across the reported sizes) from `reference` to `run`, with its paired interval."""
-    boot = _size_bootstrap(reference, run, size_mae(reference.report), n_bootstrap, seed)
-    if boot is None or len(boot[0]) < 2:
-        return None
-    wanted, (ref_mae, run_mae), (ref_boot, run_boot) = boot
-    low, high = _interval(_cv(run_boot) - _cv(ref_boot))
-    return Change(wanted, float(_cv(ref_mae)), float(_cv(run_mae)), low, high)
+    return _size_change(reference, run, size_mae(reference.report), _cv, n_bootstrap, seed,
+                        min_sizes=2)
 
 
 def _cv(mae: np.ndarray) -> np.ndarray:
     return mae.std(axis=-1) / mae.mean(axis=-1)
 
 
-def _interval(samples: np.ndarray) -> tuple[float, float]:
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def _size_bootstrap(reference: RunResult, run: RunResult, sizes: Sequence[int] | Mapping,
-                    n_bootstrap: int, seed: int):
-    """Per-size MAE of both runs over the reported `sizes`, and their paired bootstrap
-    replicates (n_bootstrap, n_sizes): molecules resampled within each size, the same draw for
-    both runs. None when no reported size is in `sizes`."""
+def _size_change(reference: RunResult, run: RunResult, sizes: Sequence[int] | Mapping,
+                 measure: Callable[[np.ndarray], np.ndarray], n_bootstrap: int, seed: int,
+                 min_sizes: int = 1) -> Change | None:
+    """`measure` (per-size MAE (..., n_sizes) -> (...)) of both runs over the reported `sizes`,
+    and the percentile interval of run − reference from a paired bootstrap: molecules resampled
+    within each size, the same draw for both runs. None with fewer than `min_sizes` sizes."""
     reported = set(size_mae(reference.report)) & set(size_mae(run.report))
     wanted = tuple(sorted(int(s) for s in sizes if int(s) in reported))
-    if not wanted:
+    if len(wanted) < min_sizes:
         return None
     ref_err, run_err, mol_sizes = _paired_errors(reference, run)
-    rng = np.random.default_rng(seed)
-    means = np.zeros((2, len(wanted)))
-    boot = np.zeros((2, n_bootstrap, len(wanted)))
-    for k, size in enumerate(wanted):
-        rows = np.flatnonzero(mol_sizes == size)
-        draw = rows[rng.integers(0, len(rows), size=(n_bootstrap, len(rows)))]
-        for i, errors in enumerate((ref_err, run_err)):
-            means[i, k] = errors[rows].mean()
-            boot[i, :, k] = errors[draw].mean(axis=1)
-    return wanted, means, boot
+    keep = np.isin(mol_sizes, wanted)
+    ref_err, run_err, mol_sizes = ref_err[keep], run_err[keep], mol_sizes[keep]
+    blocks = [np.flatnonzero(mol_sizes == size) for size in wanted]
+
+    def per_size(errors: np.ndarray) -> np.ndarray:  # (..., n) -> (..., n_sizes)
+        return np.stack([errors[..., rows].mean(axis=-1) for rows in blocks], axis=-1)
+
+    def difference(ref: np.ndarray, new: np.ndarray) -> np.ndarray:
+        return measure(per_size(new)) - measure(per_size(ref))
+
+    low, high = percentile_bootstrap([ref_err, run_err], difference,
+                                     np.random.default_rng(seed), n_bootstrap=n_bootstrap,
+                                     confidence=CONFIDENCE, strata=mol_sizes)
+    return Change(wanted, float(measure(per_size(ref_err))), float(measure(per_size(run_err))),
+                  float(low), float(high))
 
 
 def _paired_errors(a: RunResult, b: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,7 +128,7 @@ def _paired_errors(a: RunResult, b: RunResult) -> tuple[np.ndarray, np.ndarray, 
 
 def analyse(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
     """The findings of one analysis of a plan."""
-    return _ANALYSES[analysis.kind](analysis, results)
+    return FINDINGS[analysis.kind](analysis, results)
 
 
 def _baseline(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
@@ -345,7 +338,8 @@ def _range(sizes: Sequence[int]) -> str:
     return ", ".join(map(str, sizes))
 
 
-_ANALYSES = {
+# The claims each analysis kind tests: one entry per kind of plan.ANALYSES.
+FINDINGS: dict[str, Callable[[Analysis, Mapping[str, RunResult]], list[Finding]]] = {
     "baseline": _baseline,
     "undersampling": _undersampling,
     "rate_sweep": _rate_sweep,

@@ -37,15 +37,30 @@ from typing import Any
 from molstrata.errors import MolstrataError
 from molstrata.training.config import SECTIONS, TrainConfig, parse_toml, preset, read_text
 
-# Analyses a plan can ask for: kind -> what it shows. Each kind's figures and the claims it
-# tests are in molstrata/study/findings.py and molstrata/study/report.py.
-ANALYSES: dict[str, str] = {
-    "baseline": "errors per size and per element of one model; hypotheses 1 and 2",
-    "undersampling": "per-size caps against the reference; hypothesis 3",
-    "rate_sweep": "loss-weight rates of one weighting against r = 0",
-    "directed": "training on a targeted subset against the reference; hypothesis 4",
-    "final": "the default against the custom model: total error, per size, curves, time",
-    "compare": "any runs side by side, with no claim tested",
+
+@dataclass(frozen=True)
+class AnalysisKind:
+    """What an analysis kind shows (its default title) and which experiments it needs."""
+
+    description: str
+    min_experiments: int = 2
+    needs_reference: bool = True
+
+
+# The analyses a plan can ask for: the one list of kinds. Each kind also has the claims it
+# tests (findings.FINDINGS) and its report section (report.SECTIONS), keyed by these names;
+# tests/study/test_registries.py holds the three to the same kinds.
+ANALYSES: dict[str, AnalysisKind] = {
+    "baseline": AnalysisKind("errors per size and per element of one model; hypotheses 1 "
+                             "and 2", min_experiments=1, needs_reference=False),
+    "undersampling": AnalysisKind("per-size caps against the reference; hypothesis 3"),
+    "rate_sweep": AnalysisKind("loss-weight rates of one weighting against r = 0"),
+    "directed": AnalysisKind("training on a targeted subset against the reference; "
+                             "hypothesis 4"),
+    "final": AnalysisKind("the default against the custom model: total error, per size, "
+                          "curves, time"),
+    "compare": AnalysisKind("any runs side by side, with no claim tested",
+                            needs_reference=False),
 }
 
 # Options that fix which molecules exist and how they are split: equal across a plan.
@@ -231,10 +246,10 @@ def _analysis(table: dict[str, Any], names: list[str], source: str, i: int) -> A
                 f"experiments: {', '.join(names)}"
             )
         runs += [n for n in matched if n not in runs]
-    needed = {"baseline": 1, "compare": 2}.get(kind, 2)
+    needed = ANALYSES[kind].min_experiments
     if len(runs) + (reference is not None) < needed:
         raise MolstrataError(f"{source}: {where} ({kind}) needs at least {needed} experiments")
-    if kind != "baseline" and kind != "compare" and reference is None:
+    if ANALYSES[kind].needs_reference and reference is None:
         raise MolstrataError(f"{source}: {where} ({kind}) needs a reference experiment")
     sizes = table.get("sizes")
     if sizes is not None and not (isinstance(sizes, list) and len(sizes) == 2
@@ -242,7 +257,8 @@ def _analysis(table: dict[str, Any], names: list[str], source: str, i: int) -> A
                                   and 1 <= sizes[0] <= sizes[1]):
         raise MolstrataError(f"{source}: {where} sizes must be [min, max] atoms, e.g. [18, 23]")
     labels = _table(table.get("labels", {}), f"{source}: {where} labels")
-    return Analysis(kind, str(table.get("name", kind)), str(table.get("title", ANALYSES[kind])),
+    title = table.get("title", ANALYSES[kind].description)
+    return Analysis(kind, str(table.get("name", kind)), str(title),
                     reference, tuple(runs), {str(k): str(v) for k, v in labels.items()},
                     None if sizes is None else (sizes[0], sizes[1]))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from molstrata.report import study_plots
 from molstrata.report.describe import Description
 from molstrata.report.evaluation_plots import learning_curve
 from molstrata.report.html import ReportFigure, ReportSection, ReportTable, write_report
-from molstrata.study.runner import AnalysisResult, StudyResult
+from molstrata.study.results import AnalysisResult, StudyResult
 from molstrata.training.targets import MAX_Z, Standardization
 from molstrata.units import error_unit, unit_key
 
@@ -54,7 +55,7 @@ def write_study_report(result: StudyResult, description: Description) -> list[Pa
     number = _Numbers()
     sections = [_conclusions(result, number), _data(result, description, number)]
     for analysis in result.analyses:
-        sections.append(_SECTIONS[analysis.kind](result, analysis, figures, number))
+        sections.append(SECTIONS[analysis.kind](result, analysis, figures, number))
     sections.append(_runs(result, number))
     first = next(iter(result.results.values()))
     facts = [
@@ -426,7 +427,8 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
 
 
-_SECTIONS = {
+# The report section of each analysis kind: one entry per kind of plan.ANALYSES.
+SECTIONS: dict[str, Callable[[StudyResult, AnalysisResult, Path, _Numbers], ReportSection]] = {
     "baseline": _baseline,
     "undersampling": _undersampling,
     "rate_sweep": _rate_sweep,

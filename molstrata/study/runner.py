@@ -9,57 +9,30 @@ checkpoint are reused; the cheap steps (describe, compare, report) run again.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from molstrata._files import atomic_write_text
-from molstrata.data.molecules import Molecules
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import Comparison, RunResult, compare_runs, load_run_result
+from molstrata.evaluation.compare import RunResult, compare_runs, load_run_result
 from molstrata.report.compare import write_comparison
 from molstrata.report.describe import describe
-from molstrata.study.findings import Finding, analyse
+from molstrata.report.evaluation_plots import draw_evaluation
+from molstrata.study.findings import analyse
 from molstrata.study.plan import Experiment, StudyPlan, load_plan
+from molstrata.study.report import write_study_report
+from molstrata.study.results import AnalysisResult, StudyResult
 from molstrata.training.config import TrainConfig
-from molstrata.training.data import load_molecules
+from molstrata.training.data import is_extensive, load_molecules
 from molstrata.training.distributed import one_process
-from molstrata.training.run import RunPaths, train
+from molstrata.training.run import RunPaths, read_run_summary, train
 
 # Options that say where and how fast a run computes, not what it computes: a finished run
 # is reused whatever they are.
 _RUNTIME_ONLY = {("runtime", "device"), ("runtime", "threads"), ("runtime", "eval_batch_size"),
                  ("runtime", "track"), ("data", "cache_dir")}
-
-
-@dataclass(frozen=True)
-class AnalysisResult:
-    """One analysis of the plan: its comparison (None for a single run) and its findings."""
-
-    name: str
-    kind: str
-    title: str
-    experiments: tuple[str, ...]
-    comparison: Comparison | None
-    findings: list[Finding]
-    out_dir: Path | None
-
-
-@dataclass(frozen=True)
-class StudyResult:
-    """Everything a study computed and where it wrote it."""
-
-    plan: StudyPlan
-    out_dir: Path
-    results: dict[str, RunResult]
-    analyses: list[AnalysisResult]
-    report_files: list[Path]
-    seconds: float
-    trained_seconds: float
-    molecules: Molecules  # the dataset every experiment was tested on (a slice of it)
 
 
 def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -70,8 +43,6 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     overrides: (section, key, value) applied to every experiment's config, last.
     """
-    from molstrata.study.report import write_study_report
-
     one_process("molstrata study")
     started = time.perf_counter()
     runtime = [("data", "cache_dir", cache_dir), ("runtime", "device", device),
@@ -88,7 +59,8 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
     log(f"   {len(plan.experiments)} experiments, {len(plan.analyses)} analyses -> {out}")
     base = plan.experiments[0].config
     molecules = load_molecules(base, progress)
-    description = describe(molecules, out / "describe", name=_dataset_name(base))
+    description = describe(molecules, out / "describe", name=_dataset_name(base),
+                           target=base.data.target, extensive=is_extensive(base))
     log(description.text.split("\n\n")[0])
 
     trained = 0.0
@@ -100,6 +72,9 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
     results = {e.name: load_run_result(runs[e.name], e.name, "test", evaluate_missing=True,
                                        device=device, progress=progress)
                for e in plan.experiments}
+    for result in results.values():
+        if result.evaluated_now:
+            draw_evaluation(result, result.eval_dir)
     _check_same_test_molecules(results)
 
     analyses = []
@@ -145,7 +120,7 @@ def study_text(result: StudyResult) -> str:
 def _train(experiment: Experiment, run_dir: Path, progress: bool, log) -> float:
     """Train, resume or reuse one experiment's run; the seconds spent training now."""
     paths = RunPaths(run_dir)
-    status = _status(paths)
+    status = read_run_summary(run_dir).get("status")
     if status in ("finished", "stopped early"):
         log(f"   reusing the finished run in {run_dir}")
         return 0.0
@@ -155,15 +130,6 @@ def _train(experiment: Experiment, run_dir: Path, progress: bool, log) -> float:
     started = time.perf_counter()
     train(experiment.config, run_dir, resume=resume, progress=progress, log=log)
     return time.perf_counter() - started
-
-
-def _status(paths: RunPaths) -> str | None:
-    if not paths.summary.is_file():
-        return None
-    try:
-        return json.loads(paths.summary.read_text())["status"]
-    except (json.JSONDecodeError, KeyError):
-        return None
 
 
 def _check_reusable(experiment: Experiment, run_dir: Path) -> None:

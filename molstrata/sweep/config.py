@@ -13,7 +13,7 @@
     seed = 0
     enqueue = [{"training.lr" = 1e-3}]      # trials to run first (e.g. a known-good config)
 
-    [sweep.space]                           # see molstrata/training/sweep.py
+    [sweep.space]                           # see molstrata/sweep/space.py
     "training.lr" = {low = 1e-4, high = 1e-2, log = true}
     "model.n_atom_basis" = {choices = [32, 64, 128]}
 
@@ -31,8 +31,8 @@ from typing import Any
 
 from molstrata.errors import MolstrataError
 from molstrata.sweep.objectives import check_objectives
+from molstrata.sweep.space import SearchSpace, apply, parse_space
 from molstrata.training.config import SECTIONS, TrainConfig, preset, read_toml
-from molstrata.training.sweep import SearchSpace, apply, parse_space
 
 SAMPLERS = {
     "tpe": "Tree-structured Parzen Estimator (Optuna's default; random for the first "

@@ -31,11 +31,12 @@ from optuna.trial import TrialState
 
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.evaluate import evaluate_run
+from molstrata.report.evaluation_plots import draw_evaluation
 from molstrata.sweep import objectives, outputs
 from molstrata.sweep.config import Sweep
 from molstrata.sweep.storage import default_url, open_storage, redacted
 from molstrata.training.distributed import one_process
-from molstrata.training.run import RunPaths, StopTraining, train
+from molstrata.training.run import RunPaths, StopTraining, read_run_summary, train
 from molstrata.training.tracking import open_tracker
 
 SPEC_ATTR = "molstrata_sweep"
@@ -262,7 +263,7 @@ def _objective(sweep: Sweep, study: optuna.Study, out: Path, budget: int, progre
         resume = _prepare_run_dir(run_dir, retry_of)
         again = "" if retry_of is None else f" (retry of trial {retry_of})"
         if resume:
-            done = _status(run_dir, "epochs_done") or 0
+            done = read_run_summary(run_dir).get("epochs_done") or 0
             trial.set_user_attr("resumed_after_epoch", done)
             again = f" (retry of trial {retry_of}, resuming its run after epoch {done})"
         described = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
@@ -284,7 +285,9 @@ def _objective(sweep: Sweep, study: optuna.Study, out: Path, budget: int, progre
                 raise optuna.TrialPruned()
             evaluation = evaluate_run(run_dir, split="val", n_bootstrap=s.bootstrap,
                                       seed=config.runtime.seed, device=config.runtime.device,
-                                      progress=False, plots=s.trial_plots)
+                                      progress=False)
+            if s.trial_plots:
+                draw_evaluation(evaluation, evaluation.out_dir)
             values = objectives.compute(evaluation.report, summary)
             if tracker is not None:
                 unit = evaluation.report.unit
@@ -293,7 +296,7 @@ def _objective(sweep: Sweep, study: optuna.Study, out: Path, budget: int, progre
         except KeyboardInterrupt:
             raise _Interrupted from None
         except MolstrataError:
-            if _status(run_dir) == "interrupted":
+            if read_run_summary(run_dir).get("status") == "interrupted":
                 raise _Interrupted from None
             raise
         finally:
@@ -353,14 +356,6 @@ def _prepare_run_dir(run_dir: Path, retry_of: int | None) -> bool:
         )
     shutil.rmtree(run_dir, ignore_errors=True)
     return False
-
-
-def _status(run_dir: Path, key: str = "status"):
-    """A field of the run's run.json; None where there is none yet."""
-    try:
-        return json.loads(RunPaths(run_dir).summary.read_text())[key]
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def _quiet(*_args, **_kwargs) -> None:

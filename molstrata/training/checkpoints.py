@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
-from molstrata._files import atomic_open
+from molstrata._files import atomic_open, check_version
 from molstrata.errors import MolstrataError
+from molstrata.models import EnergyModel
 
 FORMAT = "molstrata-checkpoint"
 VERSION = 1
@@ -41,11 +42,28 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"checkpoint {path} is damaged or not a molstrata checkpoint ({reason}); "
             "resume from another checkpoint or train again"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict):
         raise MolstrataError(f"{path} is not a molstrata checkpoint; give a file molstrata wrote")
-    if payload.get("version") != VERSION:
-        raise MolstrataError(
-            f"checkpoint {path} has format version {payload.get('version')}, this molstrata "
-            f"reads version {VERSION}; use the molstrata release that wrote it"
-        )
+    check_version(payload, path, FORMAT, {VERSION}, what="checkpoint",
+                  fix="use the molstrata release that wrote it, or train again")
     return payload
+
+
+def model_from_checkpoint(path: str | os.PathLike, dtype: str = "float32",
+                          device: str | torch.device = "cpu") -> tuple[EnergyModel, dict]:
+    """(model, payload) of a checkpoint: its EnergyModel in eval mode on `device`, in `dtype`
+    ('float32' or 'float64', the run's `runtime.dtype`), and the checkpoint's payload (epoch,
+    optimiser, ...). A checkpoint whose weights do not fit its hyper-parameters is a one-line
+    MolstrataError."""
+    payload = load_checkpoint(path)
+    try:
+        model = EnergyModel(**payload["hyperparameters"])
+        model.load_state_dict(payload["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise MolstrataError(
+            f"checkpoint {path} holds no model this molstrata can build ({type(error).__name__}: "
+            f"{reason}); use the molstrata release that wrote it, or train again"
+        ) from None
+    torch_dtype = torch.float64 if dtype == "float64" else torch.float32
+    return model.to(device=torch.device(device), dtype=torch_dtype).eval(), payload

@@ -24,7 +24,8 @@ else:  # pragma: no cover
 
 @dataclass
 class DataConfig:
-    """The dataset, the target, the split and the neighbour list (the study's dataCutoff)."""
+    """The dataset, the target, the split and the neighbour list (the study's dataCutoff);
+    skip_periodic leaves a file's periodic structures out instead of refusing the file."""
 
     dataset: str = "qm9"
     target: str = "U0"
@@ -35,6 +36,7 @@ class DataConfig:
     contains: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
     max_molecules: int | None = None
+    skip_periodic: bool = False
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split_seed: int = 0
     split_file: str | None = None
@@ -74,7 +76,9 @@ class OptimConfig:
     checkpoints not counted) and fits its schedule to the budget: `warmup` and the decay are
     fractions of the budget, so it ends with a decayed learning rate; `epochs` is not used.
     With `ema` (a decay per step, e.g. 0.995) the averaged weights are validated, checkpointed
-    and exported.
+    and exported. `init_from`, a run directory, starts the weights from that run's best
+    checkpoint (to train a finished run further, or fine-tune it) and reuses its split, so that
+    its test molecules stay unseen; the optimiser and the schedule start afresh.
     """
 
     epochs: int = 30
@@ -95,6 +99,7 @@ class OptimConfig:
     loss_weighting: str = "none"
     rate: float = 0.0
     alpha: float = 1.0
+    init_from: str | None = None
 
 
 @dataclass
@@ -110,6 +115,13 @@ class RuntimeConfig:
     track: list[str] = field(default_factory=list)
 
 
+def pair_cutoff_of(neighbor_cutoff: float, model_cutoff: float) -> float:
+    """Å: the pairs a model is given are those closer than the smaller of the neighbour
+    search's cutoff and the model's cosine cutoff (beyond the latter a pair adds nothing).
+    The one owner of this rule: runs, evaluations and model files all read it from here."""
+    return min(float(neighbor_cutoff), float(model_cutoff))
+
+
 @dataclass
 class TrainConfig:
     """Everything a run needs; saved as config.toml in its run directory."""
@@ -119,6 +131,11 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: OptimConfig = field(default_factory=OptimConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    @property
+    def pair_cutoff(self) -> float:
+        """Å: neighbour pairs closer than this enter the model (`pair_cutoff_of`)."""
+        return pair_cutoff_of(self.data.neighbor_cutoff, self.model.cutoff)
 
     def validate(self) -> TrainConfig:
         """Raise a MolstrataError naming the first impossible option; return self."""
@@ -268,6 +285,7 @@ def _coerce(value: Any, type_name: str, name: str, source: str) -> Any:
         return None
     base = type_name.replace(" | None", "")
     ok = {
+        "bool": lambda v: isinstance(v, bool),
         "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
         "str": lambda v: isinstance(v, str),
@@ -285,6 +303,9 @@ def _coerce(value: Any, type_name: str, name: str, source: str) -> Any:
 
 
 SECTIONS = ("data", "subset", "model", "training", "runtime")
+RESULT_NEUTRAL = (("runtime", "device"), ("runtime", "threads"), ("data", "cache_dir"))
+"""The options that leave a run's result unchanged on the CPU (where it runs, on how many
+threads, where the QM9 cache lies): a resumed run may take new values of these, and only these."""
 SCHEDULERS = ("plateau", "cosine", "linear", "none")
 BUDGET_SCHEDULERS = ("cosine", "linear", "none")
 """The schedules that are a function of the run's progress (a budget run has no epochs)."""

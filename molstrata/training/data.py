@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from molstrata.data.datasets import QM9_NAMES, load_dataset
+from molstrata.data.datasets import is_extensive as dataset_is_extensive
 from molstrata.data.filters import apply_filters, filter_mask
 from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.data.sampling import undersample_per_size
@@ -34,9 +35,13 @@ class PreparedData:
 
 def load_molecules(config: TrainConfig, progress: bool = True) -> Molecules:
     """The dataset after the [data] filters and the optional seeded cap on its size."""
+    from molstrata.training.distributed import is_main_process
+
     d = config.data
     unit = d.unit if d.dataset not in QM9_NAMES else None
-    molecules = load_dataset(d.dataset, d.target, unit, cache_root=d.cache_dir, progress=progress)
+    molecules = load_dataset(d.dataset, d.target, unit, cache_root=d.cache_dir, progress=progress,
+                             skip_periodic=d.skip_periodic,
+                             log=print if progress and is_main_process() else None)
     molecules = apply_filters(molecules, min_size=d.min_size, max_size=d.max_size,
                               contains=d.contains, excludes=d.excludes)
     if d.max_molecules is not None and d.max_molecules < len(molecules):
@@ -46,16 +51,11 @@ def load_molecules(config: TrainConfig, progress: bool = True) -> Molecules:
 
 
 def is_extensive(config: TrainConfig) -> bool:
-    """Whether the target sums over atoms: the config's aggregation, else QM9's own rule
-    (energies, ZPVE, polarizability, <R²>, Cv sum; orbital energies, dipole, rotational
-    constants average), else sum (a user's file: energies)."""
+    """Whether the target sums over atoms: the config's aggregation, else the data stage's rule
+    for the dataset's property (`molstrata.data.datasets.is_extensive`)."""
     if config.model.aggregation is not None:
         return config.model.aggregation == "sum"
-    if config.data.dataset in QM9_NAMES:
-        from molstrata.data.qm9 import QM9_PROPERTIES
-
-        return QM9_PROPERTIES[config.data.target].extensive
-    return True
+    return dataset_is_extensive(config.data.dataset, config.data.target)
 
 
 def prepare(config: TrainConfig, split_file: str | Path | None = None,

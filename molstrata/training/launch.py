@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from molstrata.errors import MolstrataError
+from molstrata.errors import Interrupted, MolstrataError
 from molstrata.training.run import RunPaths
 
 MONITOR_INTERVAL_S = 0.5
@@ -87,7 +87,7 @@ def _run(argv: list[str], devices: int, gpu: bool, run_dir: str | None) -> None:
             f"{what}; the other processes were stopped{_resume_hint(run_dir, devices)}"
         ) from None
     except (SignalException, KeyboardInterrupt):  # Ctrl-C or a kill: the agent stopped them
-        raise MolstrataError(
+        raise Interrupted(
             f"interrupted; the processes were stopped{_resume_hint(run_dir, devices)}"
         ) from None
     finally:

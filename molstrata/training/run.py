@@ -15,22 +15,23 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import molstrata
-from molstrata._files import atomic_write_text
+from molstrata._files import atomic_write_text, read_versioned_json
 from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.data.splits import save_split
-from molstrata.errors import MolstrataError, ReportedElsewhere
+from molstrata.errors import Interrupted, MolstrataError, ReportedElsewhere
 from molstrata.models import EnergyModel
 from molstrata.tables import write_csv
 from molstrata.training.batches import DeviceDataset
 from molstrata.training.checkpoints import load_checkpoint, save_checkpoint
-from molstrata.training.config import TrainConfig
+from molstrata.training.config import RESULT_NEUTRAL, TrainConfig
 from molstrata.training.data import PreparedData, prepare
 from molstrata.training.distributed import (
     PeerFailure,
@@ -47,6 +48,7 @@ from molstrata.training.weights import weight_factors
 from molstrata.units import error_unit, squared_unit, unit_key
 
 RUN_FORMAT = "molstrata-run"
+RUN_VERSION = 1
 
 EpochHook = Callable[[dict[str, float]], None]
 """Called after every epoch (its checkpoint written) with the epoch's learning-curve row as
@@ -85,6 +87,23 @@ class RunPaths:
         return self
 
 
+def read_run_summary(run_dir: str | os.PathLike) -> dict:
+    """A run's run.json; {} before its first epoch wrote one, a one-line MolstrataError when
+    it is damaged or not a run summary."""
+    paths = RunPaths(run_dir)
+    if not paths.summary.is_file():
+        return {}
+    return read_versioned_json(paths.summary, RUN_FORMAT, {RUN_VERSION}, what="run summary",
+                               fix=f"delete it and resume the run (molstrata train --resume "
+                                   f"{paths.root}) to write it again")
+
+
+def default_run_dir(name: str) -> Path:
+    """runs/NAME-YYYYmmdd-HHMMSS: where a run given no directory goes (`molstrata train`
+    without -o, `molstrata.train` without out=)."""
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def build_model(config: TrainConfig, extensive: bool) -> EnergyModel:
     m = config.model
     return EnergyModel(n_atom_basis=m.n_atom_basis, n_interactions=m.n_interactions,
@@ -92,11 +111,13 @@ def build_model(config: TrainConfig, extensive: bool) -> EnergyModel:
                        aggregation="sum" if extensive else "avg")
 
 
-def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
-          progress: bool = True, log=print, on_epoch: Sequence[EpochHook] = (),
-          tracker: Tracker | None = None) -> dict:
+def train(config: TrainConfig | None, run_dir: str | os.PathLike, *, resume: bool = False,
+          changes: Mapping[tuple[str, str], Any] | None = None, progress: bool = True,
+          log=print, on_epoch: Sequence[EpochHook] = (), tracker: Tracker | None = None) -> dict:
     """Train a model as `config` says, in `run_dir`; with resume, continue from last.pt.
 
+    A resumed run follows its own config.toml (`config` may be None); `changes` maps (section,
+    key) to a new value of an option of RESULT_NEUTRAL, such as the device or the threads.
     Started by torchrun as one of several processes, this is one rank of a data-parallel run
     (see `distributed`): every rank trains, rank 0 alone writes the run directory, logs and
     runs the hooks. on_epoch: hooks called after every epoch (see EpochHook). tracker: an open
@@ -104,10 +125,13 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     and closed here.
     """
     paths = RunPaths(run_dir)
-    config.validate()
     if resume:
-        paths.require()
-        config = TrainConfig.from_toml(paths.config).validate()
+        config = resumed_config(run_dir, changes or {})
+    elif config is None or changes:
+        raise TypeError("a new run needs a config, and takes no changes")
+    config.validate()
+    if config.training.init_from is not None and config.data.split_file is None:
+        config.data.split_file = str(_init_source(config.training.init_from).split)
     if tracker is None:
         check_available(config.runtime.track)
     with process_group(config.runtime.device) as ranks:
@@ -119,6 +143,62 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
             )
         return _train(config, paths, resume, progress and ranks.main,
                       log if ranks.main else _quiet, on_epoch, tracker, ranks)
+
+
+def resumed_config(run_dir: str | os.PathLike, changes: Mapping[tuple[str, str], Any]
+                   ) -> TrainConfig:
+    """The config a run was started with, with `changes` to options of RESULT_NEUTRAL; any
+    other change is refused, since a resumed run must reach the result it would have."""
+    config = TrainConfig.from_toml(RunPaths(run_dir).require().config)
+    for (section, key), value in changes.items():
+        if (section, key) not in RESULT_NEUTRAL:
+            allowed = ", ".join(f"{s}.{k}" for s, k in RESULT_NEUTRAL)
+            raise MolstrataError(
+                f"a resumed run continues exactly as its config.toml says, and {section}.{key} "
+                f"would change its result; drop it (a resumed run may change only {allowed})"
+            )
+        config.override(section, key, value, "--resume")
+    return config.validate()
+
+
+def _init_source(run_dir: str) -> RunPaths:
+    """The run that training.init_from names, or a one-line error."""
+    paths = RunPaths(run_dir)
+    try:
+        paths.require()
+    except MolstrataError as error:
+        raise MolstrataError(f"training.init_from: {error}") from None
+    if not paths.best.is_file():
+        raise MolstrataError(f"training.init_from: {paths.root} has no checkpoints/best.pt yet; "
+                             "start from a run that finished at least one epoch")
+    return paths
+
+
+def _init_weights(model: EnergyModel, source: RunPaths) -> None:
+    """Load the best weights of another run into `model`, which must have its architecture."""
+    payload = load_checkpoint(source.best)
+    theirs, ours = payload["hyperparameters"], model.hyperparameters
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differ:
+        key = differ[0]
+        raise MolstrataError(
+            f"training.init_from: {source.root}'s model has {key}={theirs.get(key)!r} where this "
+            f"run's has {ours.get(key)!r}; give this run the same [model] options"
+        )
+    model.load_state_dict(payload["model"])
+
+
+def busy_cpu(threads: int, load: float | None = None, cores: int | None = None) -> str | None:
+    """A warning when other processes already keep this machine's cores busy, else None.
+    Two trainings sharing 2 cores with 2 threads each ran 7 times slower than one alone."""
+    load = os.getloadavg()[0] if load is None else load
+    cores = len(os.sched_getaffinity(0)) if cores is None else cores
+    if load + threads <= cores + 0.5:
+        return None
+    return (f"the CPU is busy (load average {load:.1f} on {cores} cores) and this run uses "
+            f"{threads} threads: processes that share cores can run several times slower than "
+            f"alone; give each fewer threads (--threads {max(1, cores // 2)}) or run one at a "
+            "time")
 
 
 def _quiet(message: str) -> None:
@@ -149,9 +229,11 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
 
     torch.manual_seed(runtime.seed)
     model = build_model(config, data.extensive)
+    if config.training.init_from is not None:
+        _init_weights(model, _init_source(config.training.init_from))
     model.set_standardization(standard.atomrefs, standard.shift, standard.scale)
     model.to(device=device, dtype=dtype)
-    pair_cutoff = min(config.data.neighbor_cutoff, config.model.cutoff)
+    pair_cutoff = config.pair_cutoff
     weights = weight_factors(train_m.sizes, train_m.sizes, config.training.loss_weighting,
                              config.training.rate, config.training.alpha)
     train_ds = DeviceDataset(train_m, pair_cutoff, device, dtype,
@@ -166,6 +248,9 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
         state = _restore(paths.last, model, optimizer, scheduler, ema, device, steps)
         log(f"resuming {paths.root} after epoch {state.epoch}"
             + (f" on {ranks.world} processes" if ranks.distributed else ""))
+    elif resume:
+        log(f"{paths.root} has no checkpoint yet (it stopped before its first epoch ended): "
+            "starting it from the beginning")
     trained = wrap(model, ranks)
     facts = _run_facts(config, data, standard, train_m, device, ranks)
     own_tracker = tracker is None
@@ -177,6 +262,9 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
     budget = config.training.time_budget
     length = (f"{config.training.epochs} epochs" if budget is None else
               f"a time budget of {budget / 60:.4g} min (--epochs N for a run of N epochs)")
+    busy = busy_cpu(torch.get_num_threads()) if device.type == "cpu" and ranks.main else None
+    if busy is not None:
+        log(f"warning: {busy}")
     log(f"training on {len(train_ds):,} molecules ({train_ds.n_pairs:,} pairs), validating on "
         f"{len(val_ds):,}, for {length}; device {device}, {torch.get_num_threads()} "
         f"threads{processes}")
@@ -218,10 +306,14 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
         (rank 0 says it for every rank)."""
         if write:
             _write_summary(paths, facts, state, "interrupted", time.perf_counter() - started)
-        what = f"{error}; stopped" if isinstance(error, PeerFailure) else "interrupted"
-        raise (MolstrataError if write else ReportedElsewhere)(
-            f"{what} after epoch {state.epoch}; continue with: molstrata train --resume "
-            f"{paths.root}" + (" (on any number of processes)" if ranks.distributed else "")
+        peer = isinstance(error, PeerFailure)
+        what = f"{error}; stopped" if peer else "interrupted"
+        where = (f"after epoch {state.epoch}; continue with" if state.epoch else
+                 "before its first epoch ended, so nothing is saved yet; start it again with")
+        kind = (MolstrataError if peer else Interrupted) if write else ReportedElsewhere
+        raise kind(
+            f"{what} {where}: molstrata train --resume {paths.root}"
+            + (" (on any number of processes)" if ranks.distributed else "")
         ) from None
 
     try:
@@ -323,7 +415,7 @@ def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardizatio
     """The parts of run.json that no epoch changes: computed once per run."""
     return {
         "format": RUN_FORMAT,
-        "version": 1,
+        "version": RUN_VERSION,
         "target": data.target,
         "unit": data.unit,
         "epochs": None if config.training.time_budget is not None else config.training.epochs,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.data.molecules import Molecules, element_symbol
+from molstrata.data.references import fit_per_element
 from molstrata.errors import MolstrataError
 
 MAX_Z = 100
@@ -60,9 +61,8 @@ def fit_standardization(train: Molecules, values: np.ndarray, extensive: bool) -
         raise MolstrataError(
             f"element {element_symbol(train.elements.max())} (Z >= {MAX_Z}) is not supported"
         )
-    composition = train.composition.astype(np.float64)
-    coefficients, *_ = np.linalg.lstsq(composition, values, rcond=None)
+    coefficients, fitted = fit_per_element(train.composition, values)
     atomrefs[train.elements] = coefficients
-    per_atom = (values - composition @ coefficients) / train.sizes
+    per_atom = (values - fitted) / train.sizes
     scale = float(per_atom.std()) or 1.0
     return Standardization(atomrefs, float(per_atom.mean()), scale, extensive)

@@ -10,6 +10,7 @@ import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from molstrata.data import ase_io
@@ -316,8 +317,10 @@ def test_unknown_unit(plain_xyz: Path) -> None:
 
 
 def test_missing_unit(plain_xyz: Path) -> None:
-    with pytest.raises(MolstrataError, match="no unit for property 'mu'"):
+    with pytest.raises(MolstrataError, match="no unit for property 'mu'") as caught:
         read_molecules(plain_xyz, {"mu": None})
+    assert "--unit (command line" in str(caught.value)
+    assert "properties={'mu': 'eV'} (Python)" in str(caught.value)
 
 
 def test_unit_contradicting_file_metadata(tmp_path: Path) -> None:
@@ -350,8 +353,61 @@ def test_periodic_structure(tmp_path: Path, plain_atoms: list[Atoms]) -> None:
     plain_atoms[1].cell = [10.0, 10.0, 10.0]
     plain_atoms[1].pbc = [True, False, False]
     ase.io.write(tmp_path / "pbc.extxyz", plain_atoms, format="extxyz")
-    with pytest.raises(MolstrataError, match="structure 1.*periodic structures are not supported"):
+    with pytest.raises(MolstrataError, match=r"1 periodic structure \(of 3; first: structure 1, "
+                                             "a wire\\)"):
         read_molecules(tmp_path / "pbc.extxyz")
+
+
+# ---- files mixing molecules and periodic structures -----------------------------------
+
+
+def test_periodic_structures_are_counted_before_the_file_is_refused(
+    mixed_periodic_extxyz: Path,
+) -> None:
+    with pytest.raises(MolstrataError) as caught:
+        read_molecules(mixed_periodic_extxyz, {"energy": "eV"})
+    message = str(caught.value)
+    assert "mixed.extxyz holds 3 periodic structures (of 12; first: structure 5, a bulk cell)" \
+        in message
+    assert "--skip-periodic" in message and "skip_periodic = true" in message
+    assert "skip_periodic=True" in message and "\n" not in message
+
+
+def test_skip_periodic_leaves_them_out_and_says_which(mixed_periodic_extxyz: Path) -> None:
+    reading = ase_io.read_file(mixed_periodic_extxyz, {"energy": "eV"}, skip_periodic=True)
+    frames = ase.io.read(mixed_periodic_extxyz, index=":")
+    kept = [i for i, atoms in enumerate(frames) if not atoms.pbc.any()]
+    assert reading.skipped_periodic == (5, 7, 9)
+    assert reading.n_structures == 12
+    np.testing.assert_array_equal(reading.molecules.ids, kept)
+    np.testing.assert_array_equal(reading.molecules.sizes, [len(frames[i]) for i in kept])
+    np.testing.assert_array_equal(reading.molecules.property("energy"),
+                                  [frames[i].get_potential_energy() for i in kept])
+    assert reading.skipped_text("mixed.extxyz") == (
+        "left out 3 periodic structures of 12 in mixed.extxyz (structures 5, 7, 9), as "
+        "skip_periodic asks")
+    molecules = read_molecules(mixed_periodic_extxyz, {"energy": "eV"}, skip_periodic=True)
+    assert_same_molecules(molecules, reading.molecules)
+
+
+def test_a_file_of_molecules_skips_nothing(plain_xyz: Path) -> None:
+    reading = ase_io.read_file(plain_xyz, skip_periodic=True)
+    assert reading.skipped_periodic == () and reading.skipped_text(plain_xyz) is None
+
+
+def test_skip_periodic_in_an_atoms_list(plain_atoms: list[Atoms]) -> None:
+    plain_atoms[0].pbc = [True, True, False]
+    plain_atoms[0].cell = [8.0, 8.0, 0.0]
+    with pytest.raises(MolstrataError, match="first: structure 0, a slab"):
+        from_atoms_list(plain_atoms, {"mu": "Debye"})
+    got = from_atoms_list(plain_atoms, {"mu": "Debye"}, skip_periodic=True)
+    np.testing.assert_array_equal(got.ids, [1, 2])
+
+
+def test_a_file_of_periodic_structures_only(tmp_path: Path) -> None:
+    ase.io.write(tmp_path / "bulk.extxyz", [bulk("Cu"), bulk("Si")], format="extxyz")
+    with pytest.raises(MolstrataError, match="holds only periodic structures \\(2\\)"):
+        read_molecules(tmp_path / "bulk.extxyz", skip_periodic=True)
 
 
 def test_bad_index(plain_xyz: Path) -> None:

@@ -1,9 +1,11 @@
-"""A tiny model trained once on a QM9 slice, its model file and its evaluation."""
+"""A tiny model trained once on a QM9 slice, its model file and its evaluation; energies on
+another zero."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from ase import units
 
 from molstrata.deploy.export import export
 from molstrata.evaluation.evaluate import evaluate_run
@@ -54,3 +56,24 @@ def evaluation(trained_run):
                           out_dir=trained_run.parent / "eval")
     assert np.all(np.isfinite(result.predictions.predicted))
     return result
+
+
+# QM9's B3LYP energies of the isolated atoms (Hartree): a file of atomisation energies holds
+# U0 minus these, summed over the atoms
+ATOM_ENERGIES_HA = {1: -0.500273, 6: -37.846772, 7: -54.583861, 8: -75.064579, 9: -99.718730}
+
+
+@pytest.fixture(scope="session")
+def on_another_zero():
+    """A function: Molecules -> the same with U0 replaced by the atomisation energy (eV), real
+    U0 shifted by a constant per element."""
+    per_atom = np.zeros(10)
+    for z, energy in ATOM_ENERGIES_HA.items():
+        per_atom[z] = energy * units.Hartree
+
+    def shift(molecules):
+        atoms = np.bincount(molecules.atom_molecule, weights=per_atom[molecules.numbers],
+                            minlength=len(molecules))
+        return molecules.with_property("U0", molecules.property("U0") - atoms, "eV")
+
+    return shift

@@ -117,3 +117,23 @@ def test_what_the_calculator_cannot_do_is_one_clear_error(model_path):
     document["target"] = {**document["target"], "name": "mu", "unit": "Debye"}
     with pytest.raises(MolstrataError, match="needs a model of an energy"):
         Calculator(model_from_document(document))
+
+
+def test_energy_and_forces_come_from_one_model_call_and_warn_once(model_path):
+    calc = Calculator(model_path)
+    calls = []
+    calc.model_file.model.register_forward_hook(lambda *args: calls.append(1))
+    water = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    water.calc = calc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        energy = water.get_potential_energy()
+        forces = water.get_forces()
+        assert len(calls) == 1
+        assert water.get_potential_energy() == energy and len(calls) == 1
+        water.positions[0, 0] += 0.05  # a step of a dynamics: computed afresh, no new warning
+        moved = water.get_forces()
+        assert len(calls) == 2 and not np.allclose(moved, forces)
+    flagged = [w for w in caught if "outside the training domain" in str(w.message)]
+    assert len(flagged) == 1 and "size_outside_training:3" in str(flagged[0].message)
+    assert calc.domain_flags == ("size_outside_training:3",)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,11 +15,15 @@ import pytest
 import torch
 
 from molstrata.deploy import modelfile
-from molstrata.deploy.domain import domain_from_document
+from molstrata.deploy.export import export
 from molstrata.deploy.inference import predict_molecules
 from molstrata.deploy.modelfile import FORMAT_VERSION, load_model_file, save_model_file
 from molstrata.errors import MolstrataError
+from molstrata.evaluation.domain import domain_from_document
+from molstrata.evaluation.evaluate import evaluate_run
 from molstrata.evaluation.stratified import TrainingCounts
+from molstrata.training.config import TrainConfig
+from molstrata.training.run import RunPaths
 
 
 def test_export_holds_everything_a_prediction_needs(model_path, trained_run, run_data):
@@ -175,3 +180,28 @@ def test_saving_refuses_what_loading_could_not_read(tmp_path, model_path):
     with pytest.raises(TypeError, match="only tensors and plain values"):
         save_model_file(tmp_path / "bad.pt", document)
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_the_model_file_and_the_run_agree_on_the_pair_cutoff(model_path, trained_run):
+    config = TrainConfig.from_toml(RunPaths(trained_run).config)
+    assert config.pair_cutoff == 4.0  # neighbour pairs within 4 Å under a 5 Å model cutoff
+    assert load_model_file(model_path).pair_cutoff == config.pair_cutoff
+
+
+def test_a_checkpoint_that_builds_no_model_is_one_line_for_export_and_evaluate(
+        tmp_path, trained_run):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    best = run / "checkpoints" / "best.pt"
+    payload = torch.load(best, weights_only=True)
+    payload["hyperparameters"]["n_atom_basis"] += 1  # the weights no longer fit
+    torch.save(payload, best)
+    messages = []
+    for attempt in (lambda: export(run, tmp_path / "m.pt"),
+                    lambda: evaluate_run(run, device="cpu", progress=False, n_bootstrap=10)):
+        with pytest.raises(MolstrataError) as raised:
+            attempt()
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith(f"checkpoint {best} holds no model this molstrata can build")
+    assert "\n" not in messages[0] and not (tmp_path / "m.pt").exists()

@@ -1,4 +1,5 @@
-"""`molstrata export` and `molstrata predict`: evaluate's numbers, ensembles, flags, bad input."""
+"""`molstrata export` and `molstrata predict`: evaluate's numbers, ensembles, flags, periodic
+structures, references on another zero, what the extxyz keeps, bad input."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms, units
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from molstrata.cli import main
 from molstrata.data.ase_io import read_molecules, write_db, write_extxyz
@@ -212,3 +214,127 @@ def test_help(command, capsys):
     with pytest.raises(SystemExit) as raised:
         main([command, "--help"])
     assert raised.value.code == 0 and f"usage: molstrata {command}" in capsys.readouterr().out
+
+
+def test_periodic_structures_get_a_flagged_row_and_the_molecules_are_predicted(
+        tmp_path, model_path, evaluation, test_file, capsys):
+    frames = ase.io.read(test_file, index=":5")
+    bulk = frames[1].copy()
+    bulk.cell, bulk.pbc = [12.0, 12.0, 12.0], True
+    slab = frames[3].copy()
+    slab.cell, slab.pbc = [10.0, 11.0, 30.0], [True, True, False]
+    slab_forces = np.linspace(-1, 1, 3 * len(slab)).reshape(-1, 3)
+    slab.calc = SinglePointCalculator(slab, energy=-5.0, forces=slab_forces,
+                                      stress=np.arange(6.0))
+    mixed = tmp_path / "mixed.extxyz"
+    ase.io.write(mixed, [frames[0], bulk, frames[2], slab, frames[4]], format="extxyz")
+    crystals = tmp_path / "crystals.extxyz"  # a file of periodic structures only
+    ase.io.write(crystals, [bulk], format="extxyz")
+    code, out, err = run(capsys, "predict", model_path, mixed, crystals, "-o", tmp_path / "p",
+                         "-q", "--min-stratum", "0")
+    assert code == 0, err
+    rows = read_rows(tmp_path / "p.csv")
+    assert [r["file"] for r in rows] == [str(mixed)] * 5 + [str(crystals)]
+    assert [r["flags"] for r in rows] == ["", "periodic", "", "periodic", "", "periodic"]
+    periodic = [1, 3, 5]
+    for i, row in enumerate(rows):
+        if i in periodic:
+            assert row["predicted_U0_eV"] == "" and row["in_domain"] == "False"
+            assert row["note"] == "not predicted: periodic structure (the models know " \
+                                  "molecules only)"
+    molecules = [0, 2, 4]
+    predicted = np.array([float(rows[i]["predicted_U0_eV"]) for i in molecules])
+    np.testing.assert_allclose(predicted, evaluation.predictions.predicted[[0, 2, 4]],
+                               rtol=0, atol=1e-6)
+    assert [rows[i]["formula"] for i in periodic] == [
+        rows[1]["formula"], frames[3].get_chemical_formula(mode="hill"), rows[1]["formula"]]
+    assert "predicted U0 (eV) for 3 of 6 structures in 2 files" in out
+    assert "domain of applicability: 3 of 6 structures flagged: 3 periodic (not predicted)" \
+        in out
+    assert (f"not predicted (periodic: the models know molecules only): {mixed} structures "
+            f"1, 3; {crystals} structure 0") in out
+    back = ase.io.read(tmp_path / "p.extxyz", index=":")
+    assert [bool(a.pbc.any()) for a in back] == [False, True, False, True, False, True]
+    np.testing.assert_allclose(back[3].cell.array, slab.cell.array)
+    np.testing.assert_allclose(back[3].get_forces(), slab_forces)  # the file's data kept
+    np.testing.assert_allclose(back[3].get_stress(), np.arange(6.0))
+    assert back[3].info["domain_flags"] == "periodic" and "predicted_U0_eV" not in back[3].info
+
+
+def test_references_on_another_zero_get_a_hint_and_an_offset_corrected_mae(
+        tmp_path, model_path, evaluation, test_file, on_another_zero, capsys):
+    shifted = tmp_path / "atomisation.extxyz"
+    write_extxyz(on_another_zero(evaluation.molecules), shifted)
+    code, out, err = run(capsys, "predict", model_path, shifted, "-o", tmp_path / "s", "-q")
+    assert code == 0, err
+    hint = [line for line in out.splitlines() if line.startswith("hint:")]
+    assert len(hint) == 1
+    assert "the model predicts total energies (U0" in hint[0]
+    assert "look like energies on another zero" in hint[0]
+    rows = read_rows(tmp_path / "s.csv")
+    assert {"offset_U0_eV", "offset_corrected_error_meV"} <= set(rows[0])
+    raw = np.abs([float(r["error_meV"]) for r in rows]).mean()
+    corrected = np.abs([float(r["offset_corrected_error_meV"]) for r in rows]).mean()
+    assert raw > 1e6  # thousands of eV: the atoms' energies
+    assert corrected < raw / 1000
+    # what is left is the model's own error (the fit may absorb a little of its bias)
+    model_mae = 1000 * evaluation.report.overall.summary.mae
+    assert 0.5 * model_mae < corrected < 1.5 * model_mae
+    assert (f"offset-corrected MAE (per-element offset fitted by least squares on 30 "
+            f"structures, then removed): {corrected:.2f} meV (raw MAE {raw:.2f} meV)") in out
+    errors = np.array([float(r["error_meV"]) for r in rows])
+    offsets = np.array([float(r["offset_U0_eV"]) for r in rows])
+    np.testing.assert_allclose([float(r["offset_corrected_error_meV"]) for r in rows],
+                               errors + 1000 * offsets, rtol=1e-9, atol=1e-6)
+    # the file on the model's own zero: no hint, no extra columns
+    code, out, err = run(capsys, "predict", model_path, test_file, "-o", tmp_path / "t", "-q")
+    assert code == 0, err
+    assert "hint:" not in out and "offset-corrected" not in out
+    assert "offset_corrected_error_meV" not in read_rows(tmp_path / "t.csv")[0]
+
+
+def test_an_ensembles_training_range_is_the_union_of_its_members(tmp_path, model_path,
+                                                                 evaluation, capsys):
+    document = torch.load(model_path, weights_only=True)
+    domain = document["training_domain"]
+    low = min(size for size, _ in domain["sizes"])
+    assert low > 3
+    domain["sizes"] = [[3, 500], *domain["sizes"]]  # this member also saw 3 atoms
+    domain["size_elements"] += [[3, "H", 500], [3, "O", 500]]
+    other = save_model_file(tmp_path / "other.pt", document)
+    numbers, positions = evaluation.molecules.atoms_of(int(np.argmax(evaluation.molecules.sizes)))
+    big = Atoms(numbers=numbers.astype(int), positions=positions)
+    big += Atoms(numbers=numbers.astype(int), positions=positions + 100.0)
+    water = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    path = tmp_path / "two.xyz"
+    ase.io.write(path, [water, big], format="extxyz")
+    code, out, err = run(capsys, "predict", model_path, other, path, "-o", tmp_path / "e", "-q")
+    assert code == 0, err
+    high = max(size for size, _ in domain["sizes"])
+    assert f"1 size outside the training range 3-{high}" in out
+    rows = read_rows(tmp_path / "e.csv")
+    # water lies in the ensemble's range; the first member never saw its size: rare there
+    assert rows[0]["flags"].startswith("rare_size:3(0)")
+    assert rows[1]["flags"].startswith(f"size_outside_training:{len(big)}")
+
+
+def test_the_extxyz_keeps_the_files_per_atom_arrays_and_cell(tmp_path, model_path, evaluation):
+    frames = []
+    for i in range(3):
+        numbers, positions = evaluation.molecules.atoms_of(i)
+        atoms = Atoms(numbers=numbers.astype(int), positions=positions, cell=[20.0, 21.0, 22.0])
+        atoms.set_initial_charges(np.linspace(-0.5, 0.5, len(atoms)))
+        forces = np.arange(3 * len(atoms), dtype=float).reshape(-1, 3) / 10
+        atoms.calc = SinglePointCalculator(atoms, energy=-float(i), forces=forces)
+        frames.append(atoms)
+    path = tmp_path / "with_data.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    result = predict_files([model_path], [path], tmp_path / "d", progress=False)
+    back = ase.io.read(tmp_path / "d.extxyz", index=":")
+    for given, written, predicted in zip(frames, back, result.predicted):
+        np.testing.assert_allclose(written.get_initial_charges(), given.get_initial_charges())
+        np.testing.assert_allclose(written.get_forces(), given.get_forces())
+        np.testing.assert_allclose(written.cell.array, given.cell.array)
+        np.testing.assert_allclose(written.positions, given.positions, atol=1e-8)
+        assert not written.pbc.any()
+        assert written.info["predicted_U0_eV"] == pytest.approx(predicted)

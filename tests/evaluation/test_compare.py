@@ -330,7 +330,7 @@ def test_compare_command_writes_the_comparison(run_dirs, results, tmp_path, caps
         (["{one}", "{tmp}/nope"], "nope does not exist"),
         (["{one}", "{one}"], "labels must be unique"),
         (["{one}", "{two}", "--labels", "A"], "1 labels for 2 runs"),
-        (["{one}", "{two}", "--split", "train"], "invalid choice: 'train'"),
+        (["{one}", "{two}", "--split", "training"], "invalid choice: 'training'"),
     ],
 )
 def test_compare_command_errors_are_one_line_and_write_nothing(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation import metrics
+from molstrata.evaluation import bootstrap, metrics
 from molstrata.evaluation.metrics import (
     ci_key,
     rankdata,
@@ -132,7 +132,7 @@ def test_bootstrap_is_deterministic_under_the_seed():
 def test_bootstrap_in_small_chunks_gives_the_same_interval(monkeypatch):
     errors = np.random.default_rng(5).normal(size=1000)
     whole = summarize(errors, np.random.default_rng(0), n_bootstrap=3000)
-    monkeypatch.setattr(metrics, "_BOOTSTRAP_CHUNK", 7 * 1000)  # 7 replicates per draw
+    monkeypatch.setattr(bootstrap, "CHUNK", 7 * 1000)  # 7 replicates per draw
     draws = []
     real = np.random.Generator.integers
 

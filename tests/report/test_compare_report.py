@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
+import re
 
 import matplotlib.image
 import numpy as np
@@ -177,3 +179,100 @@ def test_default_folder_names_are_safe():
     path = default_out_dir(["seed default", "a/b"])
     assert path.parent.as_posix() == "results/compare"
     assert path.name.startswith("seed_default-vs-a_b-")
+
+
+# ---- validation sets, precision, axes ------------------------------------------------------
+
+
+def directed(run: RunResult, min_size: int, n_val: int) -> RunResult:
+    """The run as if trained (and so validated) on molecules of `min_size` atoms or more."""
+    config = TrainConfig()
+    config.subset.min_size = min_size
+    counts = {**run.summary["n_molecules"], "val": n_val}
+    return dataclasses.replace(run, config=config,
+                               summary={**run.summary, "n_molecules": counts})
+
+
+def test_learning_curves_name_each_runs_validation_set_when_they_differ(runs, tmp_path,
+                                                                        figures):
+    comparison = compare_runs([runs[0], directed(runs[1], 18, 1204)])
+    write_comparison(comparison, tmp_path / "out")
+    loss_axis, mae_axis = figures["learning_curves.png"]
+    _, labels = mae_axis.get_legend_handles_labels()
+    assert labels == ["validation MAE (default; val: all sizes, 500 molecules)",
+                      "validation MAE (custom; val: sizes ≥ 18, 1,204 molecules)"]
+    assert "validated on DIFFERENT molecules" in mae_axis.figure.get_suptitle()
+    note = ("Note: the runs were validated on different molecules (default: val: all sizes, "
+            "500 molecules; custom: val: sizes ≥ 18, 1,204 molecules)")
+    assert note in comparison_text(comparison)
+    assert note in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_runs_validated_alike_say_so_once(runs, tmp_path, figures):
+    comparison = compare_runs(runs)
+    write_comparison(comparison, tmp_path / "out")
+    _, mae_axis = figures["learning_curves.png"]
+    _, labels = mae_axis.get_legend_handles_labels()
+    assert labels == ["validation MAE (default)", "validation MAE (custom)"]
+    assert mae_axis.figure.get_suptitle() == \
+        "Learning curves (validated on the same molecules: all sizes, 500 molecules)"
+    assert "validated on different molecules" not in comparison_text(comparison)
+
+
+def test_validation_sets_are_told_apart_by_their_molecules(runs, tmp_path):
+    for run, ids in zip(runs, ([3, 1, 2], [1, 2, 4])):
+        run.run_dir.mkdir()
+        (run.run_dir / "split.json").write_text(json.dumps(
+            {"fingerprint": "abc", "parts": {"train": [], "val": ids, "test": []}}))
+    sets = compare_report.validation_sets(compare_runs(runs))
+    assert [v.text for v in sets.values()] == ["val: all sizes, 3 molecules"] * 2
+    assert sets["default"].key != sets["custom"].key
+    labels, title = compare_report.learning_curve_labels(sets)
+    assert labels["custom"] == "custom; val: all sizes, 3 molecules"
+    assert "DIFFERENT" in title
+
+
+def table_columns(text: str, title: str) -> dict[str, list[str]]:
+    """The cells of each column of the text table under `title`, cut where its rule of dashes
+    is cut."""
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith(title)))
+    header, rule = lines[start + 1], lines[start + 2]
+    spans = [(m.start(), m.end()) for m in re.finditer(r"-+", rule)]
+    body = []
+    for line in lines[start + 3:]:
+        if not line.strip():
+            break
+        body.append(line)
+    return {header[a:b].strip(): [row[a:b].strip() for row in body] for a, b in spans}
+
+
+def decimals(cell: str) -> set[int]:
+    """The number of decimals of each number in a cell ('8.13 - 9.20' -> {2})."""
+    return {len(frac) for frac in re.findall(r"\d\.(\d+)", cell)}
+
+
+def test_each_column_of_the_text_has_one_precision(runs):
+    text = comparison_text(compare_runs(runs))
+    errors = table_columns(text, "Global errors")
+    maes = [1000 * r.report.overall.summary.mae for r in runs]
+    assert max(maes) >= 10 > min(maes)  # magnitudes that "%.4g" writes with 3 and 2 decimals
+    for column in ("MAE meV", "95% CI", "RMSE meV", "macro sizes", "worst size"):
+        cells = errors[column]
+        assert len(set().union(*(decimals(c) for c in cells))) == 1, (column, cells)
+    assert [float(c) for c in errors["MAE meV"]] == pytest.approx(maes, abs=0.01)
+    strata = table_columns(text, "MAE (meV) per stratum")
+    for column in ("default", "custom", "lead meV"):
+        assert len(set().union(*(decimals(c) for c in strata[column]))) == 1, column
+
+
+def test_log_axes_label_major_and_minor_ticks_alike(runs, tmp_path, figures):
+    write_comparison(compare_runs(runs), tmp_path / "out")
+    for name in ("learning_curves.png", "error_by_size.png"):
+        axis = figures[name][0]
+        assert axis.get_yscale() == "log"
+        labels = [t.get_text() for t in axis.yaxis.get_ticklabels(which="both")]
+        shown = [label for label in labels if label]
+        assert len(shown) >= 2, (name, labels)
+        for label in shown:
+            assert re.fullmatch(r"\d+(\.\d+)?", label), (name, label)  # 0.06, 0.1, 20: no 6e-02

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import matplotlib.image
 import numpy as np
@@ -218,3 +221,29 @@ def test_bad_learning_curves_are_user_errors(tmp_path):
     with pytest.raises(MolstrataError, match="not a number"):
         evaluation_plots.learning_curve(tmp_path / "text.csv", tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+# ---- an evaluation's figures -------------------------------------------------------------
+
+
+def test_draw_evaluation_draws_an_evaluations_figures(tmp_path, figures):
+    predictions = make_predictions()
+    write_curve(tmp_path / "curve.csv", curve_rows())
+    evaluated = SimpleNamespace(report=make_report(predictions), predictions=predictions,
+                                curve=tmp_path / "curve.csv")
+    files = evaluation_plots.draw_evaluation(evaluated, tmp_path / "out")
+    assert [f.name for f in files] == ["error_by_size.png", "error_by_element.png",
+                                       "predicted_vs_true.png", "learning_curve.png"]
+    for path in files:
+        assert_png(path, min_bytes=5_000)
+    no_curve = SimpleNamespace(report=evaluated.report, predictions=predictions, curve=None)
+    assert len(evaluation_plots.draw_evaluation(no_curve, tmp_path / "again")) == 3
+
+
+def test_evaluation_computes_numbers_and_imports_no_report():
+    # evaluation comes before report in the data's journey: it never imports it
+    code = ("import sys, molstrata.evaluation.evaluate, molstrata.evaluation.compare; "
+            "print(sorted(m for m in sys.modules if m.startswith('molstrata.report')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -35,12 +35,16 @@ def test_set() -> tuple[Molecules, np.ndarray]:
 
 
 def _result(test_set, label: str, mae_of_size, *, rate: float = 0.0, seconds: float = 100.0,
-            train_sizes: dict[int, int] | None = None, subset=(None, None)) -> RunResult:
-    """A run whose absolute error on a molecule of size s is mae_of_size(s) (eV), with a
-    random sign, so that the per-size MAE is exactly mae_of_size(s)."""
+            train_sizes: dict[int, int] | None = None, subset=(None, None),
+            scale: np.ndarray | None = None) -> RunResult:
+    """A run whose absolute error on a molecule of size s is mae_of_size(s) (eV), times the
+    molecule's `scale` if given, with a random sign, so that the per-size MAE is exactly
+    mae_of_size(s) without a scale."""
     molecules, true = test_set
     signs = np.where(np.random.default_rng(len(label)).random(len(true)) < 0.5, -1.0, 1.0)
     errors = np.array([mae_of_size(int(s)) for s in molecules.sizes]) * signs
+    if scale is not None:
+        errors = errors * scale
     predictions = Predictions.from_molecules(molecules, true, true + errors, "eV", "U0")
     counts = train_sizes or {s: 1000 for s in SIZES}
     training = TrainingCounts(sum(counts.values()), counts,
@@ -70,13 +74,21 @@ def test_macro_change_is_the_mean_of_per_size_maes(test_set):
     assert macro_change(ref, run, [3, 4]) is None  # no such size was tested
 
 
-def test_macro_change_interval_covers_a_noisy_difference(test_set):
-    rng = np.random.default_rng(0)
-    noise = {s: rng.uniform(0.5, 1.5) for s in SIZES}
+def test_macro_change_interval_has_the_width_of_the_standard_error(test_set):
+    """Errors that vary from molecule to molecule: the interval holds the difference and is as
+    wide as the normal interval of a macro average of per-size means (resampled per size)."""
+    molecules, _ = test_set
+    scale = np.random.default_rng(0).uniform(0.5, 1.5, len(molecules))
     ref = _result(test_set, "ref", lambda s: 0.1)
-    run = _result(test_set, "noisy", lambda s: 0.1 * noise[s])
-    change = macro_change(ref, run, SIZES)
-    assert change.low <= change.difference <= change.high
+    run = _result(test_set, "noisy", lambda s: 0.1, scale=scale)
+    change = macro_change(ref, run, SIZES, n_bootstrap=4000)
+    assert change.low < change.difference < change.high
+    # the reference's errors are constant: the difference varies as the run's errors do
+    errors = 0.1 * scale
+    variance = sum(np.var(errors[molecules.sizes == s]) / PER_SIZE for s in SIZES)
+    standard_error = np.sqrt(variance) / len(SIZES)
+    assert change.high - change.low == pytest.approx(2 * 1.96 * standard_error, rel=0.1)
+    assert change.difference == pytest.approx(np.mean(errors) - 0.1)
 
 
 def _analysis(kind, reference, runs, sizes=None, labels=None):

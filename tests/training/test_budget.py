@@ -189,7 +189,7 @@ def test_checkpoints_validation_and_export_hold_the_averaged_weights(tmp_path, q
     assert any(not torch.equal(last["model"][k], last["training_model"][k])
                for k in last["model"])
     # the learning curve's validation MAE is the averaged weights' (evaluated afresh)
-    evaluation = evaluate_run(run, split="val", checkpoint="last", plots=False,
+    evaluation = evaluate_run(run, split="val", checkpoint="last",
                               progress=False, n_bootstrap=10, device="cpu")
     assert 1000 * evaluation.report.overall.summary.mae == pytest.approx(
         curve(run)["val_mae_meV"][-1], rel=1e-5)
@@ -215,7 +215,8 @@ def test_every_loss_and_optimizer_learns(tmp_path, qm9_cache_dir, loss, optimize
 def test_the_default_recipe_is_a_budget_and_epochs_replace_it():
     config = preset("accurate").validate()
     assert config.training.time_budget == 1800.0 and config.data.max_molecules is None
-    from molstrata.cli import _train_config, build_parser
+    from molstrata.cli import build_parser
+    from molstrata.cli.train import _train_config
 
     args = build_parser().parse_args(["train", "--epochs", "3"])
     config = _train_config(args)

@@ -202,7 +202,7 @@ def test_distributed_evaluation_equals_one_process(runs):
                         "--bootstrap", "50", "-o", str(folder / "eval-two"))
     assert result.returncode == 0, result.stderr[-3000:]
     alone = evaluate_run(run, device="cpu", n_bootstrap=50, out_dir=folder / "eval-one",
-                         progress=False, plots=False)
+                         progress=False)
     assert json.loads((folder / "eval-two" / "evaluation.json").read_text())["processes"] == 2
     for name in ("metrics_by_size.csv", "metrics_by_element.csv", "predictions.csv"):
         two = (folder / "eval-two" / name).read_text().splitlines()
@@ -218,7 +218,7 @@ def test_distributed_evaluation_equals_one_process(runs):
     assert len(alone.predictions.true) == len(prepare(
         TrainConfig.from_toml(run / "config.toml"), run / "split.json", False).split.test)
     last_val = evaluate_run(run, split="val", checkpoint="last", device="cpu", n_bootstrap=10,
-                            out_dir=folder / "eval-val", progress=False, plots=False)
+                            out_dir=folder / "eval-val", progress=False)
     curve_mae = float((run / "learning_curve.csv").read_text().splitlines()[-1].split(",")[3])
     # the curve subtracts reference energies from the targets, the evaluation adds them to the
     # predictions: the same numbers by two float64 paths through values of ~1e4 eV

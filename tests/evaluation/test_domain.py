@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from molstrata.data.molecules import Molecules, atomic_number
-from molstrata.deploy.domain import (
+from molstrata.errors import MolstrataError
+from molstrata.evaluation.domain import (
     applicability,
     domain_document,
     domain_from_document,
+    size_range,
     summary_text,
 )
-from molstrata.errors import MolstrataError
 from molstrata.evaluation.stratified import TrainingCounts
 
 # 1,000 training molecules of 5-9 atoms; size 6 is rare (40), F is rare (30, all of size 9),
@@ -99,3 +100,29 @@ def test_an_ensemble_carries_the_flags_of_every_member():
 
 def test_the_domain_document_round_trips():
     assert domain_from_document(domain_document(DOMAIN)) == DOMAIN
+
+
+def test_an_ensembles_training_range_is_the_union_of_its_members():
+    # one member saw 5-9 atoms, the other 4-7: together they cover 4-9
+    small = TrainingCounts(n_molecules=600, sizes={4: 300, 7: 300},
+                           elements={"H": 600, "C": 600},
+                           size_elements={(4, "H"): 300, (4, "C"): 300, (7, "H"): 300,
+                                          (7, "C"): 300})
+    assert size_range([DOMAIN, small]) == (4, 9) and size_range(DOMAIN) == (5, 9)
+    result = applicability(molecules("CHHH", "CCCHHHHHHHH"), [DOMAIN, small], min_stratum=100)
+    # 4 atoms: inside the ensemble's range, but the first member never saw it (0 molecules)
+    assert result.flags[0] == ("rare_size:4(0)",)
+    assert result.flags[1] == ("size_outside_training:11",)
+    line = summary_text(result, size_range([DOMAIN, small]), 100)
+    assert "1 size outside the training range 4-9" in line
+
+
+def test_periodic_structures_are_flagged_where_they_stand():
+    result = applicability(molecules("CHHHH", "CHHHCl"), DOMAIN, min_stratum=100)
+    spread = result.with_periodic(np.array([True, False, True, False]))
+    assert spread.flags == [("periodic",), (), ("periodic",), ("unseen_element:Cl",)]
+    assert spread.predictable.tolist() == [False, True, False, False]
+    assert spread.counts() == {"periodic": 2, "unseen_element": 1}
+    assert summary_text(spread, (5, 9), 100).startswith(
+        "domain of applicability: 3 of 4 structures flagged: 2 periodic (not predicted), 1 "
+        "element never seen in training")

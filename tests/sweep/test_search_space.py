@@ -4,8 +4,8 @@ import optuna
 import pytest
 
 from molstrata.errors import MolstrataError
+from molstrata.sweep.space import FIXED_OPTIONS, apply, parse_space
 from molstrata.training.config import TrainConfig
-from molstrata.training.sweep import FIXED_OPTIONS, apply, parse_space
 
 SPACE = {
     "training.lr": {"low": 1e-4, "high": 1e-2, "log": True},

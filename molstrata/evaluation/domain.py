@@ -10,9 +10,15 @@ for each way it leaves the training domain:
     rare_size:27(12)            a size held by fewer than `min_stratum` training molecules (12)
     rare_element:F(40)          an element held by fewer than `min_stratum` training molecules
     rare_size_element:27xF(3)   a size × element cell with fewer than `min_stratum` of them
+    periodic                    a periodic structure (not predicted: the models know molecules)
 
 A rare size makes all its size × element cells rare as well, so cells are flagged only for
-sizes that are not flagged themselves.
+sizes that are not flagged themselves. An ensemble's training range is the union of its
+members' (sizes 6-29 when one member saw 8-29 and another 6-29); inside it, a size some member
+never saw is rare for that member: `rare_size:7(0)`.
+
+It lives in the evaluation stage so that `evaluate --dataset` and the deployment stage
+(`predict`, the ASE calculator) flag structures by the same rules.
 """
 
 from __future__ import annotations
@@ -25,20 +31,20 @@ import numpy as np
 
 from molstrata.data.molecules import Molecules, atomic_number, element_symbol
 from molstrata.errors import MolstrataError
+from molstrata.evaluation import DEFAULT_MIN_STRATUM
 from molstrata.evaluation.stratified import TrainingCounts
-
-DEFAULT_MIN_STRATUM = 100
-"""Training molecules a size, element or size × element stratum needs not to be flagged rare."""
 
 UNSEEN = "unseen_element"
 OUTSIDE = "size_outside_training"
 RARE_SIZE = "rare_size"
 RARE_ELEMENT = "rare_element"
 RARE_CELL = "rare_size_element"
-FLAG_KINDS = (UNSEEN, OUTSIDE, RARE_SIZE, RARE_ELEMENT, RARE_CELL)
+PERIODIC = "periodic"
+FLAG_KINDS = (PERIODIC, UNSEEN, OUTSIDE, RARE_SIZE, RARE_ELEMENT, RARE_CELL)
 """Flag codes, in the order they are listed for a structure."""
 
 _DESCRIPTIONS = {
+    PERIODIC: "periodic (not predicted)",
     UNSEEN: "element never seen in training (not predicted)",
     OUTSIDE: "size outside the training range",
     RARE_SIZE: "rare size",
@@ -76,9 +82,15 @@ def domain_from_document(document: Mapping) -> TrainingCounts:
     )
 
 
-def size_range(training: TrainingCounts) -> tuple[int, int]:
-    """(smallest, largest) number of atoms of a training molecule."""
-    return min(training.sizes), max(training.sizes)
+def size_range(domains: TrainingCounts | Sequence[TrainingCounts]) -> tuple[int, int]:
+    """(smallest, largest) number of atoms of a training molecule; for an ensemble, of any
+    member's training molecule (the union of the members' ranges)."""
+    domains = _as_list(domains)
+    return min(min(d.sizes) for d in domains), max(max(d.sizes) for d in domains)
+
+
+def _as_list(domains: TrainingCounts | Sequence[TrainingCounts]) -> list[TrainingCounts]:
+    return [domains] if isinstance(domains, TrainingCounts) else list(domains)
 
 
 # ---- flags -------------------------------------------------------------------------------
@@ -115,6 +127,19 @@ class Applicability:
             np.concatenate([part.predictable for part in parts]) if parts else np.zeros(0, bool),
         )
 
+    def with_periodic(self, periodic: np.ndarray) -> Applicability:
+        """These flags spread over a file's structures, the periodic ones (periodic: (n,) bool,
+        with as many False as this holds structures) flagged `periodic` and not predictable."""
+        periodic = np.asarray(periodic, dtype=bool)
+        if int((~periodic).sum()) != len(self):
+            raise ValueError(f"{int((~periodic).sum())} molecules for {len(self)} flags")
+        flags: list[tuple[str, ...]] = [(PERIODIC,)] * len(periodic)
+        predictable = np.zeros(len(periodic), dtype=bool)
+        for row, codes in zip(np.flatnonzero(~periodic).tolist(), self.flags):
+            flags[row] = codes
+        predictable[~periodic] = self.predictable
+        return Applicability(flags, predictable)
+
 
 def applicability(
     molecules: Molecules,
@@ -123,18 +148,20 @@ def applicability(
 ) -> Applicability:
     """Flag every molecule outside the training domain(s) (see the module's docstring).
 
-    With several domains (an ensemble), a molecule carries the flags of every domain it
+    With several domains (an ensemble), a molecule lies outside the training range when it
+    lies outside the union of the members' ranges, carries the other flags of every domain it
     leaves, and is predictable only if every model saw all of its elements.
     """
     if min_stratum < 0:
         raise MolstrataError(f"--min-stratum must be 0 or more training molecules, got "
                              f"{min_stratum}")
-    domains = [domains] if isinstance(domains, TrainingCounts) else list(domains)
+    domains = _as_list(domains)
+    limits = size_range(domains)
     n = len(molecules)
     per_molecule: list[dict[str, None]] = [{} for _ in range(n)]
     predictable = np.ones(n, dtype=bool)
     for domain in domains:
-        for row, codes in _domain_flags(molecules, domain, min_stratum).items():
+        for row, codes in _domain_flags(molecules, domain, min_stratum, limits).items():
             per_molecule[row].update(dict.fromkeys(codes))
             if any(code.startswith(UNSEEN) for code in codes):
                 predictable[row] = False
@@ -142,13 +169,14 @@ def applicability(
     return Applicability(flags, predictable)
 
 
-def _domain_flags(molecules: Molecules, domain: TrainingCounts,
-                  min_stratum: int) -> dict[int, list[str]]:
-    """Row -> codes, for the flagged rows only; vectorised over molecules."""
+def _domain_flags(molecules: Molecules, domain: TrainingCounts, min_stratum: int,
+                  limits: tuple[int, int]) -> dict[int, list[str]]:
+    """Row -> codes, for the flagged rows only; vectorised over molecules. limits: the
+    (smallest, largest) training size of the whole ensemble."""
     sizes = molecules.sizes
     symbols = [element_symbol(z) for z in molecules.elements]
     present = molecules.composition > 0
-    low, high = size_range(domain)
+    low, high = limits
     size_count = np.array([domain.sizes.get(int(s), 0) for s in range(high + 2)])
     outside = (sizes < low) | (sizes > high)
     inside_sizes = np.clip(sizes, 0, high + 1)

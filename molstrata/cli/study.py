@@ -1,0 +1,150 @@
+"""`molstrata study` (a plan of experiments end to end) and `molstrata sweep` (Optuna)."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+
+from molstrata.cli.common import add_common
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    _register_study(commands)
+    _register_sweep(commands)
+
+
+def _register_study(commands: argparse._SubParsersAction) -> None:
+    from molstrata.study.plan import plan_presets
+
+    study = commands.add_parser(
+        "study", help="run the study: describe, train, evaluate, report",
+        description="Run a study end to end: describe the data, train, evaluate stratified, "
+                    "and say where the report files are. Finished steps are reused and an "
+                    "interrupted training resumes when the same command runs again.")
+    study.add_argument("plan", nargs="?", metavar="PLAN.toml",
+                       help="a study plan file (see molstrata/study/plans/ for the format)")
+    study.add_argument("--preset", choices=plan_presets(),
+                       help="a shipped plan: quick (the whole study in miniature, minutes on a "
+                            "CPU; the default) or seed (the thesis' study on all of QM9)")
+    study.add_argument("--dry-run", action="store_true",
+                       help="list the plan's experiments and analyses, and stop")
+    study.add_argument("-o", "--out", default="results/study", metavar="DIR",
+                       help="output folder (default: results/study)")
+    add_common(study, threads=True, cache_dir=True,
+               set_help="override an option of every experiment's config (repeatable)")
+    study.set_defaults(func=_study)
+
+
+def _study(args: argparse.Namespace) -> None:
+    from molstrata.errors import MolstrataError
+    from molstrata.study import load_plan, run_study, study_text
+    from molstrata.training.config import parse_assignment
+
+    if args.plan and args.preset:
+        raise MolstrataError("give a plan file or --preset, not both")
+    plan = args.plan or args.preset or "quick"
+    overrides = [parse_assignment(text) for text in args.set]
+    if args.dry_run:
+        study = load_plan(plan, overrides)
+        print(f"{study.title}\n")
+        for e in study.experiments:
+            t = e.config.training
+            length = (f"{t.epochs} epochs" if t.time_budget is None
+                      else f"{t.time_budget / 60:.4g} min")
+            print(f"  {e.name:<22} {e.title}\n  {'':<22} subset {_subset(e.config)}; "
+                  f"{length}, batch {t.batch_size}, lr {t.lr:g}, "
+                  f"loss {t.loss_weighting} r={t.rate:g}")
+        for a in study.analyses:
+            print(f"  analysis {a.name} ({a.kind}): {', '.join(a.experiments)}")
+        return
+    result = run_study(plan, args.out, cache_dir=args.cache_dir, device=args.device,
+                       threads=args.threads, overrides=overrides, progress=not args.quiet)
+    print()
+    print(study_text(result))
+
+
+def _subset(config) -> str:
+    s = config.subset
+    parts = [f"sizes {s.min_size or ''}-{s.max_size or ''}" if s.min_size or s.max_size else "",
+             f"cap {s.cap}/size" if s.cap else "",
+             f"contains {' '.join(s.contains)}" if s.contains else "",
+             f"excludes {' '.join(s.excludes)}" if s.excludes else ""]
+    return ", ".join(p for p in parts if p) or "all"
+
+
+def _register_sweep(commands: argparse._SubParsersAction) -> None:
+    from molstrata.sweep.config import PRUNERS, SAMPLERS
+    from molstrata.sweep.objectives import OBJECTIVES
+    from molstrata.training.tracking import TRACKERS
+
+    sweep = commands.add_parser(
+        "sweep", help="hyper-parameter sweep on Optuna, judged on the stratified metrics",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Search training options (cutoffs, n_atom_basis, n_interactions, learning rate, "
+            "batch size, epochs, loss weighting and rate, any option) for the lowest "
+            "stratified error. Each trial trains a run and is judged on its VALIDATION split, "
+            "never on the test split: choosing hyper-parameters on the test set would leak "
+            "it. Hopeless trials are pruned from their learning curves. The sweep lives in a "
+            "storage (OUT/sweep.db by default), so an interrupted sweep goes on where it "
+            "stopped when the same command runs again, and workers on many machines share "
+            "one sweep given one --storage URL and --study-name.", 79),
+        epilog="sweep file: a run config ([data], [model], [training], ...) plus\n"
+               "  [sweep]\n"
+               '  objective = "macro_size_mae"      # or a list: Pareto front\n'
+               '  sampler = "tpe"                   # ' + " | ".join(SAMPLERS) + "\n"
+               '  pruner = "median"                 # ' + " | ".join(PRUNERS) + "\n"
+               "  n_trials = 20                     # finished trials, all workers together\n"
+               "  [sweep.space]\n"
+               '  "training.lr" = {low = 1e-4, high = 1e-2, log = true}\n'
+               '  "training.epochs" = {low = 5, high = 30, step = 5}\n'
+               '  "model.n_atom_basis" = {choices = [32, 64, 128]}\n\n'
+               "objectives (on the validation split; errors in meV for eV targets):\n"
+               + "\n".join(f"  {name:<18} {o.description}" for name, o in OBJECTIVES.items()))
+    sweep.add_argument("--config", required=True, metavar="SWEEP.toml",
+                       help="the sweep file: a run config with a [sweep] table")
+    sweep.add_argument("-o", "--out", metavar="DIR",
+                       help="output folder (default: results/sweeps/NAME): trials/, trials.csv, "
+                            "best.toml or pareto-trial-*.toml, plots, sweep.db")
+    sweep.add_argument("--n-trials", type=int, metavar="N",
+                       help="finished trials the sweep holds when done, counting every worker's "
+                            "(default: [sweep] n_trials)")
+    sweep.add_argument("--storage", metavar="URL",
+                       help="any database URL Optuna supports, shared by workers (e.g. "
+                            "postgresql://user:pass@host/db); default sqlite:///OUT/sweep.db")
+    sweep.add_argument("--study-name", metavar="NAME",
+                       help="the sweep's name in the storage (default: the config file's name)")
+    sweep.add_argument("--sampler", choices=list(SAMPLERS), help="default: [sweep] sampler, tpe")
+    sweep.add_argument("--timeout", type=float, metavar="S",
+                       help="start no new trial after S seconds")
+    sweep.add_argument("--clean-pruned", action="store_true",
+                       help="remove pruned trials' run directories")
+    sweep.add_argument("--track", nargs="+", choices=list(TRACKERS),
+                       help="also log every trial to TensorBoard and/or Weights & Biases "
+                            "(offline, inside its run directory)")
+    add_common(sweep, device_default=None, threads=True, cache_dir=True, quiet=None,
+               set_help="override an option of the base config (repeatable)")
+    sweep.add_argument("-v", "--verbose", action="store_true",
+                       help="show every trial's epochs and progress bars")
+    sweep.add_argument("-q", "--quiet", action="store_true",
+                       help="no line per trial, only the summary")
+    sweep.set_defaults(func=_sweep)
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from molstrata.sweep.config import load_sweep
+    from molstrata.sweep.runner import run_sweep, sweep_text
+    from molstrata.training.config import parse_assignment
+
+    overrides = [(s, k, v) for s, k, v in (("data", "cache_dir", args.cache_dir),
+                                           ("runtime", "device", args.device),
+                                           ("runtime", "threads", args.threads),
+                                           ("runtime", "track", args.track)) if v is not None]
+    sweep = load_sweep(args.config, [*overrides, *map(parse_assignment, args.set)])
+    out = args.out or f"results/sweeps/{sweep.name}"
+    result = run_sweep(sweep, out, storage=args.storage, study_name=args.study_name,
+                       n_trials=args.n_trials, sampler=args.sampler, timeout=args.timeout,
+                       clean_pruned=args.clean_pruned or None, progress=args.verbose,
+                       log=(lambda *a, **k: None) if args.quiet else print)
+    print()
+    print(sweep_text(result))
