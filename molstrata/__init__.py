@@ -1,4 +1,5 @@
-"""molstrata: SchNet models for molecular properties, with errors stratified by size and element.
+"""molstrata: SchNet and PaiNN models for molecular properties, with errors stratified by size
+and element.
 
 From Python (see `molstrata.api`):
 

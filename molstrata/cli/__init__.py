@@ -24,7 +24,7 @@ INTERRUPTED_STATUS = 130
 def build_parser() -> Parser:
     """The full command-line interface."""
     parser = Parser(prog="molstrata",
-                    description="SchNet models for molecular properties, with errors "
+                    description="SchNet and PaiNN models for molecular properties, with errors "
                                 "reported per molecule size and per element.")
     parser.add_argument("--version", action="version", version=f"molstrata {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)

@@ -14,7 +14,8 @@ SHORTCUTS = {
     "skip_periodic": ("data", "skip_periodic"),
     "epochs": ("training", "epochs"), "time_budget": ("training", "time_budget"),
     "batch_size": ("training", "batch_size"), "lr": ("training", "lr"),
-    "init_from": ("training", "init_from"), "device": ("runtime", "device"),
+    "init_from": ("training", "init_from"), "representation": ("model", "representation"),
+    "device": ("runtime", "device"),
     "threads": ("runtime", "threads"), "seed": ("runtime", "seed"), "track": ("runtime", "track"),
     "cap": ("subset", "cap"), "loss_weighting": ("training", "loss_weighting"),
     "rate": ("training", "rate"), "alpha": ("training", "alpha"),
@@ -32,10 +33,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     from molstrata.training.weights import LOSS_WEIGHTS
 
     train = commands.add_parser(
-        "train", help="train a SchNet model; writes a run directory",
-        description="Train SchNet (SchNetPack 2's architecture) on a target. Options come from "
-                    "a preset, a TOML config file, shortcuts and --set; the run directory gets "
-                    "the resolved config, the split, checkpoints (every epoch, and the best), "
+        "train", help="train a SchNet or PaiNN model; writes a run directory",
+        description="Train SchNet or PaiNN (SchNetPack 2's architectures) on a target. "
+                    "Options come from a preset, a TOML config file, shortcuts and --set; the "
+                    "run directory gets the resolved config, the split, checkpoints (every "
+                    "epoch, and the best), "
                     "learning_curve.csv and run.json. Interrupted runs continue with --resume; "
                     "a finished one trains further as a new run with --init-from.")
     source = train.add_argument_group("configuration")
@@ -60,6 +62,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     quick.add_argument("--unit", metavar="UNIT", help="data.unit of the target in FILE")
     quick.add_argument("--cache-dir", metavar="DIR", help="data.cache_dir (QM9 cache)")
     quick.add_argument("--max-molecules", type=int, metavar="N", help="data.max_molecules")
+    quick.add_argument("--representation", metavar="NAME",
+                       help="model.representation: schnet (the default) or painn "
+                            "(SchNetPack 2's PaiNN, equivariant)")
     quick.add_argument("--skip-periodic", action="store_true", default=None,
                        help="data.skip_periodic: leave out FILE's periodic structures instead "
                             "of refusing the file")

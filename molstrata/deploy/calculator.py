@@ -23,6 +23,7 @@ from molstrata.data.molecules import Molecules
 from molstrata.deploy.modelfile import ModelFile, load_model_file
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.domain import DEFAULT_MIN_STRATUM, UNSEEN, applicability, flags_text
+from molstrata.models.geometry import pair_geometry
 from molstrata.models.neighbors import neighbor_pairs
 from molstrata.training.distributed import resolve_device
 from molstrata.units import dimension
@@ -114,9 +115,9 @@ def energy_and_forces(model_file: ModelFile, numbers: np.ndarray, positions: np.
         idx_i, idx_j, _ = neighbor_pairs(r.detach(), offsets, model_file.pair_cutoff, half=True)
     molecule_index = torch.zeros(len(z), dtype=torch.long, device=device)
     with torch.set_grad_enabled(forces):
-        # float64 distances cast to the model's dtype: exactly what training and evaluate feed
-        distances = torch.linalg.vector_norm(r[idx_i] - r[idx_j], dim=1).to(dtype)
-        energy = model.predict(z, distances, idx_i, idx_j, molecule_index, 1, half_pairs=True)
+        # float64 geometry cast to the model's dtype: exactly what training and evaluate feed
+        geometry = pair_geometry(r, idx_i, idx_j, model.geometry).to(dtype)
+        energy = model.predict(z, geometry, idx_i, idx_j, molecule_index, 1, half_pairs=True)
     if not forces:
         return float(energy.detach()), None
     (gradient,) = torch.autograd.grad(energy.sum(), r, allow_unused=True)

@@ -2,12 +2,13 @@
 
 A model file is a plain dict of tensors, strings, numbers, lists and dicts written with
 `torch.save` and read with `torch.load(weights_only=True)`, so loading one can never run code
-from it. Format version 1:
+from it. Format version 2:
 
     {
-      "format": "molstrata-model", "format_version": 1,
+      "format": "molstrata-model", "format_version": 2,
       "molstrata_version": "0.1.0", "torch_version": "2.13.0", "created": "2025-...Z",
-      "model": {"class": "EnergyModel", "hyperparameters": {...}, "dtype": "float32",
+      "model": {"class": "EnergyModel", "dtype": "float32",
+                "hyperparameters": {"representation": "schnet" | "painn", ...},
                 "state_dict": {name: tensor}},          # includes the standardisation buffers
       "target": {"name": "U0", "unit": "eV", "aggregation": "sum"},
       "neighbor_cutoff": 5.0,                           # Å; see ModelFile.pair_cutoff
@@ -23,6 +24,7 @@ from it. Format version 1:
 
 A file of an older format version is upgraded through `MIGRATIONS`; a newer one, or an older
 one no migration reaches, is refused with a line that says which version it is and what to do.
+Version 1 (SchNet only) had no "representation" among the hyper-parameters.
 """
 
 from __future__ import annotations
@@ -51,11 +53,18 @@ from molstrata.models import EnergyModel
 from molstrata.training.config import pair_cutoff_of
 
 FORMAT = "molstrata-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
-"""Format version k -> a function turning a version-k document into a version k + 1 one.
-Empty while version 1 is the only one; a later release adds `1: _v1_to_v2` here."""
+
+def _v1_to_v2(document: dict) -> dict:
+    """Version 1 knew one architecture: its hyper-parameters name it, as version 2's do."""
+    hyperparameters = {"representation": "schnet", **document["model"]["hyperparameters"]}
+    model = {**document["model"], "hyperparameters": hyperparameters}
+    return {**document, "model": model, "format_version": 2}
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+"""Format version k -> a function turning a version-k document into a version k + 1 one."""
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -24,6 +24,7 @@ from torch.export import Dim
 from molstrata._files import atomic_open
 from molstrata.deploy.modelfile import ModelFile
 from molstrata.models import EnergyModel
+from molstrata.models.geometry import pair_geometry
 
 METADATA = "molstrata.json"
 
@@ -64,12 +65,13 @@ class DeployedEnergy(nn.Module):
         n_molecules = sizes.shape[0]
         positions = positions.double()
         idx_i, idx_j = molecule_pairs(sizes)
-        distances = torch.linalg.vector_norm(positions[idx_i] - positions[idx_j], dim=1)
+        distances = pair_geometry(positions, idx_i, idx_j, "distances")
         keep = torch.nonzero(distances < self.pair_cutoff).squeeze(1)
-        idx_i, idx_j, distances = idx_i[keep], idx_j[keep], distances[keep]
+        idx_i, idx_j = idx_i[keep], idx_j[keep]
+        geometry = pair_geometry(positions, idx_i, idx_j, self.model.geometry)
         molecule_index = torch.repeat_interleave(
             torch.arange(n_molecules, device=sizes.device), sizes, output_size=numbers.shape[0])
-        return self.model.predict(numbers, distances.to(self.dtype), idx_i, idx_j,
+        return self.model.predict(numbers, geometry.to(self.dtype), idx_i, idx_j,
                                   molecule_index, n_molecules)
 
 

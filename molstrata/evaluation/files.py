@@ -333,7 +333,7 @@ def format_summary(report: StratifiedReport) -> str:
         parts.append(
             f"Not reported per size: {len(report.omitted_sizes)} sizes "
             f"({', '.join(str(s) for s in report.omitted_sizes)} atoms) holding {n_left:,} "
-            "molecules; all_sizes=True reports them"
+            "molecules; evaluate --all-sizes (all_sizes=True in Python) reports them"
         )
     if report.elements:
         parts.append(format_table(header, [row(s) for s in report.elements], title="Per element"))

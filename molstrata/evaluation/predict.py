@@ -29,7 +29,8 @@ def predict(
     n = len(molecules)
     if ranks.distributed:
         molecules = molecules.subset(np.arange(n)[ranks.piece(n)])
-    dataset = DeviceDataset(molecules, pair_cutoff, parameter.device, parameter.dtype)
+    dataset = DeviceDataset(molecules, pair_cutoff, parameter.device, parameter.dtype,
+                            geometry=model.geometry)
     residual = predict_residuals(model, dataset, batch_size).double()
     molecule_index = torch.repeat_interleave(
         torch.arange(len(dataset), device=dataset.device), dataset.atom_counts)

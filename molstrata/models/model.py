@@ -1,4 +1,5 @@
-"""`EnergyModel`: the one model molstrata trains and exports (SchNet + Atomwise + scaling).
+"""`EnergyModel`: the one model molstrata trains and exports (a representation + Atomwise +
+scaling).
 
 A molecule's prediction is split in two so that float32 training loses nothing:
 
@@ -11,29 +12,37 @@ would round it by about 1 meV.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from molstrata.models.atomwise import AGGREGATIONS, Atomwise, aggregate
-from molstrata.models.schnet import SchNet
+from molstrata.models.representations import representation_class, representation_options
 
 _FLOAT64_BUFFERS = ("scale", "shift", "atomrefs")
 
 
 class EnergyModel(nn.Module):
-    """SchNet representation, Atomwise head, and the target's standardisation.
+    """A representation (SchNet or PaiNN, by name), Atomwise head, and the target's
+    standardisation.
 
     For aggregation 'sum' (extensive targets such as U0), forward returns
     sum over atoms a of (scale * o_a + shift); for 'avg' (intensive targets), the mean of that.
     o_a is the head's output for atom a, `scale` the per-atom standard deviation and `shift`
     the per-atom mean of the residual target (target minus `reference`), `atomrefs` (max_z,)
     the per-element reference values. These three buffers stay float64 whatever the model's
-    dtype. The state dict mirrors SchNetPack's: `representation.*` has SchNetPack's SchNet keys,
-    `head.outnet.*` those of its Atomwise `outnet`.
+    dtype. The state dict mirrors SchNetPack's: `representation.*` has the keys of SchNetPack's
+    SchNet or PaiNN, `head.outnet.*` those of its Atomwise `outnet`.
+
+    `representation` names an entry of `REPRESENTATIONS` ('schnet' by default, so that
+    hyper-parameters saved before it existed still build SchNet); `options` are that
+    representation's own hyper-parameters (its `OPTIONS`): n_filters and activation for
+    SchNet, activation, shared_interactions and shared_filters for PaiNN.
     """
 
     def __init__(
@@ -42,37 +51,42 @@ class EnergyModel(nn.Module):
         n_interactions: int = 3,
         n_rbf: int = 20,
         cutoff: float = 5.0,
-        n_filters: int | None = None,
         max_z: int = 100,
         aggregation: str = "sum",
-        activation: str = "shifted_softplus",
         head_activation: str = "silu",
         head_hidden: int | Sequence[int] | None = None,
         head_layers: int = 2,
+        representation: str = "schnet",
+        **options: Any,
     ):
         super().__init__()
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
-        if head_hidden is not None and not isinstance(head_hidden, int):
-            head_hidden = [int(width) for width in head_hidden]
-        self._hyperparameters = {
+        h = complete_hyperparameters({
             "n_atom_basis": n_atom_basis,
             "n_interactions": n_interactions,
             "n_rbf": n_rbf,
             "cutoff": cutoff,
-            "n_filters": n_filters,
             "max_z": max_z,
             "aggregation": aggregation,
-            "activation": activation,
             "head_activation": head_activation,
             "head_hidden": head_hidden,
             "head_layers": head_layers,
-        }
-        self.representation = SchNet(
-            n_atom_basis, n_interactions, n_rbf, cutoff, n_filters, max_z, activation
+            "representation": representation,
+            **options,
+        })
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        self._hyperparameters = h
+        cls = representation_class(representation)
+        self.representation = cls(
+            n_atom_basis=n_atom_basis,
+            n_interactions=n_interactions,
+            n_rbf=n_rbf,
+            cutoff=cutoff,
+            max_z=max_z,
+            **{key: h[key] for key in cls.OPTIONS},
         )
         self.head = Atomwise(
-            n_atom_basis, 1, head_hidden, head_layers, head_activation, aggregation
+            n_atom_basis, 1, h["head_hidden"], head_layers, head_activation, aggregation
         )
         self.register_buffer("scale", torch.tensor(1.0, dtype=torch.float64))
         self.register_buffer("shift", torch.tensor(0.0, dtype=torch.float64))
@@ -85,6 +99,12 @@ class EnergyModel(nn.Module):
         if isinstance(h["head_hidden"], list):
             h["head_hidden"] = list(h["head_hidden"])
         return h
+
+    @property
+    def geometry(self) -> str:
+        """The pair geometry `forward` reads: 'distances' (SchNet) or 'vectors' (PaiNN); compute
+        it with `pair_geometry(positions, idx_i, idx_j, model.geometry)`."""
+        return self.representation.geometry
 
     @property
     def cutoff(self) -> float:
@@ -114,7 +134,7 @@ class EnergyModel(nn.Module):
     def forward(
         self,
         numbers: torch.Tensor,
-        distances: torch.Tensor,
+        geometry: torch.Tensor,
         idx_i: torch.Tensor,
         idx_j: torch.Tensor,
         molecule_index: torch.Tensor,
@@ -123,13 +143,15 @@ class EnergyModel(nn.Module):
     ) -> torch.Tensor:
         """The residual (n_molecules,) in the target's unit, in the model's dtype.
 
-        numbers: (n_atoms,) long; distances: (n_pairs,) in Å; idx_i, idx_j: (n_pairs,) long
-        atom indices into the batch; molecule_index: (n_atoms,) long, the molecule of each atom.
+        numbers: (n_atoms,) long; geometry: the pairs' geometry of kind `self.geometry`, in Å
+        and the model's dtype: distances (n_pairs,) or vectors r_j - r_i (n_pairs, 3), from
+        `pair_geometry` (SchNet takes either); idx_i, idx_j: (n_pairs,) long atom indices into
+        the batch; molecule_index: (n_atoms,) long, the molecule of each atom.
         half_pairs=True (the default) expects each unordered pair within the neighbour cutoff
         once (i < j); half_pairs=False expects directed pairs, both i->j and j->i. Add
         `reference` for the full prediction (see `predict`).
         """
-        x = self.representation(numbers, distances, idx_i, idx_j, half_pairs)
+        x = self.representation(numbers, geometry, idx_i, idx_j, half_pairs)
         o = self.head.atom_outputs(x)
         y = o * self.scale.to(o.dtype) + self.shift.to(o.dtype)
         return aggregate(y, molecule_index, n_molecules, self.aggregation)
@@ -146,7 +168,7 @@ class EnergyModel(nn.Module):
     def predict(
         self,
         numbers: torch.Tensor,
-        distances: torch.Tensor,
+        geometry: torch.Tensor,
         idx_i: torch.Tensor,
         idx_j: torch.Tensor,
         molecule_index: torch.Tensor,
@@ -154,7 +176,7 @@ class EnergyModel(nn.Module):
         half_pairs: bool = True,
     ) -> torch.Tensor:
         """The full prediction (n_molecules,) in float64: forward(...).double() + reference(...)."""
-        residual = self(numbers, distances, idx_i, idx_j, molecule_index, n_molecules, half_pairs)
+        residual = self(numbers, geometry, idx_i, idx_j, molecule_index, n_molecules, half_pairs)
         return residual.double() + self.reference(numbers, molecule_index, n_molecules)
 
     def _apply(self, fn, recurse=True):
@@ -166,3 +188,23 @@ class EnergyModel(nn.Module):
             if new.dtype != torch.float64:
                 self._buffers[name] = old.to(device=new.device, dtype=torch.float64)
         return self
+
+
+def complete_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters EnergyModel(**hyperparameters) has: every default filled in.
+
+    A dict saved before `representation` existed (a format-1 model file, an old checkpoint)
+    completes to SchNet's, so two dicts describe the same architecture exactly when their
+    completions are equal. An unknown representation, or an option it does not take, is a
+    one-line MolstrataError.
+    """
+    given = dict(hyperparameters)
+    common = {
+        name: given.pop(name, parameter.default)
+        for name, parameter in inspect.signature(EnergyModel).parameters.items()
+        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    }
+    head_hidden = common["head_hidden"]
+    if head_hidden is not None and not isinstance(head_hidden, int):
+        common["head_hidden"] = [int(width) for width in head_hidden]
+    return {**common, **representation_options(common["representation"], given)}

@@ -13,6 +13,7 @@ from torch import nn
 
 from molstrata.models.activations import activation as activation_by_name
 from molstrata.models.dense import Dense
+from molstrata.models.geometry import distances_of
 from molstrata.models.radial import CosineCutoff, GaussianRBF
 
 
@@ -81,8 +82,13 @@ class SchNet(nn.Module):
 
     Submodules and state-dict keys are those of SchNetPack 2.1.1's `SchNet` with
     `GaussianRBF(n_rbf, cutoff)` and `CosineCutoff(cutoff)`: `embedding`, `radial_basis`,
-    `cutoff_fn`, `interactions.<k>`. Distances in Å. n_filters defaults to n_atom_basis.
+    `cutoff_fn`, `interactions.<k>`. Reads pair distances in Å (vectors are accepted too, and
+    normed). n_filters defaults to n_atom_basis.
     """
+
+    geometry = "distances"
+    OPTIONS = {"n_filters": None, "activation": "shifted_softplus"}
+    """Hyper-parameters of SchNet's own, with their defaults, beside EnergyModel's common ones."""
 
     def __init__(
         self,
@@ -109,20 +115,22 @@ class SchNet(nn.Module):
     def forward(
         self,
         numbers: torch.Tensor,
-        distances: torch.Tensor,
+        geometry: torch.Tensor,
         idx_i: torch.Tensor,
         idx_j: torch.Tensor,
         half_pairs: bool,
     ) -> torch.Tensor:
         """Atom features (n_atoms, n_atom_basis).
 
-        numbers: (n_atoms,) long atomic numbers; distances: (n_pairs,) |r_j - r_i| in Å;
+        numbers: (n_atoms,) long atomic numbers; geometry: distances (n_pairs,) |r_j - r_i| in
+        Å, or vectors r_j - r_i (n_pairs, 3), whose norms are taken (see `pair_geometry`);
         idx_i, idx_j: (n_pairs,) long atom indices into the batch. half_pairs=False: directed
         pairs, each atom receiving from every neighbour listed as its j (SchNetPack's
         neighbour list, both i->j and j->i present). half_pairs=True: each unordered pair
         given once (conventionally i < j); messages flow both ways, so the result equals the
         directed version on the pairs and their reverses, at half the filter cost.
         """
+        distances = distances_of(geometry)
         rbf = self.radial_basis(distances)
         cutoff = self.cutoff_fn(distances)
         x = self.embedding(numbers)

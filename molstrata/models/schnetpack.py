@@ -1,18 +1,20 @@
 """Load a SchNetPack 2 model's weights into an `EnergyModel`, without SchNetPack installed.
 
 Accepted state dicts:
-- a `NeuralNetworkPotential`'s, with representation SchNet (`GaussianRBF`, `CosineCutoff`), one
-  `Atomwise` output module and, optionally, an `AddOffsets` postprocessor (keys
-  `representation.*`, `output_modules.0.outnet.*`, `postprocessors.<k>.atomref/mean`);
-- the merged state dicts of standalone modules: `{**schnet.state_dict(),
+- a `NeuralNetworkPotential`'s, with representation SchNet or PaiNN (`GaussianRBF`,
+  `CosineCutoff`), one `Atomwise` output module and, optionally, an `AddOffsets` postprocessor
+  (keys `representation.*`, `output_modules.0.outnet.*`, `postprocessors.<k>.atomref/mean`);
+- the merged state dicts of standalone modules: `{**representation.state_dict(),
   **atomwise.state_dict(), **add_offsets.state_dict()}` (keys `embedding.weight`,
   `interactions.*`, ..., `outnet.*`, and optionally `atomref`, `mean`).
+Which representation a state dict holds is read off its keys.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,18 +24,7 @@ from molstrata.models.atomwise import layer_sizes
 from molstrata.models.model import EnergyModel
 
 _REPRESENTATION = "representation."
-_INTERACTION_KEYS = (
-    "in2f.weight",
-    "filter_network.0.weight",
-    "filter_network.0.bias",
-    "filter_network.1.weight",
-    "filter_network.1.bias",
-    "f2out.0.weight",
-    "f2out.0.bias",
-    "f2out.1.weight",
-    "f2out.1.bias",
-)
-_SCHNET_KEYS = (
+_COMMON_KEYS = (
     "embedding.weight",
     "radial_basis.offsets",
     "radial_basis.widths",
@@ -42,20 +33,120 @@ _SCHNET_KEYS = (
 _OFFSETS_KEYS = ("atomref", "mean")
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The keys of one SchNetPack representation: fixed ones, and those repeated per block
+    (`group.<k>.key` for each group), and how its hyper-parameters are read off the tensors."""
+
+    fixed: tuple[str, ...]
+    blocks: dict[str, tuple[str, ...]]
+    read: Callable[[dict[str, torch.Tensor], int], dict]
+
+    def required(self, n_blocks: int) -> list[str]:
+        return list(self.fixed) + [
+            f"{group}.{k}.{key}"
+            for k in range(n_blocks)
+            for group, keys in self.blocks.items()
+            for key in keys
+        ]
+
+    def owns(self, key: str) -> bool:
+        """Whether `key` (without `representation.`) is one of this layout's own keys."""
+        if key in self.fixed and key not in _COMMON_KEYS:
+            return True
+        match = re.fullmatch(r"(\w+)\.\d+\.(.+)", key)
+        return bool(match) and match[2] in self.blocks.get(match[1], ())
+
+
+def _schnet_hyperparameters(rep: dict[str, torch.Tensor], n_blocks: int) -> dict:
+    n_atom_basis = rep["embedding.weight"].shape[1]
+    n_filters, n_rbf = rep["interactions.0.filter_network.0.weight"].shape
+    return {
+        "n_rbf": int(n_rbf),
+        "n_filters": None if n_filters == n_atom_basis else int(n_filters),
+    }
+
+
+def _painn_hyperparameters(rep: dict[str, torch.Tensor], n_blocks: int) -> dict:
+    """shared_filters when filter_net makes 3F filters for several blocks; shared_interactions
+    when every block's tensors equal block 0's (SchNetPack lists a shared block under every
+    index; independently initialised blocks never coincide)."""
+    n_atom_basis = rep["embedding.weight"].shape[1]
+    n_rows, n_rbf = rep["filter_net.weight"].shape
+
+    def block(k: int) -> list[torch.Tensor]:
+        return [rep[f"{group}.{k}.{key}"] for group, keys in _PAINN.blocks.items() for key in keys]
+
+    first = block(0)
+    shared_interactions = n_blocks > 1 and all(
+        torch.equal(tensor, first_tensor)
+        for k in range(1, n_blocks)
+        for tensor, first_tensor in zip(block(k), first)
+    )
+    return {
+        "n_rbf": int(n_rbf),
+        "shared_interactions": shared_interactions,
+        "shared_filters": n_blocks > 1 and n_rows == 3 * n_atom_basis,
+    }
+
+
+_SCHNET = _Layout(
+    fixed=_COMMON_KEYS,
+    blocks={
+        "interactions": (
+            "in2f.weight",
+            "filter_network.0.weight",
+            "filter_network.0.bias",
+            "filter_network.1.weight",
+            "filter_network.1.bias",
+            "f2out.0.weight",
+            "f2out.0.bias",
+            "f2out.1.weight",
+            "f2out.1.bias",
+        )
+    },
+    read=_schnet_hyperparameters,
+)
+_PAINN = _Layout(
+    fixed=(*_COMMON_KEYS, "filter_net.weight", "filter_net.bias"),
+    blocks={
+        "interactions": (
+            "interatomic_context_net.0.weight",
+            "interatomic_context_net.0.bias",
+            "interatomic_context_net.1.weight",
+            "interatomic_context_net.1.bias",
+        ),
+        "mixing": (
+            "intraatomic_context_net.0.weight",
+            "intraatomic_context_net.0.bias",
+            "intraatomic_context_net.1.weight",
+            "intraatomic_context_net.1.bias",
+            "mu_channel_mix.weight",
+        ),
+    },
+    read=_painn_hyperparameters,
+)
+_LAYOUTS = {"schnet": _SCHNET, "painn": _PAINN}
+"""EnergyModel representation name -> its SchNetPack state-dict layout."""
+
+
 def load_schnetpack_state_dict(
     state_dict: Mapping[str, torch.Tensor],
     *,
     aggregation: str = "sum",
-    activation: str = "shifted_softplus",
+    activation: str | None = None,
     head_activation: str = "silu",
 ) -> EnergyModel:
     """An EnergyModel (float32) computing what the SchNetPack 2.1.1 model did.
 
-    Hyper-parameters come from the tensors: n_atom_basis and max_z from the embedding,
-    n_filters, n_rbf and n_interactions from the interactions, the cutoff from
-    `cutoff_fn.cutoff`, the head's layer sizes from `outnet`; Gaussian centres and widths are
-    copied. What a state dict does not hold must be passed: the Atomwise `aggregation`
-    ('sum' or 'avg') and the activations, if not SchNetPack's defaults.
+    The representation, SchNet or PaiNN, is recognised by its keys. Hyper-parameters come from
+    the tensors: n_atom_basis and max_z from the embedding, n_rbf and n_interactions from the
+    blocks (and SchNet's n_filters, PaiNN's shared_filters and shared_interactions), the
+    cutoff from `cutoff_fn.cutoff`, the head's layer sizes from `outnet`; Gaussian centres and
+    widths are copied. What a state dict does not hold must be passed: the Atomwise
+    `aggregation` ('sum' or 'avg') and the activations, if not SchNetPack's defaults
+    (`activation` None: the representation's own default, shifted_softplus for SchNet and
+    silu for PaiNN).
 
     AddOffsets adds mean * n_atoms (extensive) or mean (intensive) and the sum of `atomref`
     over the atoms (divided by n_atoms when intensive): that is scale 1, shift = mean and
@@ -68,13 +159,26 @@ def load_schnetpack_state_dict(
     """
     tensors = _normalise_keys({key: torch.as_tensor(value) for key, value in state_dict.items()})
     representation, head, offsets, unexpected = _split(tensors)
-    _check_keys(representation, head, unexpected)
+    kind = _recognise(representation)
+    layout = _LAYOUTS[kind]
+    n_blocks = _count_blocks(representation, layout)
+    _check_keys(kind, n_blocks, representation, head, unexpected)
     sizes = _head_sizes(head)
+    rep = {key[len(_REPRESENTATION) :]: value for key, value in representation.items()}
+    max_z, n_atom_basis = rep["embedding.weight"].shape
+    n_layers = len(sizes) - 1
     model = EnergyModel(
-        **_hyperparameters(representation, sizes),
+        representation=kind,
+        n_atom_basis=int(n_atom_basis),
+        n_interactions=n_blocks,
+        cutoff=_cutoff(rep["cutoff_fn.cutoff"]),
+        max_z=int(max_z),
+        head_hidden=None if sizes == layer_sizes(sizes[0], 1, None, n_layers) else sizes[1:-1],
+        head_layers=n_layers,
         aggregation=aggregation,
-        activation=activation,
         head_activation=head_activation,
+        **layout.read(rep, n_blocks),
+        **({} if activation is None else {"activation": activation}),
     )
     target = {**representation, **{f"head.{key}": value for key, value in head.items()}}
     ours = model.state_dict()
@@ -95,30 +199,45 @@ def load_schnetpack_state_dict(
         for key, value in target.items():
             ours[key].copy_(value)
     if offsets:
-        max_z = model.hyperparameters["max_z"]
         model.set_standardization(
-            _atomrefs(offsets["atomref"], max_z), float(offsets["mean"].reshape(())), 1.0
+            _atomrefs(offsets["atomref"], int(max_z)), float(offsets["mean"].reshape(())), 1.0
         )
     return model
 
 
+def _recognise(representation: dict[str, torch.Tensor]) -> str:
+    """The representation whose own keys the state dict holds most of: 'schnet' or 'painn'."""
+    counts = {
+        kind: sum(layout.owns(key[len(_REPRESENTATION) :]) for key in representation)
+        for kind, layout in _LAYOUTS.items()
+    }
+    kind = max(counts, key=counts.get)
+    if counts[kind] == 0:
+        raise MolstrataError(
+            "this state dict holds neither a SchNetPack 2 SchNet nor a PaiNN representation (no "
+            "representation.interactions.0.in2f.weight, no representation.filter_net.weight); "
+            "give the state dict of a NeuralNetworkPotential built on one of them"
+        )
+    return kind
+
+
 def _check_keys(
-    representation: dict[str, torch.Tensor], head: dict[str, torch.Tensor], unexpected: list[str]
+    kind: str,
+    n_blocks: int,
+    representation: dict[str, torch.Tensor],
+    head: dict[str, torch.Tensor],
+    unexpected: list[str],
 ) -> None:
-    """Refuse a state dict lacking SchNet's or Atomwise's keys, or holding others."""
-    n_interactions = _count_interactions(representation)
-    required = [_REPRESENTATION + key for key in _SCHNET_KEYS] + [
-        f"{_REPRESENTATION}interactions.{k}.{key}"
-        for k in range(n_interactions)
-        for key in _INTERACTION_KEYS
-    ]
+    """Refuse a state dict lacking the representation's or Atomwise's keys, or holding others."""
+    required = [_REPRESENTATION + key for key in _LAYOUTS[kind].required(n_blocks)]
     missing = [key for key in required if key not in representation]
     unexpected = unexpected + sorted(set(representation) - set(required))
     if not head:
         missing.append("output_modules.0.outnet.0.weight")
     if missing or unexpected:
+        name = {"schnet": "SchNet", "painn": "PaiNN"}[kind]
         raise MolstrataError(
-            "this state dict is not a SchNetPack 2 SchNet with one Atomwise output: "
+            f"this state dict is not a SchNetPack 2 {name} with one Atomwise output: "
             + _listing("missing keys", missing)
             + ("; " if missing and unexpected else "")
             + _listing("unexpected keys", unexpected)
@@ -134,24 +253,9 @@ def _check_keys(
         )
 
 
-def _hyperparameters(representation: dict[str, torch.Tensor], sizes: list[int]) -> dict:
-    """EnergyModel's shape arguments, read off the tensors of a checked state dict."""
-    rep = {key[len(_REPRESENTATION) :]: value for key, value in representation.items()}
-    max_z, n_atom_basis = rep["embedding.weight"].shape
-    n_filters, n_rbf = rep["interactions.0.filter_network.0.weight"].shape
-    n_layers = len(sizes) - 1
+def _cutoff(buffer: torch.Tensor) -> float:
     # The float32 buffer holds 4.1 as 4.0999999; its shortest float32 spelling is 4.1 again.
-    cutoff = float(str(np.float32(rep["cutoff_fn.cutoff"].reshape(-1)[0].item())))
-    return {
-        "n_atom_basis": int(n_atom_basis),
-        "n_interactions": _count_interactions(representation),
-        "n_rbf": int(n_rbf),
-        "cutoff": cutoff,
-        "n_filters": None if n_filters == n_atom_basis else int(n_filters),
-        "max_z": int(max_z),
-        "head_hidden": None if sizes == layer_sizes(sizes[0], 1, None, n_layers) else sizes[1:-1],
-        "head_layers": n_layers,
-    }
+    return float(str(np.float32(buffer.reshape(-1)[0].item())))
 
 
 def _normalise_keys(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -203,11 +307,13 @@ def _split(tensors: dict[str, torch.Tensor]):
     return representation, head, offsets, unexpected
 
 
-def _count_interactions(representation: dict[str, torch.Tensor]) -> int:
+def _count_blocks(representation: dict[str, torch.Tensor], layout: _Layout) -> int:
+    """1 + the highest block index among the layout's groups (1 when there is none)."""
+    groups = "|".join(layout.blocks)
     found = {
         int(match[1])
         for key in representation
-        if (match := re.match(re.escape(_REPRESENTATION) + r"interactions\.(\d+)\.", key))
+        if (match := re.match(re.escape(_REPRESENTATION) + rf"(?:{groups})\.(\d+)\.", key))
     }
     return max(found) + 1 if found else 1
 

@@ -1,8 +1,9 @@
 """A dataset that lives on the compute device, and batches gathered from it by index.
 
-Positions never change while training on energies, so the neighbour pairs and their distances
-are computed once, on the device and vectorised over the whole set (half pairs: each unordered
-pair once), and kept as packed arrays beside the atoms. A batch is then a handful of gathers
+Positions never change while training on energies, so the neighbour pairs and the geometry
+the model asks for (`EnergyModel.geometry`: distances, or vectors r_j - r_i) are computed once,
+on the device and vectorised over the whole set (half pairs: each unordered pair once), and
+kept as packed arrays beside the atoms. A batch is then a handful of gathers
 and index shifts, with no per-molecule Python.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from molstrata.data.molecules import Molecules
+from molstrata.models.geometry import pair_geometry
 from molstrata.models.neighbors import neighbor_pairs_chunked
 
 
@@ -21,12 +23,13 @@ from molstrata.models.neighbors import neighbor_pairs_chunked
 class Batch:
     """Tensors of B molecules, ready for `EnergyModel.forward`.
 
-    numbers: (n_atoms,) long; distances: (n_pairs,); idx_i, idx_j: (n_pairs,) half pairs;
-    molecule_index: (n_atoms,) long; target: (B,) residual in the target unit; weight: (B,).
+    numbers: (n_atoms,) long; geometry: (n_pairs,) distances in Å or (n_pairs, 3) vectors
+    r_j - r_i in Å, as the model asks; idx_i, idx_j: (n_pairs,) half pairs; molecule_index:
+    (n_atoms,) long; target: (B,) residual in the target unit; weight: (B,).
     """
 
     numbers: torch.Tensor
-    distances: torch.Tensor
+    geometry: torch.Tensor
     idx_i: torch.Tensor
     idx_j: torch.Tensor
     molecule_index: torch.Tensor
@@ -40,7 +43,8 @@ class DeviceDataset:
     """Molecules with their half neighbour pairs and targets, as tensors on one device.
 
     targets: (n,) residual targets (target minus reference energies), float64 numpy.
-    weights: (n,) per-molecule loss weights (1 by default).
+    weights: (n,) per-molecule loss weights (1 by default). geometry: what the model takes
+    per pair, "distances" or "vectors" (its `geometry`), computed in float64, kept in `dtype`.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class DeviceDataset:
         dtype: torch.dtype,
         targets: np.ndarray | None = None,
         weights: np.ndarray | None = None,
+        geometry: str = "distances",
     ) -> None:
         n = len(molecules)
         self.n_molecules = n
@@ -63,9 +68,15 @@ class DeviceDataset:
             positions, self.atom_offsets, cutoff
         )
         self.local_i, self.local_j = local_i, local_j
-        self.distances = distances.to(dtype)
         self.pair_offsets = pair_offsets
         self.pair_counts = pair_offsets[1:] - pair_offsets[:-1]
+        if geometry == "distances":
+            self.geometry = distances.to(dtype)
+        else:
+            first = torch.repeat_interleave(self.atom_offsets[:-1], self.pair_counts,
+                                            output_size=len(distances))
+            self.geometry = pair_geometry(positions, local_i.long() + first,
+                                          local_j.long() + first, geometry).to(dtype)
         self.target = torch.as_tensor(
             np.zeros(n) if targets is None else targets, device=device, dtype=dtype
         )
@@ -78,7 +89,7 @@ class DeviceDataset:
 
     @property
     def n_pairs(self) -> int:
-        return len(self.distances)
+        return len(self.geometry)
 
     def batch(self, rows: torch.Tensor) -> Batch:
         """Gather molecules `rows` (long tensor on the device) into one batch."""
@@ -102,7 +113,7 @@ class DeviceDataset:
         shift = new_offsets[pair_molecule]
         return Batch(
             numbers=self.numbers[atoms],
-            distances=self.distances[pairs],
+            geometry=self.geometry[pairs],
             idx_i=self.local_i[pairs].long() + shift,
             idx_j=self.local_j[pairs].long() + shift,
             molecule_index=molecule_index,

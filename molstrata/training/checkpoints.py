@@ -59,7 +59,7 @@ def model_from_checkpoint(path: str | os.PathLike, dtype: str = "float32",
     try:
         model = EnergyModel(**payload["hyperparameters"])
         model.load_state_dict(payload["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+    except (KeyError, TypeError, ValueError, RuntimeError, MolstrataError) as error:
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         raise MolstrataError(
             f"checkpoint {path} holds no model this molstrata can build ({type(error).__name__}: "

@@ -56,14 +56,41 @@ class SubsetConfig:
 
 @dataclass
 class ModelConfig:
-    """SchNet + Atomwise; `cutoff` is the cosine cutoff (the study's trainingCutoff)."""
+    """The representation (`schnet` or `painn`, molstrata.models.REPRESENTATIONS) + Atomwise;
+    `cutoff` is the cosine cutoff (the study's trainingCutoff). n_filters is SchNet's own;
+    shared_interactions and shared_filters PaiNN's; activation (None: the representation's
+    default, shifted_softplus for SchNet, silu for PaiNN) either's."""
 
+    representation: str = "schnet"
     n_atom_basis: int = 128
     n_filters: int | None = None
     n_interactions: int = 3
     n_rbf: int = 20
     cutoff: float = 5.0
     aggregation: str | None = None
+    activation: str | None = None
+    shared_interactions: bool = False
+    shared_filters: bool = False
+
+    def hyperparameters(self, extensive: bool) -> dict[str, Any]:
+        """The keyword arguments of `EnergyModel` for this config (a target that sums over
+        atoms gets the sum head). An option of another representation set away from its
+        default is a one-line MolstrataError."""
+        from molstrata.models.representations import REPRESENTATIONS, representation_class
+
+        own = representation_class(self.representation).OPTIONS
+        defaults = ModelConfig()
+        for name in sorted({key for cls in REPRESENTATIONS.values() for key in cls.OPTIONS}):
+            if name not in own and getattr(self, name) != getattr(defaults, name):
+                users = [n for n, cls in REPRESENTATIONS.items() if name in cls.OPTIONS]
+                raise MolstrataError(
+                    f"model.{name} is an option of {' and '.join(users)}, not of "
+                    f"{self.representation}; drop it or set model.representation"
+                )
+        options = {name: getattr(self, name) for name in own if getattr(self, name) is not None}
+        return {"representation": self.representation, "n_atom_basis": self.n_atom_basis,
+                "n_interactions": self.n_interactions, "n_rbf": self.n_rbf,
+                "cutoff": self.cutoff, "aggregation": "sum" if extensive else "avg", **options}
 
 
 @dataclass
@@ -205,6 +232,12 @@ class TrainConfig:
                 f"impossible option: training.loss_weighting {t.loss_weighting!r}; "
                 f"use one of {', '.join(LOSS_WEIGHTS)}"
             )
+        from molstrata.models.activations import ACTIVATIONS
+
+        if m.activation is not None and m.activation not in ACTIVATIONS:
+            raise MolstrataError(f"impossible option: model.activation {m.activation!r}; use one "
+                                 f"of {', '.join(ACTIVATIONS)}")
+        m.hyperparameters(extensive=True)  # the representation and its own options
         return self
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

@@ -144,7 +144,7 @@ def predict_residuals(model: torch.nn.Module, dataset: DeviceDataset, batch_size
 
 
 def _forward(model: torch.nn.Module, batch) -> torch.Tensor:
-    return model(batch.numbers, batch.distances, batch.idx_i, batch.idx_j,
+    return model(batch.numbers, batch.geometry, batch.idx_i, batch.idx_j,
                  batch.molecule_index, batch.n_molecules)
 
 

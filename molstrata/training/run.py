@@ -27,7 +27,7 @@ from molstrata._files import atomic_write_text, read_versioned_json
 from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.data.splits import save_split
 from molstrata.errors import Interrupted, MolstrataError, ReportedElsewhere
-from molstrata.models import EnergyModel
+from molstrata.models import EnergyModel, complete_hyperparameters
 from molstrata.tables import write_csv
 from molstrata.training.batches import DeviceDataset
 from molstrata.training.checkpoints import load_checkpoint, save_checkpoint
@@ -105,10 +105,7 @@ def default_run_dir(name: str) -> Path:
 
 
 def build_model(config: TrainConfig, extensive: bool) -> EnergyModel:
-    m = config.model
-    return EnergyModel(n_atom_basis=m.n_atom_basis, n_interactions=m.n_interactions,
-                       n_rbf=m.n_rbf, cutoff=m.cutoff, n_filters=m.n_filters,
-                       aggregation="sum" if extensive else "avg")
+    return EnergyModel(**config.model.hyperparameters(extensive))
 
 
 def train(config: TrainConfig | None, run_dir: str | os.PathLike, *, resume: bool = False,
@@ -177,7 +174,8 @@ def _init_source(run_dir: str) -> RunPaths:
 def _init_weights(model: EnergyModel, source: RunPaths) -> None:
     """Load the best weights of another run into `model`, which must have its architecture."""
     payload = load_checkpoint(source.best)
-    theirs, ours = payload["hyperparameters"], model.hyperparameters
+    theirs = complete_hyperparameters(payload["hyperparameters"])
+    ours = complete_hyperparameters(model.hyperparameters)
     differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if differ:
         key = differ[0]
@@ -237,9 +235,11 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
     weights = weight_factors(train_m.sizes, train_m.sizes, config.training.loss_weighting,
                              config.training.rate, config.training.alpha)
     train_ds = DeviceDataset(train_m, pair_cutoff, device, dtype,
-                             data.values[split.train] - standard.reference(train_m), weights)
+                             data.values[split.train] - standard.reference(train_m), weights,
+                             geometry=model.geometry)
     val_ds = DeviceDataset(val_m, pair_cutoff, device, dtype,
-                           data.values[split.val] - standard.reference(val_m))
+                           data.values[split.val] - standard.reference(val_m),
+                           geometry=model.geometry)
     steps = -(-len(train_ds) // config.training.batch_size)
     optimizer, scheduler = make_optimizer(model, config.training, steps)
     ema = make_ema(model, config.training)

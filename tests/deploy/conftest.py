@@ -14,20 +14,28 @@ from molstrata.training.data import prepare
 from molstrata.training.run import RunPaths, train
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, qm9_cache_dir):
+@pytest.fixture(scope="session", params=["schnet", "painn"])
+def trained_run(request, tmp_path_factory, qm9_cache_dir):
     """A run of 300 QM9 molecules (240 train / 30 val / 30 test), 16 features, 2 epochs,
-    neighbour cutoff 4 Å under a model cutoff of 5 Å, as the study's model."""
+    neighbour cutoff 4 Å under a model cutoff of 5 Å, as the study's model; once per
+    architecture, so that every test of this folder holds for each."""
     config = TrainConfig.from_dict({
         "data": {"cache_dir": str(qm9_cache_dir), "max_molecules": 300, "split_seed": 1,
                  "neighbor_cutoff": 4.0},
-        "model": {"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10, "cutoff": 5.0},
+        "model": {"representation": request.param, "n_atom_basis": 16, "n_interactions": 2,
+                  "n_rbf": 10, "cutoff": 5.0},
         "training": {"epochs": 2, "batch_size": 32, "lr": 3e-3},
         "runtime": {"seed": 3, "threads": 1},
     }).validate()
-    run_dir = tmp_path_factory.mktemp("deploy") / "run"
+    run_dir = tmp_path_factory.mktemp(f"deploy-{request.param}") / "run"
     train(config, run_dir, progress=False)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def representation(trained_run) -> str:
+    """The architecture of this session's `trained_run`."""
+    return TrainConfig.from_toml(RunPaths(trained_run).config).model.representation
 
 
 @pytest.fixture(scope="session")

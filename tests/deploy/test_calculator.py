@@ -14,6 +14,7 @@ from molstrata.ase import Calculator
 from molstrata.deploy.calculator import energy_and_forces
 from molstrata.deploy.modelfile import load_model_file, model_from_document, read_document
 from molstrata.errors import MolstrataError
+from molstrata.models.geometry import pair_geometry
 from molstrata.models.neighbors import neighbor_pairs
 
 
@@ -76,9 +77,9 @@ def test_half_pairs_give_what_directed_pairs_give(model64, test_molecules):
     r = torch.tensor(positions, requires_grad=True)
     idx_i, idx_j, _ = neighbor_pairs(r.detach(), torch.tensor([0, len(r)]),
                                      model64.pair_cutoff, half=False)
-    distances = torch.linalg.vector_norm(r[idx_i] - r[idx_j], dim=1)
+    geometry = pair_geometry(r, idx_i, idx_j, model64.model.geometry)
     z = torch.as_tensor(numbers).long()
-    full = model64.model.predict(z, distances, idx_i, idx_j, torch.zeros(len(z), dtype=int), 1,
+    full = model64.model.predict(z, geometry, idx_i, idx_j, torch.zeros(len(z), dtype=int), 1,
                                  half_pairs=False)
     (gradient,) = torch.autograd.grad(full.sum(), r)
     assert energy == pytest.approx(float(full.detach()), abs=1e-9)

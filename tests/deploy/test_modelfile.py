@@ -26,10 +26,12 @@ from molstrata.training.config import TrainConfig
 from molstrata.training.run import RunPaths
 
 
-def test_export_holds_everything_a_prediction_needs(model_path, trained_run, run_data):
+def test_export_holds_everything_a_prediction_needs(model_path, trained_run, run_data,
+                                                    representation):
     document = torch.load(model_path, map_location="cpu", weights_only=True)
     assert document["format"] == "molstrata-model"
-    assert document["format_version"] == FORMAT_VERSION == 1
+    assert document["format_version"] == FORMAT_VERSION == 2
+    assert document["model"]["hyperparameters"]["representation"] == representation
     assert document["target"] == {"name": "U0", "unit": "eV", "aggregation": "sum"}
     assert document["neighbor_cutoff"] == 4.0
     assert document["model"]["hyperparameters"]["cutoff"] == 5.0
@@ -141,13 +143,15 @@ def _with_version(model_path, tmp_path, version, **changes):
 
 def test_a_newer_format_version_says_which_and_what_to_do(model_path, tmp_path):
     path = _with_version(model_path, tmp_path, FORMAT_VERSION + 1)
-    with pytest.raises(MolstrataError, match=r"format version 2, newer than .* reads \(version "
-                                             r"1\); upgrade molstrata"):
+    with pytest.raises(MolstrataError, match=r"format version 3, newer than .* reads \(version "
+                                             r"2\); upgrade molstrata"):
         load_model_file(path)
 
 
 def test_an_old_format_version_migrates_or_says_what_to_do(model_path, tmp_path, monkeypatch,
-                                                           test_molecules):
+                                                           test_molecules, representation):
+    if representation != "schnet":
+        pytest.skip("format 1 held SchNet models only")
     # a fake version 0 that named the neighbour cutoff differently
     document = torch.load(model_path, weights_only=True)
     old = _with_version(model_path, tmp_path, 0, data_cutoff=document.pop("neighbor_cutoff"))
@@ -157,12 +161,27 @@ def test_an_old_format_version_migrates_or_says_what_to_do(model_path, tmp_path,
 
     def v0_to_v1(doc):
         doc["neighbor_cutoff"] = doc.pop("data_cutoff")
+        doc["model"]["hyperparameters"].pop("representation")  # version 1 had none
         return {**doc, "format_version": 1}
 
     monkeypatch.setitem(modelfile.MIGRATIONS, 0, v0_to_v1)
     migrated = load_model_file(old)
     assert migrated.neighbor_cutoff == 4.0
     np.testing.assert_array_equal(predict_molecules(migrated, test_molecules),
+                                  predict_molecules(load_model_file(model_path), test_molecules))
+
+
+def test_a_format_1_file_of_schnet_still_loads_and_predicts_the_same(model_path, tmp_path,
+                                                                     test_molecules,
+                                                                     representation):
+    if representation != "schnet":
+        pytest.skip("format 1 held SchNet models only")
+    document = torch.load(model_path, weights_only=True)
+    document["model"]["hyperparameters"].pop("representation")  # as molstrata 0.1 wrote it
+    old = save_model_file(tmp_path / "v1.pt", {**document, "format_version": 1})
+    loaded = load_model_file(old)
+    assert loaded.model.hyperparameters["representation"] == "schnet"
+    np.testing.assert_array_equal(predict_molecules(loaded, test_molecules),
                                   predict_molecules(load_model_file(model_path), test_molecules))
 
 

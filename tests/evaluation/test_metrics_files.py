@@ -290,3 +290,4 @@ def test_summary_names_the_sizes_left_out():
     report = stratified_metrics(p, TrainingCounts(10, {6: 10}, {"H": 10}), n_bootstrap=10)
     text = format_summary(report)
     assert "Not reported per size: 1 sizes (5 atoms) holding 1 molecules" in text
+    assert "evaluate --all-sizes (all_sizes=True in Python) reports them" in text

@@ -24,16 +24,24 @@ class Batch:
     n_molecules: int
     half: bool
 
+    def vectors(self, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """(n_pairs, 3) r_j - r_i in Å (SchNetPack's r_ij), differentiable in `positions`."""
+        r = self.positions if positions is None else positions
+        return r[self.idx_j] - r[self.idx_i]
+
     def distances(self, positions: torch.Tensor | None = None) -> torch.Tensor:
         """(n_pairs,) |r_j - r_i| in Å, differentiable in `positions`."""
-        r = self.positions if positions is None else positions
-        return torch.linalg.vector_norm(r[self.idx_j] - r[self.idx_i], dim=1)
+        return torch.linalg.vector_norm(self.vectors(positions), dim=1)
 
-    def args(self, positions: torch.Tensor | None = None, dtype=torch.float64) -> tuple:
-        """The arguments of EnergyModel.forward, up to half_pairs."""
-        distances = self.distances(positions).to(dtype)
+    def args(
+        self, positions: torch.Tensor | None = None, dtype=torch.float64, kind: str = "distances"
+    ) -> tuple:
+        """The arguments of EnergyModel.forward, up to half_pairs, with the pair geometry of
+        `kind` ('distances' or 'vectors': pass the model's `geometry`)."""
+        geometry = self.vectors(positions) if kind == "vectors" else self.distances(positions)
         return (
-            self.numbers, distances, self.idx_i, self.idx_j, self.molecule_index, self.n_molecules
+            self.numbers, geometry.to(dtype), self.idx_i, self.idx_j, self.molecule_index,
+            self.n_molecules,
         )
 
 

@@ -1,4 +1,6 @@
-"""Physics and bookkeeping of SchNet and EnergyModel, on synthetic and real molecules."""
+"""Bookkeeping of EnergyModel with SchNet: head, standardisation, hyper-parameters, blocks.
+
+Physics and batching, for every representation, are in test_physics.py."""
 
 from __future__ import annotations
 
@@ -41,14 +43,6 @@ def _energies(model, batch, positions=None, half_pairs=None):
     return model(*batch.args(positions), half_pairs=half_pairs)
 
 
-def _rotation(seed: int) -> torch.Tensor:
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return torch.as_tensor(q)
-
-
 def _close(a, b, tol=1e-10):
     torch.testing.assert_close(a, b, rtol=tol, atol=tol * max(1.0, b.abs().max().item()))
 
@@ -56,103 +50,6 @@ def _close(a, b, tol=1e-10):
 @pytest.fixture
 def molecules(tiny_molecules) -> Molecules:
     return tiny_molecules
-
-
-# ---- invariances ---------------------------------------------------------------------
-
-
-def test_energies_are_rotation_invariant(molecules, make_batch):
-    model, batch = _model(), make_batch(molecules)
-    rotated = batch.positions @ _rotation(3).T
-    assert not torch.allclose(rotated, batch.positions)
-    _close(_energies(model, batch, rotated), _energies(model, batch))
-
-
-def test_energies_are_translation_invariant(molecules, make_batch):
-    model, batch = _model(), make_batch(molecules)
-    moved = batch.positions + torch.tensor([3.0, -7.5, 12.25], dtype=torch.float64)
-    _close(_energies(model, batch, moved), _energies(model, batch))
-
-
-def test_energies_are_permutation_invariant(molecules, make_batch):
-    """Shuffling atoms within molecules and the molecules themselves permutes nothing else."""
-    rng = np.random.default_rng(5)
-    order = rng.permutation(len(molecules))
-    shuffled = molecules.subset(order)
-    numbers, positions = [], []
-    for m in range(len(shuffled)):
-        z, r = shuffled.atoms_of(m)
-        atoms = rng.permutation(len(z))
-        numbers.append(z[atoms])
-        positions.append(r[atoms])
-    shuffled = Molecules.from_lists(numbers, positions, ids=shuffled.ids)
-    assert not np.array_equal(shuffled.numbers, molecules.numbers)
-    model = _model()
-    expected = _energies(model, make_batch(molecules))[torch.as_tensor(order)]
-    _close(_energies(model, make_batch(shuffled)), expected)
-
-
-def test_energies_depend_on_geometry_and_elements(molecules, make_batch):
-    """The invariance tests above would pass for a constant model: rule that out."""
-    model, batch = _model(), make_batch(molecules)
-    energies = _energies(model, batch)
-    stretched = _energies(model, batch, 1.1 * batch.positions)
-    assert (energies - stretched).abs().min() > 1e-6
-    batch.numbers = torch.where(batch.numbers == 1, 9, batch.numbers)
-    assert (_energies(model, batch) - energies).abs().min() > 1e-6
-
-
-# ---- batching, pairs, cutoff --------------------------------------------------------
-
-
-def test_a_batch_gives_each_molecule_its_own_energy(molecules, make_batch):
-    model = _model()
-    together = _energies(model, make_batch(molecules))
-    alone = torch.cat([_energies(model, make_batch(molecules.subset([m]))) for m in range(10)])
-    _close(together[:10], alone)
-
-
-@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
-def test_half_pairs_equal_directed_pairs(molecules, qm9_sample, make_batch, dtype, tol):
-    model = _model().to(dtype)
-    for sample in (molecules, qm9_sample):
-        half, directed = make_batch(sample, half=True), make_batch(sample, half=False)
-        assert len(directed.idx_i) == 2 * len(half.idx_i) > 0
-        assert bool((half.idx_i < half.idx_j).all())
-        ours = model(*half.args(dtype=dtype), half_pairs=True)
-        theirs = model(*directed.args(dtype=dtype), half_pairs=False)
-        assert ours.dtype == dtype
-        _close(ours, theirs, tol)
-
-
-def test_half_pairs_send_messages_both_ways(molecules, make_batch):
-    """Treating half pairs as directed (one way only) must change the energies."""
-    model, batch = _model(), make_batch(molecules, half=True)
-    both = _energies(model, batch, half_pairs=True)
-    one_way = _energies(model, batch, half_pairs=False)
-    assert (both - one_way).abs().max() > 1e-3
-
-
-def test_pairs_beyond_the_cutoff_contribute_nothing(molecules, make_batch):
-    model = _model(cutoff=3.0)
-    within = make_batch(molecules, cutoff=3.0)
-    everything = make_batch(molecules, cutoff=100.0)
-    assert len(everything.idx_i) > len(within.idx_i)
-    _close(_energies(model, everything), _energies(model, within))
-
-
-@pytest.mark.parametrize("aggregation, factor", [("sum", 2.0), ("avg", 1.0)])
-def test_two_distant_copies(qm9_sample, make_batch, aggregation, factor):
-    """Two copies farther apart than the cutoff: twice the energy (sum), the same (avg)."""
-    model = _model(aggregation=aggregation)
-    model.set_standardization(np.zeros(100), shift=0.3, scale=1.7)
-    pairs = []
-    for m in range(5):
-        z, r = qm9_sample.atoms_of(m)
-        pairs.append((np.concatenate([z, z]), np.concatenate([r, r + [0.0, 0.0, 50.0]])))
-    doubled = Molecules.from_lists(*zip(*pairs))
-    single = _energies(model, make_batch(qm9_sample.subset(slice(0, 5)), cutoff=100.0))
-    _close(_energies(model, make_batch(doubled, cutoff=100.0)), factor * single)
 
 
 # ---- head, standardisation, reference -----------------------------------------------
@@ -266,32 +163,6 @@ def test_dtype_casts_keep_standardization_float64():
         assert model.representation.embedding.weight.dtype == dtype
         assert {model.scale.dtype, model.shift.dtype, model.atomrefs.dtype} == {torch.float64}
     assert model.atomrefs[0].item() == -1029.8631 and model.scale.item() == 0.3
-
-
-# ---- forces --------------------------------------------------------------------------
-
-
-def test_forces_are_finite_and_balanced(qm9_sample, make_batch):
-    model, batch = _model(), make_batch(qm9_sample)
-    positions = batch.positions.clone().requires_grad_(True)
-    energy = _energies(model, batch, positions).sum()
-    (gradient,) = torch.autograd.grad(energy, positions)
-    forces = -gradient
-    assert torch.isfinite(forces).all() and forces.abs().max() > 1e-3
-    net_force = torch.zeros(batch.n_molecules, 3, dtype=torch.float64)
-    net_force.index_add_(0, batch.molecule_index, forces)
-    assert net_force.abs().max() < 1e-10
-    torque = torch.zeros_like(net_force).index_add_(
-        0, batch.molecule_index, torch.cross(positions.detach(), forces, dim=1)
-    )
-    assert torque.abs().max() < 1e-9
-
-
-def test_forces_equal_minus_the_gradient(molecules, make_batch):
-    """Autograd's gradient of the energy against finite differences (float64)."""
-    model, batch = _model(n_atom_basis=8, n_interactions=2), make_batch(molecules.subset([0, 1]))
-    positions = batch.positions.clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda r: _energies(model, batch, r), (positions,))
 
 
 # ---- building blocks ----------------------------------------------------------------

@@ -143,3 +143,102 @@ def test_state_dicts_that_do_not_fit_are_refused(change, message):
 def test_the_unmodified_state_dict_loads():
     """The refusals above come from the changes, not from the helper."""
     assert isinstance(load_schnetpack_state_dict(_as_schnetpack(_random_model())), EnergyModel)
+
+
+# ---- PaiNN ---------------------------------------------------------------------------
+
+
+def _random_painn(**hyperparameters) -> EnergyModel:
+    """Random biases on Xavier weights: random weights everywhere make PaiNN's vector
+    features grow without bound."""
+    torch.manual_seed(2)
+    model = EnergyModel(
+        **{"representation": "painn", "n_atom_basis": 12, "n_interactions": 3, **hyperparameters}
+    )
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):
+                parameter.normal_(0.0, 0.3)
+    return model
+
+
+@pytest.mark.parametrize("shared_interactions, shared_filters",
+                         [(False, False), (True, False), (False, True), (True, True)])
+def test_painn_round_trip_recovers_hyperparameters_and_outputs(
+    tiny_molecules, make_batch, shared_interactions, shared_filters
+):
+    model = _random_painn(n_atom_basis=13, n_rbf=7, cutoff=4.3, max_z=20, head_hidden=[9, 4],
+                          head_layers=3, shared_interactions=shared_interactions,
+                          shared_filters=shared_filters)
+    atomrefs = np.zeros(20)
+    atomrefs[[1, 6, 7, 8, 9]] = [-13.6, -1029.9, -1485.3, -2042.6, -2713.5]
+    model.set_standardization(atomrefs, shift=-0.125, scale=1.0)
+    loaded = load_schnetpack_state_dict(_as_schnetpack(model))
+    assert loaded.hyperparameters == model.hyperparameters
+    assert loaded.geometry == "vectors"
+    batch = make_batch(tiny_molecules, cutoff=4.3)
+    args = batch.args(dtype=torch.float32, kind="vectors")
+    torch.testing.assert_close(loaded.predict(*args), model.predict(*args))
+
+
+def test_a_single_painn_block_loads_unshared(tiny_molecules, make_batch):
+    """With one block, shared and unshared PaiNN are the same model: it loads as unshared."""
+    model = _random_painn(n_interactions=1, shared_filters=True, shared_interactions=True)
+    loaded = load_schnetpack_state_dict(_as_schnetpack(model, offsets=False))
+    assert not loaded.hyperparameters["shared_filters"]
+    assert not loaded.hyperparameters["shared_interactions"]
+    args = make_batch(tiny_molecules).args(dtype=torch.float32, kind="vectors")
+    torch.testing.assert_close(loaded(*args), model(*args))
+
+
+def test_merged_standalone_painn_state_dicts_load(tiny_molecules, make_batch):
+    model = _random_painn()
+    state = model.state_dict()
+    merged = {
+        **{k.removeprefix("representation."): v for k, v in state.items()
+           if k.startswith("representation.")},
+        **{k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")},
+    }
+    loaded = load_schnetpack_state_dict(merged, activation="silu")
+    assert loaded.hyperparameters == model.hyperparameters
+    args = make_batch(tiny_molecules).args(dtype=torch.float32, kind="vectors")
+    torch.testing.assert_close(loaded(*args), model(*args))
+
+
+def test_activation_is_taken_from_the_caller():
+    state = _as_schnetpack(_random_painn())
+    loaded = load_schnetpack_state_dict(state, activation="shifted_softplus")
+    assert loaded.hyperparameters["activation"] == "shifted_softplus"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s.pop("representation.mixing.1.mu_channel_mix.weight"),
+         "not a SchNetPack 2 PaiNN with one Atomwise output: missing keys "
+         "representation.mixing.1.mu_channel_mix.weight"),
+        (lambda s: s.update({"representation.interactions.0.in2f.weight": torch.ones(12, 12)}),
+         "unexpected keys representation.interactions.0.in2f.weight"),
+        (lambda s: s.update({"representation.filter_net.weight": torch.ones(30, 20),
+                             "representation.filter_net.bias": torch.ones(30)}),
+         r"inconsistent shapes: representation.filter_net.weight \(30, 20\) "
+         r"\(expected \(108, 20\)\)"),
+        (lambda s: s.update({"representation.mixing.3.mu_channel_mix.weight": torch.ones(24, 12)}),
+         "missing keys representation.interactions.3.interatomic_context_net.0.weight"),
+        (lambda s: [s.pop(k) for k in list(s) if k.startswith(("representation.filter_net",
+                                                                "representation.interactions",
+                                                                "representation.mixing"))],
+         "neither a SchNetPack 2 SchNet nor a PaiNN representation"),
+    ],
+)
+def test_painn_state_dicts_that_do_not_fit_are_refused(change, message):
+    state = _as_schnetpack(_random_painn())
+    change(state)
+    with pytest.raises(MolstrataError, match=message) as error:
+        load_schnetpack_state_dict(state)
+    assert "\n" not in str(error.value)
+
+
+def test_the_unmodified_painn_state_dict_loads():
+    """The refusals above come from the changes, not from the helper."""
+    assert load_schnetpack_state_dict(_as_schnetpack(_random_painn())).geometry == "vectors"

@@ -1,29 +1,18 @@
 """Parity with SchNetPack 2.1.1 itself: the same weights give the same energies and gradients.
 
-Runs only where SchNetPack imports; loading without it is tested in test_schnetpack_load.py.
-SchNetPack 2.1.1 caps sympy below what torch 2.13 needs, so install it without its deps:
-
-    pip install --no-deps schnetpack==2.1.1
-    pip install torch==2.13.0 "numpy>=2" "ase>=3.21" h5py pyyaml "hydra-core>=1.1" \
-        "hydra-colorlog>=1.1" "pytorch-lightning>=2" torchmetrics rich fasteners dirsync \
-        torch-ema "matscipy>=1.1" tqdm
+Runs only where SchNetPack imports (see schnetpack_shim.py for how to install it); loading
+without it is tested in test_schnetpack_load.py. PaiNN's parity is in test_painn_parity.py.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-import torch.utils.data.dataloader as _dataloader
+from schnetpack_shim import import_schnetpack
 
 from molstrata.models import load_schnetpack_state_dict
 
-if not hasattr(_dataloader, "T_co") and hasattr(_dataloader, "_T_co"):
-    _dataloader.T_co = _dataloader._T_co  # SchNetPack 2.1.1 imports a name torch 2.13 renamed
-
-try:
-    import schnetpack as spk
-except ImportError as error:
-    pytest.skip(f"no parity check: SchNetPack does not import ({error})", allow_module_level=True)
+spk = import_schnetpack()
 
 # (n_atom_basis, n_interactions, n_rbf, cutoff, n_filters, Atomwise n_hidden, n_layers, aggregation)
 MEAN = -0.37  # AddOffsets' per-atom mean, eV

@@ -38,7 +38,7 @@ def molecules() -> Molecules:
                                 units={"U0": "eV"})
 
 
-def main(out: Path) -> None:
+def main(out: Path, representation: str) -> None:
     torch.set_num_threads(1)
     data = molecules()
     # size-weighted loss (r = 5), normalised to mean 1 over the whole set, as train() does
@@ -46,11 +46,12 @@ def main(out: Path) -> None:
     config = OptimConfig(batch_size=BATCH, lr=1e-2, scheduler="none", grad_clip=None)
     with process_group("cpu") as ranks:
         torch.manual_seed(0)
-        model = EnergyModel(n_atom_basis=8, n_interactions=2, n_rbf=6, cutoff=4.0)
+        model = EnergyModel(n_atom_basis=8, n_interactions=2, n_rbf=6, cutoff=4.0,
+                            representation=representation)
         model.set_standardization(np.zeros(100), 0.1, 0.7)
         model.to(dtype=torch.float64)
         dataset = DeviceDataset(data, 4.0, torch.device("cpu"), torch.float64,
-                                data.properties["U0"], weights)
+                                data.properties["U0"], weights, geometry=model.geometry)
         optimizer, scheduler = make_optimizer(model, config, 1)
         order = torch.as_tensor(np.random.default_rng(1).permutation(BATCH))
         losses = train_epoch(wrap(model, ranks), dataset, order, config, optimizer, scheduler,
@@ -61,4 +62,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2])

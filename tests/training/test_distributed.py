@@ -118,14 +118,16 @@ def _torchrun(nproc: int, *args: str, **extra: str) -> subprocess.CompletedProce
         env=_env(**extra), capture_output=True, text=True, timeout=300, cwd=ROOT)
 
 
-def test_one_ddp_step_equals_one_process_step_on_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("representation", ["schnet", "painn"])
+def test_one_ddp_step_equals_one_process_step_on_the_same_global_batch(tmp_path, representation):
     """Global batch of 13 molecules with size weights, float64: the gradients after DDP's
     averaging and the weights after one Adam step equal one process's to 1e-8."""
     alone, pair = tmp_path / "alone", tmp_path / "pair"
     alone.mkdir(), pair.mkdir()
     worker = str(HERE / "ddp_step_worker.py")
-    subprocess.run([sys.executable, worker, str(alone)], env=_env(), check=True, timeout=120)
-    result = _torchrun(2, worker, str(pair))
+    subprocess.run([sys.executable, worker, str(alone), representation], env=_env(), check=True,
+                   timeout=120)
+    result = _torchrun(2, worker, str(pair), representation)
     assert result.returncode == 0, result.stderr[-2000:]
     reference = np.load(alone / "rank0.npz")
     ranks = [np.load(pair / f"rank{r}.npz") for r in range(2)]

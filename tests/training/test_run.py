@@ -13,10 +13,11 @@ from molstrata.training.config import TrainConfig
 from molstrata.training.run import train
 
 
-def tiny_config(cache_dir, **training) -> TrainConfig:
+def tiny_config(cache_dir, representation="schnet", **training) -> TrainConfig:
     config = TrainConfig.from_dict({
         "data": {"cache_dir": str(cache_dir), "max_molecules": 400, "split_seed": 1},
-        "model": {"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10},
+        "model": {"representation": representation, "n_atom_basis": 16, "n_interactions": 2,
+                  "n_rbf": 10},
         "training": {"epochs": 4, "batch_size": 16, "lr": 3e-3, **training},
         "runtime": {"threads": 1, "seed": 3},
     })
@@ -44,8 +45,10 @@ def test_training_writes_a_run_and_drives_the_loss_down(tmp_path, qm9_cache_dir)
     assert checkpoint["loop"]["best_epoch"] == summary["best_epoch"]
 
 
-def test_resume_equals_an_uninterrupted_run(tmp_path, qm9_cache_dir, monkeypatch):
-    config = tiny_config(qm9_cache_dir)
+@pytest.mark.parametrize("representation", ["schnet", "painn"])
+def test_resume_equals_an_uninterrupted_run(tmp_path, qm9_cache_dir, monkeypatch,
+                                            representation):
+    config = tiny_config(qm9_cache_dir, representation)
     train(config, tmp_path / "whole", progress=False)
 
     calls = []
@@ -59,7 +62,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, qm9_cache_dir, monkeypatch
 
     monkeypatch.setattr(loop, "loss_band", interrupt_in_epoch_three)
     with pytest.raises(MolstrataError, match="interrupted after epoch 2; continue with"):
-        train(tiny_config(qm9_cache_dir), tmp_path / "cut", progress=False)
+        train(tiny_config(qm9_cache_dir, representation), tmp_path / "cut", progress=False)
     assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(loop, "loss_band", real_band)
     train(TrainConfig(), tmp_path / "cut", resume=True, progress=False)
@@ -123,3 +126,29 @@ def test_an_element_training_never_saw_is_named(tiny_molecules):
     named = [int(x) for x in str(err.value).split("ids [")[1].split("]")[0].split(",")]
     assert set(named) <= set(fluorine_ids) and named
     check_elements(tiny_molecules, no_fluorine, "test")  # the other way round is fine
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ({"representation": "nequip"}, "unknown representation 'nequip'"),
+    ({"representation": "painn", "n_filters": 32},
+     "model.n_filters is an option of schnet, not of painn; drop it or set "
+     "model.representation"),
+    ({"shared_filters": True}, "model.shared_filters is an option of painn, not of schnet"),
+    ({"activation": "relu"}, "model.activation 'relu'; use one of"),
+])
+def test_an_impossible_architecture_is_one_line(qm9_cache_dir, model, message):
+    config = tiny_config(qm9_cache_dir)
+    for key, value in model.items():
+        config.override("model", key, value)
+    with pytest.raises(MolstrataError, match=message) as raised:
+        config.validate()
+    assert "\n" not in str(raised.value)
+
+
+def test_a_painn_run_records_its_architecture_everywhere(tmp_path, qm9_cache_dir):
+    train(tiny_config(qm9_cache_dir, "painn", epochs=1), tmp_path / "run", progress=False)
+    saved = TrainConfig.from_toml(tmp_path / "run" / "config.toml")
+    assert saved.model.representation == "painn"
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert checkpoint["hyperparameters"]["representation"] == "painn"
+    assert any(".mixing." in key for key in checkpoint["model"])  # PaiNN's own blocks
