@@ -1,6 +1,7 @@
 """Benchmark: forward + backward of molstrata's PaiNN (half pairs) against SchNetPack 2.1.1's.
 
     python bench/bench_painn_forward.py [--molecules 100] [--threads 2] [--repeats 20]
+                                        [--compile]
 
 One batch of real QM9 molecules (`default_rng(0).permutation`, the first `--molecules`), one
 PaiNN with SchNetPack's defaults (128 features, 3 interactions, 20 Gaussians, 5 Å) plus an
@@ -10,7 +11,8 @@ pair once (half_pairs=True), and, for reference, the directed pairs too. Pairs a
 timing; each timed step computes the pair geometry from the positions, the energies, and the
 gradient of their sum with respect to every parameter (a training step on energies). Median
 of `--repeats` steps after one warm-up, the three taking turns; the energies of both are
-checked to agree first.
+checked to agree first. `--compile` adds a fourth: molstrata's half pairs under
+torch.compile(dynamic=True), as `runtime.compile` trains (its compilation is timed apart).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--n-atom-basis", type=int, default=128)
     parser.add_argument("--n-interactions", type=int, default=3)
+    parser.add_argument("--compile", action="store_true",
+                        help="also time molstrata's half pairs under torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spk = import_schnetpack()
@@ -91,10 +95,12 @@ def main() -> None:
         energy.sum().backward()
         return energy
 
-    def molstrata_step(idx_i, idx_j, half_pairs) -> torch.Tensor:
+    compiled = torch.compile(ours, dynamic=True)
+
+    def molstrata_step(idx_i, idx_j, half_pairs, model=ours) -> torch.Tensor:
         ours.zero_grad(set_to_none=True)
         geometry = pair_geometry(positions, idx_i, idx_j, ours.geometry)
-        energy = ours(numbers, geometry, idx_i, idx_j, molecule, n, half_pairs)
+        energy = model(numbers, geometry, idx_i, idx_j, molecule, n, half_pairs)
         energy.sum().backward()
         return energy
 
@@ -105,17 +111,26 @@ def main() -> None:
           f"PaiNN {args.n_atom_basis}/{args.n_interactions} + Atomwise; {n} QM9 molecules, "
           f"{n_atoms} atoms, {len(half_i)} unordered pairs within 5 Å; max |dE| "
           f"{difference:.1e} eV")
-    ms = median_ms({
+    steps = {
         "schnetpack": schnetpack_step,
         "half": lambda: molstrata_step(half_i, half_j, True),
         "directed": lambda: molstrata_step(dir_i, dir_j, False),
-    }, args.repeats)
+    }
+    if args.compile:
+        start = time.perf_counter()
+        molstrata_step(half_i, half_j, True, compiled)
+        print(f"torch.compile: first step (compilation) {time.perf_counter() - start:.1f} s")
+        steps["compiled"] = lambda: molstrata_step(half_i, half_j, True, compiled)
+    ms = median_ms(steps, args.repeats)
     theirs_ms, half_ms, directed_ms = ms["schnetpack"], ms["half"], ms["directed"]
     print(f"SchNetPack 2.1.1 PaiNN (directed pairs):  {theirs_ms:8.1f} ms per forward+backward")
     print(f"molstrata PaiNN (half pairs):              {half_ms:8.1f} ms   "
           f"{theirs_ms / half_ms:.2f}x SchNetPack's speed")
     print(f"molstrata PaiNN (directed pairs, ref.):    {directed_ms:8.1f} ms   "
           f"{theirs_ms / directed_ms:.2f}x")
+    if args.compile:
+        print(f"molstrata PaiNN (half pairs, compiled):    {ms['compiled']:8.1f} ms   "
+              f"{theirs_ms / ms['compiled']:.2f}x")
 
 
 if __name__ == "__main__":

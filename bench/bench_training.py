@@ -1,13 +1,15 @@
 """Benchmark: molstrata vs SchNetPack 2.1.1's own pipeline, side by side, same data and models.
 
-    python bench/bench_training.py [--configs a b] [--epochs 2] [--repeats 3] [--no-schnetpack]
-                                   [--seed-budget] [--pyg-path DIR]
+    python bench/bench_training.py [--configs a b painn] [--epochs 2] [--repeats 3]
+                                   [--no-schnetpack] [--seed-budget] [--pyg-path DIR]
 
 Data (as in ../shared/PEERS.md, beside the repository): 12,000 QM9 molecules, 10,000 train /
 1,000 val / 1,000 test; target U0 minus per-element reference energies fitted on the training
 molecules.
 Configs: (a) 128 features, 6 interactions, 20 Gaussians, cutoff 5 Å, batch 100 (SchNetPack's
-QM9 default); (b) 38 / 3 / 20 / 5 Å, batch 128 (the study's model). 2 threads, float32.
+QM9 default); (b) 38 / 3 / 20 / 5 Å, batch 128 (the study's model); (painn) SchNetPack 2.1.1's
+PaiNN with its defaults, 128 features, 3 interactions, 20 Gaussians, 5 Å, batch 100 (PyG has no
+PaiNN: --pyg-path skips it). 2 threads, float32.
 
 Training: molecules per second over `--epochs` full epochs after one warm-up epoch, Adam 5e-4,
 MSE; molstrata's time includes nothing but the epochs (its neighbour pairs are computed once,
@@ -58,28 +60,36 @@ PYG_REFERENCE = {"a": 238, "b": 1370}
 
 def measure_molstrata(train: Molecules, val: Molecules, infer: Molecules, config: dict,
                       epochs: int, lr: float = 5e-4, neighbor_cutoff: float | None = None,
-                      seed: int = 0) -> dict:
-    """Training and inference molecules/s of molstrata's pipeline for one config."""
+                      seed: int = 0, compile_steps: bool = False) -> dict:
+    """Training and inference molecules/s of molstrata's pipeline for one config; with
+    compile_steps, the training steps run under torch.compile (its compilation falls in the
+    warm-up epoch, not timed: it is printed as the warm-up's time)."""
     torch.manual_seed(seed)
     cutoff = config["cutoff"]
     pair_cutoff = pair_cutoff_of(neighbor_cutoff or cutoff, cutoff)
     fit = fit_standardization(train, train.property("U0"), extensive=True)
-    model = EnergyModel(n_atom_basis=config["n_atom_basis"], n_filters=config["n_filters"],
+    own = {"n_filters": config["n_filters"]} if "n_filters" in config else {}
+    model = EnergyModel(representation=config.get("representation", "schnet"),
+                        n_atom_basis=config["n_atom_basis"],
                         n_interactions=config["n_interactions"], n_rbf=config["n_rbf"],
-                        cutoff=cutoff)
+                        cutoff=cutoff, **own)
     model.set_standardization(fit.atomrefs, fit.shift, fit.scale)
     start = time.perf_counter()
     dataset = DeviceDataset(train, pair_cutoff, torch.device("cpu"),
-                            torch.float32, train.property("U0") - fit.reference(train))
+                            torch.float32, train.property("U0") - fit.reference(train),
+                            geometry=model.geometry)
     setup = time.perf_counter() - start
     optim = OptimConfig(batch_size=config["batch_size"], lr=lr, scheduler="none")
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
     orders = [torch.as_tensor(rng.permutation(len(dataset))) for _ in range(epochs + 1)]
-    train_epoch(model, dataset, orders[0], optim, optimizer)  # warm-up epoch
+    stepped = torch.compile(model, dynamic=True) if compile_steps else model
+    start = time.perf_counter()
+    train_epoch(stepped, dataset, orders[0], optim, optimizer)  # warm-up epoch
+    warmup = time.perf_counter() - start
     start = time.perf_counter()
     for order in orders[1:]:
-        train_epoch(model, dataset, order, optim, optimizer)
+        train_epoch(stepped, dataset, order, optim, optimizer)
     train_seconds = time.perf_counter() - start
     model.eval()
     val_mae = float(np.abs(predict(model, val, pair_cutoff) - val.property("U0")).mean())
@@ -89,7 +99,7 @@ def measure_molstrata(train: Molecules, val: Molecules, infer: Molecules, config
     infer_seconds = time.perf_counter() - start
     return {"train_mol_per_s": epochs * len(train) / train_seconds,
             "infer_mol_per_s": len(infer) / infer_seconds,
-            "val_mae_meV": 1000 * val_mae, "setup_s": setup}
+            "val_mae_meV": 1000 * val_mae, "setup_s": setup, "warmup_s": warmup}
 
 
 def measure_pyg(train: Molecules, val: Molecules, infer: Molecules, config: dict,
@@ -169,6 +179,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-schnetpack", action="store_true", help="molstrata only")
     parser.add_argument("--seed-budget", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="also measure molstrata with its training steps under "
+                             "torch.compile (runtime.compile), interleaved with the plain runs")
     parser.add_argument("--pyg-path", type=Path, metavar="DIR",
                         help="a folder holding torch_geometric 2.8.1: measure PyG's SchNet in "
                              "the same run, interleaved with molstrata (e.g. made with pip "
@@ -183,10 +196,13 @@ def main() -> None:
     infer = Molecules.concatenate([val, test])
     for name in args.configs:
         config = CONFIGS[name]
-        runs, pyg_runs = [], []
+        runs, pyg_runs, compiled_runs = [], [], []
         for k in range(args.repeats):  # interleaved: the CPU's speed drifts
             runs.append(measure_molstrata(train, val, infer, config, args.epochs, seed=k))
-            if args.pyg_path:
+            if args.compile:
+                compiled_runs.append(measure_molstrata(train, val, infer, config, args.epochs,
+                                                       seed=k, compile_steps=True))
+            if args.pyg_path and name in PYG_REFERENCE:  # PyG's SchNet: no PaiNN
                 pyg_runs.append(measure_pyg(train, val, infer, config, args.epochs, seed=k))
         ours = median_of(runs)
         line = (f"config ({name}) molstrata: train {ours['train_mol_per_s']:,.0f} mol/s, "
@@ -194,6 +210,14 @@ def main() -> None:
                 f"{ours['val_mae_meV']:.0f} meV after {args.epochs + 1} epochs "
                 f"(neighbour pairs once: {ours['setup_s']:.1f} s)")
         print(line, flush=True)
+        if compiled_runs:
+            fast = median_of(compiled_runs)
+            gain = fast["train_mol_per_s"] / ours["train_mol_per_s"]
+            print(f"config ({name}) molstrata, runtime.compile: train "
+                  f"{fast['train_mol_per_s']:,.0f} mol/s ({gain:.2f}x plain), val MAE "
+                  f"{fast['val_mae_meV']:.0f} meV; compilation in the warm-up epoch: "
+                  f"{fast['warmup_s']:.0f} s (plain warm-up {ours['warmup_s']:.0f} s)",
+                  flush=True)
         if pyg_runs:
             theirs = median_of(pyg_runs)
             print(f"config ({name}) PyG 2.8.1 SchNet: train {theirs['train_mol_per_s']:,.0f} "
@@ -213,7 +237,11 @@ def main() -> None:
             print(f"config ({name}) ratio molstrata / SchNetPack: training "
                   f"{ours['train_mol_per_s'] / theirs['train_mol_per_s']:.2f}x, inference "
                   f"{ours['infer_mol_per_s'] / theirs['infer_mol_per_s']:.2f}x", flush=True)
-        if not pyg_runs:
+            if compiled_runs:
+                print(f"config ({name}) ratio molstrata with runtime.compile / SchNetPack: "
+                      f"training {fast['train_mol_per_s'] / theirs['train_mol_per_s']:.2f}x",
+                      flush=True)
+        if not pyg_runs and name in PYG_REFERENCE:
             print(f"config ({name}) vs PyTorch Geometric's SchNet as measured in {PEERS.resolve()} "
                   f"({PYG_REFERENCE[name]:,} mol/s, Intel Xeon): "
                   f"{ours['train_mol_per_s'] / PYG_REFERENCE[name]:.2f}x (other CPU: "

@@ -63,6 +63,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # the study's model
     "b": {"n_atom_basis": 38, "n_filters": 38, "n_interactions": 3, "n_rbf": 20,
           "cutoff": 5.0, "batch_size": 128},
+    # SchNetPack 2.1.1's PaiNN with its defaults (issue 16), batch as its QM9 recipe
+    "painn": {"representation": "painn", "n_atom_basis": 128, "n_interactions": 3,
+              "n_rbf": 20, "cutoff": 5.0, "batch_size": 100},
 }
 
 
@@ -165,16 +168,19 @@ def split_path(db_path: Path) -> Path:
 
 
 def build_model(config: dict[str, Any]) -> Any:
-    """SchNetPack's `NeuralNetworkPotential(SchNet)` for U0, as its QM9 recipe builds it."""
+    """SchNetPack's `NeuralNetworkPotential(SchNet)` (or PaiNN) for U0, as its QM9 recipe
+    builds it."""
     spk = import_schnetpack()
     cutoff = config["cutoff"]
-    schnet = spk.representation.SchNet(
-        n_atom_basis=config["n_atom_basis"], n_interactions=config["n_interactions"],
-        radial_basis=spk.nn.GaussianRBF(n_rbf=config["n_rbf"], cutoff=cutoff),
-        cutoff_fn=spk.nn.CosineCutoff(cutoff), n_filters=config["n_filters"],
-    )
+    parts = {"n_atom_basis": config["n_atom_basis"], "n_interactions": config["n_interactions"],
+             "radial_basis": spk.nn.GaussianRBF(n_rbf=config["n_rbf"], cutoff=cutoff),
+             "cutoff_fn": spk.nn.CosineCutoff(cutoff)}
+    if config.get("representation") == "painn":
+        representation = spk.representation.PaiNN(**parts)
+    else:
+        representation = spk.representation.SchNet(**parts, n_filters=config["n_filters"])
     return spk.model.NeuralNetworkPotential(
-        representation=schnet,
+        representation=representation,
         input_modules=[spk.atomistic.PairwiseDistances()],
         output_modules=[spk.atomistic.Atomwise(n_in=config["n_atom_basis"], output_key=TARGET)],
         postprocessors=[spk.transform.CastTo64(),

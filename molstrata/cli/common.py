@@ -1,6 +1,6 @@
 """What every command shares: the parser class, the options several commands repeat, and
-loading a dataset with the data stage's filters. Imports nothing heavy: `molstrata --help`
-builds every parser without torch, numpy or matplotlib."""
+loading a dataset with the data stage's filters. Imports neither torch nor matplotlib:
+`molstrata --help` builds every parser without them (handlers import what they call)."""
 
 from __future__ import annotations
 

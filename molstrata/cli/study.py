@@ -48,10 +48,11 @@ def _study(args: argparse.Namespace) -> None:
         study = load_plan(plan, overrides)
         print(f"{study.title}\n")
         for e in study.experiments:
-            t = e.config.training
+            t, m = e.config.training, e.config.model
             length = (f"{t.epochs} epochs" if t.time_budget is None
                       else f"{t.time_budget / 60:.4g} min")
-            print(f"  {e.name:<22} {e.title}\n  {'':<22} subset {_subset(e.config)}; "
+            print(f"  {e.name:<22} {e.title}\n  {'':<22} {m.representation} "
+                  f"{m.n_atom_basis}x{m.n_interactions}; subset {_subset(e.config)}; "
                   f"{length}, batch {t.batch_size}, lr {t.lr:g}, "
                   f"loss {t.loss_weighting} r={t.rate:g}")
         for a in study.analyses:

@@ -127,13 +127,19 @@ def _loss_terms(error: torch.Tensor, loss: str) -> torch.Tensor:
     return torch.nn.functional.smooth_l1_loss(error, torch.zeros_like(error), reduction="none")
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself, out of torch.compile's and DistributedDataParallel's wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
 @torch.no_grad()
 def predict_residuals(model: torch.nn.Module, dataset: DeviceDataset, batch_size: int,
                       ranks: Ranks | None = None) -> torch.Tensor:
     """(n,) model outputs (residual, target unit) for every molecule of `dataset`, in order;
     with several ranks each predicts its piece and all receive the whole."""
     ranks = ranks or Ranks()
-    model = getattr(model, "module", model)  # the DDP-wrapped model's own module
+    model = unwrap(model)
     was_training = model.training
     model.eval()
     rows = torch.arange(len(dataset), device=dataset.device)[ranks.piece(len(dataset))]
@@ -172,7 +178,7 @@ def train_epoch(
     ranks), and all ranks stop at the same step: the slowest rank's clock decides."""
     ranks = ranks or Ranks()
     state = state if state is not None else LoopState()
-    inner = getattr(model, "module", model)
+    inner = unwrap(model)
     scale = float(inner.scale)
     pieces = batch_pieces(order, config.batch_size, ranks.rank, ranks.world)
     losses = torch.zeros(len(pieces), device=train.device, dtype=torch.float64)

@@ -252,6 +252,8 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
         log(f"{paths.root} has no checkpoint yet (it stopped before its first epoch ended): "
             "starting it from the beginning")
     trained = wrap(model, ranks)
+    if runtime.compile:  # validation runs the plain module (see loop.predict_residuals)
+        trained = torch.compile(trained, dynamic=True)
     facts = _run_facts(config, data, standard, train_m, device, ranks)
     own_tracker = tracker is None
     if own_tracker and ranks.main:

@@ -206,3 +206,16 @@ def test_two_workers_share_one_sqlite_storage(tmp_path, sweep_file):
     assert all("not run" in r["note"] for r in rows if r["state"] == "FAIL")
     assert len({r["worker"] for r in done}) == 2  # both workers took trials
     assert len({(r["training.lr"], r["model.n_atom_basis"]) for r in done}) == 4
+
+
+def test_the_architecture_is_a_choice_of_a_sweep(tmp_path, sweep_file):
+    sweep = load_sweep(sweep_file(
+        '[sweep]\nsampler = "grid"\n'
+        '[sweep.space]\n"model.representation" = {choices = ["schnet", "painn"]}\n', epochs=1))
+    result = run_sweep(sweep, tmp_path / "out", log=lambda *a: None)
+    assert {r.state for r in result.rows} == {"COMPLETE"}
+    assert {r.params["model.representation"] for r in result.rows} == {"schnet", "painn"}
+    for row in result.rows:
+        trial = tmp_path / "out" / "trials" / f"trial-{row.number:04d}"
+        config = (trial / "config.toml").read_text()
+        assert f'representation = "{row.params["model.representation"]}"' in config

@@ -152,3 +152,15 @@ def test_a_painn_run_records_its_architecture_everywhere(tmp_path, qm9_cache_dir
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert checkpoint["hyperparameters"]["representation"] == "painn"
     assert any(".mixing." in key for key in checkpoint["model"])  # PaiNN's own blocks
+
+
+def test_a_compiled_run_learns_what_the_plain_run_learns(tmp_path, qm9_cache_dir):
+    """runtime.compile runs the training steps under torch.compile: the same steps, up to
+    float32 rounding in fused kernels."""
+    plain = train(tiny_config(qm9_cache_dir, epochs=2), tmp_path / "plain", progress=False)
+    config = tiny_config(qm9_cache_dir, epochs=2)
+    config.override("runtime", "compile", True)
+    compiled = train(config, tmp_path / "compiled", progress=False)
+    assert compiled["optimizer_steps"] == plain["optimizer_steps"]
+    assert compiled["best_val_mae_meV"] == pytest.approx(plain["best_val_mae_meV"], rel=1e-3)
+    assert 'compile = true' in (tmp_path / "compiled" / "config.toml").read_text()
