@@ -13,6 +13,7 @@ from __future__ import annotations
 import types
 
 import pytest
+import torch
 import torch.utils.data.dataloader as _dataloader
 
 
@@ -26,3 +27,36 @@ def import_schnetpack() -> types.ModuleType:
         pytest.skip(f"no parity check: SchNetPack does not import ({error})",
                     allow_module_level=True)
     return schnetpack
+
+
+MEAN = -0.37
+"""AddOffsets' per-atom mean in the parity models, eV."""
+
+
+def schnetpack_potential(spk: types.ModuleType, representation: torch.nn.Module,
+                         n_atom_basis: int, n_hidden, n_layers: int,
+                         aggregation: str) -> torch.nn.Module:
+    """SchNetPack's NeuralNetworkPotential around `representation`, in float64: one Atomwise
+    head for "energy", AddOffsets with random per-element references and MEAN, and every bias
+    moved off its zero initialisation (zero biases would leave their mapping untested). Seed
+    torch before building `representation` for reproducible weights."""
+    head = spk.atomistic.Atomwise(
+        n_in=n_atom_basis, n_hidden=n_hidden, n_layers=n_layers,
+        aggregation_mode=aggregation, output_key="energy",
+    )
+    offsets = spk.transform.AddOffsets(
+        "energy", add_mean=True, add_atomrefs=True, is_extensive=aggregation == "sum"
+    )
+    model = spk.model.NeuralNetworkPotential(
+        representation=representation,
+        input_modules=[spk.atomistic.PairwiseDistances()],
+        output_modules=[head],
+        postprocessors=[spk.transform.CastTo64(), offsets],
+    )
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):
+                parameter.add_(0.2 * torch.randn_like(parameter))
+        offsets.atomref.copy_(torch.randn(100) * 100.0)
+        offsets.mean.fill_(MEAN)
+    return model.double()

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from schnetpack_shim import import_schnetpack
+from schnetpack_shim import import_schnetpack, schnetpack_potential
 
 from molstrata.models import load_schnetpack_state_dict
 
 spk = import_schnetpack()
-
-MEAN = -0.37  # AddOffsets' per-atom mean, eV
 
 # (n_atom_basis, n_interactions, n_rbf, cutoff, shared_interactions, shared_filters,
 #  Atomwise n_hidden, n_layers, aggregation)
@@ -39,26 +37,8 @@ def _schnetpack_model(n_atom_basis, n_interactions, n_rbf, cutoff, shared_intera
         shared_interactions=shared_interactions,
         shared_filters=shared_filters,
     )
-    head = spk.atomistic.Atomwise(
-        n_in=n_atom_basis, n_hidden=n_hidden, n_layers=n_layers,
-        aggregation_mode=aggregation, output_key="energy",
-    )
-    offsets = spk.transform.AddOffsets(
-        "energy", add_mean=True, add_atomrefs=True, is_extensive=aggregation == "sum"
-    )
-    model = spk.model.NeuralNetworkPotential(
-        representation=representation,
-        input_modules=[spk.atomistic.PairwiseDistances()],
-        output_modules=[head],
-        postprocessors=[spk.transform.CastTo64(), offsets],
-    )
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            # Zero-initialised biases would leave their mapping untested.
-            parameter.add_(0.2 * torch.randn_like(parameter)) if name.endswith("bias") else None
-        offsets.atomref.copy_(torch.randn(100) * 100.0)
-        offsets.mean.fill_(MEAN)
-    return model.double()
+    return schnetpack_potential(spk, representation, n_atom_basis, n_hidden, n_layers,
+                                aggregation)
 
 
 def _inputs(batch, positions):
