@@ -337,6 +337,25 @@ def test_init_from_trains_a_finished_run_further_on_its_split(tmp_path, qm9_cach
 def test_a_busy_cpu_is_named_with_the_fix():
     from molstrata.training.run import busy_cpu
 
-    assert busy_cpu(2, load=0.2, cores=2) is None
-    message = busy_cpu(2, load=2.0, cores=2)
-    assert "load average 2.0 on 2 cores" in message and "--threads 1" in message
+    assert busy_cpu(2, others=0.2, cores=2) is None
+    message = busy_cpu(2, others=2.0, cores=2)
+    assert "other processes keep 2.0 of 2 cores busy" in message and "--threads 1" in message
+
+
+def test_this_process_s_own_work_does_not_count_as_a_busy_cpu(monkeypatch):
+    """The load average would: a study's next experiment saw its previous one as 'busy'.
+    Here the machine's busy time is this process's own plus 0.75 of a core elsewhere."""
+    import time
+
+    import molstrata.training.run as run_module
+
+    start = time.perf_counter()
+    monkeypatch.setattr(run_module, "_machine_busy_s", lambda: time.process_time()
+                        + 0.75 * (time.perf_counter() - start))
+
+    def burn(seconds):  # this process keeps a core busy through the window
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    assert run_module.others_busy_cores(0.3, wait=burn) == pytest.approx(0.75, abs=0.05)

@@ -186,17 +186,41 @@ def _init_weights(model: EnergyModel, source: RunPaths) -> None:
     model.load_state_dict(payload["model"])
 
 
-def busy_cpu(threads: int, load: float | None = None, cores: int | None = None) -> str | None:
-    """A warning when other processes already keep this machine's cores busy, else None.
-    Two trainings sharing 2 cores with 2 threads each ran 7 times slower than one alone."""
-    load = os.getloadavg()[0] if load is None else load
-    cores = len(os.sched_getaffinity(0)) if cores is None else cores
-    if load + threads <= cores + 0.5:
+def _machine_busy_s() -> float:
+    """Seconds of CPU time the whole machine has spent busy (not idle, not waiting on I/O)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(x) for x in stat.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def others_busy_cores(window_s: float = 0.25, wait: Callable[[float], None] = time.sleep
+                      ) -> float | None:
+    """Cores that other processes keep busy, measured over `window_s` seconds: the machine's
+    busy CPU time (/proc/stat) minus this process's own. Not the load average, which still
+    counts this process's previous work (a study's previous experiment) for a minute. None
+    where /proc/stat does not exist."""
+    try:
+        machine, own, wall = _machine_busy_s(), time.process_time(), time.perf_counter()
+        wait(window_s)
+        machine = _machine_busy_s() - machine
+    except (OSError, ValueError):
         return None
-    return (f"the CPU is busy (load average {load:.1f} on {cores} cores) and this run uses "
-            f"{threads} threads: processes that share cores can run several times slower than "
-            f"alone; give each fewer threads (--threads {max(1, cores // 2)}) or run one at a "
-            "time")
+    own, wall = time.process_time() - own, time.perf_counter() - wall
+    return max(0.0, (machine - own) / wall)
+
+
+def busy_cpu(threads: int, others: float | None = None, cores: int | None = None) -> str | None:
+    """A warning when other processes already keep this machine's cores busy, else None.
+    Two trainings sharing 2 cores with 2 threads each ran 7 times slower than one alone.
+    others: busy cores of other processes (default: measured by `others_busy_cores`)."""
+    others = others_busy_cores() if others is None else others
+    cores = len(os.sched_getaffinity(0)) if cores is None else cores
+    if others is None or others + threads <= cores + 0.5:
+        return None
+    return (f"the CPU is busy (other processes keep {others:.1f} of {cores} cores busy) and "
+            f"this run uses {threads} threads: processes that share cores can run several "
+            f"times slower than alone; give each fewer threads (--threads "
+            f"{max(1, cores // 2)}) or run one at a time")
 
 
 def _quiet(message: str) -> None:
