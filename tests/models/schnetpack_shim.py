@@ -60,3 +60,21 @@ def schnetpack_potential(spk: types.ModuleType, representation: torch.nn.Module,
         offsets.atomref.copy_(torch.randn(100) * 100.0)
         offsets.mean.fill_(MEAN)
     return model.double()
+
+
+def network_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A NeuralNetworkPotential's state dict without its postprocessors (AddOffsets)."""
+    return {key: value for key, value in model.state_dict().items()
+            if not key.startswith("postprocessors.")}
+
+
+def assert_gradients_match(theirs: torch.nn.Module, ours: torch.nn.Module) -> None:
+    """Every parameter gradient of SchNetPack's model equals molstrata's, key for key (its
+    Atomwise head is molstrata's `head`), to 1e-8 relative with an absolute floor."""
+    theirs_grads = {name.replace("output_modules.0.", "head."): p.grad
+                    for name, p in theirs.named_parameters()}
+    ours_grads = {name: p.grad for name, p in ours.named_parameters()}
+    assert theirs_grads.keys() == ours_grads.keys()
+    for key, grad in theirs_grads.items():
+        scale = grad.abs().max().item()
+        torch.testing.assert_close(ours_grads[key], grad, rtol=1e-8, atol=1e-9 * scale, msg=key)

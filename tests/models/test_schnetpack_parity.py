@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from schnetpack_shim import import_schnetpack, schnetpack_potential
+from schnetpack_shim import (
+    assert_gradients_match,
+    import_schnetpack,
+    network_state,
+    schnetpack_potential,
+)
 
 from molstrata.models import load_schnetpack_state_dict
 
@@ -98,26 +103,13 @@ def test_gradients_match_schnetpack_weight_for_weight(qm9_sample, make_batch, na
     (theirs - target).pow(2).sum().backward()
     (ours_model.predict(*batch.args(), half_pairs=True) - target).pow(2).sum().backward()
 
-    theirs_grads = {
-        name.replace("output_modules.0.", "head."): p.grad
-        for name, p in theirs_model.named_parameters()
-    }
-    ours_grads = {name: p.grad for name, p in ours_model.named_parameters()}
-    assert theirs_grads.keys() == ours_grads.keys()
-    for key, grad in theirs_grads.items():
-        scale = grad.abs().max().item()
-        torch.testing.assert_close(ours_grads[key], grad, rtol=1e-8, atol=1e-9 * scale, msg=key)
+    assert_gradients_match(theirs_model, ours_model)
 
 
 def test_float32_energies_match_schnetpack(qm9_sample, make_batch):
     theirs_model = _schnetpack_model(*HYPERPARAMETERS["study"]).float()
     theirs_model.do_postprocessing = False
-    network_only = {
-        key: value
-        for key, value in theirs_model.state_dict().items()
-        if not key.startswith("postprocessors.")
-    }
-    ours_model = load_schnetpack_state_dict(network_only)
+    ours_model = load_schnetpack_state_dict(network_state(theirs_model))
     directed = make_batch(qm9_sample, 5.0, half=False)
     inputs = _schnetpack_inputs(directed, directed)
     inputs[spk.properties.R] = inputs[spk.properties.R].float()
