@@ -6,9 +6,9 @@ For every experiment of the plan the exact training and validation sets are buil
 `prepare` as training: data slice, split, subset, cap), and training throughput (molecules/s)
 is measured once per distinct model and batch size: the median of three timed epochs on
 `--sample` training molecules after a warm-up epoch. The projection is epochs x (training
-molecules / training throughput + validation molecules / inference throughput), summed over
-experiments;
-the test evaluations and the report add well under a minute per experiment.
+molecules / training throughput + validation molecules / inference throughput) x replicates,
+summed over experiments; each run's set-up (its neighbour pairs) and test evaluation, and the
+report, come on top: under a minute per run on all of QM9.
 
 `--actual DIR` (a finished study's folder) prints, beside the projection, the training time
 each run recorded in run.json: it checks the projection on a plan small enough to run here
@@ -83,7 +83,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     overrides = [("data", "cache_dir", args.cache_dir)] if args.cache_dir else []
     plan = load_plan(args.plan, overrides)
-    print(f"plan {plan.name}: {len(plan.experiments)} experiments; CPU {cpu_model()}, "
+    print(f"plan {plan.name}: {len(plan.experiments)} experiments x {plan.replicates} "
+          f"replicates; CPU {cpu_model()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     rates: dict[tuple, tuple[float, float]] = {}
     header = (f"{'experiment':<22}{'train':>8}{'val':>7}{'epochs':>7}{'batch':>6}"
@@ -97,19 +98,20 @@ def main() -> None:
         data = prepare(config, progress=False)
         m, t = config.model, config.training
         key = (m.n_atom_basis, m.n_interactions, m.n_rbf, m.cutoff, config.data.neighbor_cutoff,
-               t.batch_size)
+               t.batch_size, t.loss, t.ema)
         if key not in rates:
             rates[key] = throughput(config, data, args.sample)
         train_rate, infer_rate = rates[key]
         n_train, n_val = len(data.split.train), len(data.split.val)
-        seconds = t.epochs * (n_train / train_rate + n_val / infer_rate)
+        seconds = plan.replicates * t.epochs * (n_train / train_rate + n_val / infer_rate)
         total += seconds
         line = (f"{experiment.name:<22}{n_train:>8,}{n_val:>7,}{t.epochs:>7}{t.batch_size:>6}"
                 f"{train_rate:>12,.0f}{seconds / 60:>9.1f} m")
         if args.actual:
-            run = read_run_summary(args.actual / "runs" / experiment.name)
-            actual_total += run["train_seconds"]
-            line += f"{run['train_seconds'] / 60:>7.1f} m"
+            recorded = sum(read_run_summary(args.actual / "runs" / r.key)["train_seconds"]
+                           for r in plan.replicates_of(experiment))
+            actual_total += recorded
+            line += f"{recorded / 60:>7.1f} m"
         print(line)
     summary = f"projected training of the plan: {total / 60:.1f} min ({total / 3600:.2f} h)"
     if args.actual:

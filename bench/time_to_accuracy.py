@@ -290,7 +290,7 @@ def write_outputs(out: Path, results: dict[str, Result], facts: dict) -> None:
         document["test_mae_ratio_pyg_over_molstrata"] = (results["pyg"].test_mae_meV
                                                          / results["molstrata"].test_mae_meV)
     atomic_write_text(out / "summary.json", json.dumps(document, indent=2) + "\n")
-    plot(out / "curves.png", results, facts["cpu"])
+    plot(out / "curves.png", results, facts["gpu"] or facts["cpu"])
 
 
 def plot(path: Path, results: dict[str, Result], cpu: str) -> None:
@@ -376,8 +376,10 @@ def main() -> None:
     budget_s = args.budget * 60.0
     facts = {"cpu": cpu_model(), "threads": args.threads, "torch_version": torch.__version__,
              "budget_minutes": args.budget, "budget_s": budget_s,
-             "pyg_val_every_s": args.pyg_val_every}
-    print(f"CPU: {facts['cpu']}; torch {torch.__version__}, {args.threads} threads; budget "
+             "pyg_val_every_s": args.pyg_val_every,
+             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    print(f"CPU: {facts['cpu']}; GPU: {facts['gpu']}; torch {torch.__version__}, "
+          f"{args.threads} threads; budget "
           f"{args.budget:g} min of training each", flush=True)
     if not args.no_pyg:
         try:  # fail now rather than after a long molstrata run

@@ -588,13 +588,14 @@ def _molecules(structures):
 class Study:
     """A study's outcome: its runs, each claim with its verdict, and where the report is.
 
-    findings: one row per claim tested (analysis, claim, verdict, evidence).
-    result: the full `molstrata.study.StudyResult`.
+    runs: experiment -> its runs, one per training seed. findings: one row per claim tested
+    (analysis, claim, verdict, holds, thesis, agreement, evidence, caveats). result: the full
+    `molstrata.study.StudyResult`.
     """
 
     out_dir: Path
     report: Path | None
-    runs: dict[str, Run]
+    runs: dict[str, tuple[Run, ...]]
     findings: Records
     result: StudyResult
 
@@ -606,25 +607,30 @@ class Study:
 
     def __repr__(self) -> str:
         held = sum(1 for f in self.findings if f["verdict"] == "holds")
-        return (f"Study({len(self.runs)} runs, {held} of {len(self.findings)} claims hold; "
-                f"report {self.report})")
+        n = sum(len(runs) for runs in self.runs.values())
+        return (f"Study({len(self.runs)} experiments, {n} runs, {held} of "
+                f"{len(self.findings)} claims hold; report {self.report})")
 
 
 def study(plan: PathLike, *, out: PathLike = "results/study", progress: bool = True,
           device: str = "auto", threads: int | None = None, cache_dir: str | None = None,
-          **options: Any) -> Study:
+          replicates: int | None = None, workers: int = 1, **options: Any) -> Study:
     """Run a study plan (a preset, e.g. "quick", or a plan file) as `molstrata study` does,
-    resumably, into `out`. options: config options set in every experiment (see the
+    resumably, into `out`. replicates: training seeds per experiment (default: the plan's);
+    workers: runs trained at once. options: config options set in every experiment (see the
     module's docstring), e.g. `epochs=2`."""
     from molstrata.study import run_study
 
     result = run_study(os.fspath(plan), out, cache_dir=cache_dir, device=device,
                        threads=threads, overrides=resolve_options(options, "molstrata.study"),
-                       progress=progress, log=_log(progress))
+                       replicates=replicates, workers=workers, progress=progress,
+                       log=_log(progress))
     findings = Records(
         {"analysis": analysis.name, "claim": f.claim, "verdict": f.verdict,
-         "holds": f.holds, "evidence": f.evidence}
+         "holds": f.holds, "thesis": f.thesis, "agreement": f.agreement,
+         "evidence": f.evidence, "caveats": "; ".join(f.caveats)}
         for analysis in result.analyses for f in analysis.findings)
     report = next((p for p in result.report_files if p.suffix == ".html"), None)
-    runs = {name: Run(r.run_dir) for name, r in result.results.items()}
+    runs = {name: tuple(Run(m.run_dir) for m in r.replicates or (r,))
+            for name, r in result.results.items()}
     return Study(Path(out), report, runs, findings, result)

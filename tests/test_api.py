@@ -196,7 +196,8 @@ runs = ["big"]
     study = molstrata.study(plan, out=tmp_path / "study", progress=False,
                             cache_dir=str(qm9_cache_dir), threads=1, epochs=1)
     assert set(study.runs) == {"base", "big"}
-    assert all(run.config.training.epochs == 1 for run in study.runs.values())
+    assert all(len(runs) == 1 and runs[0].config.training.epochs == 1
+               for runs in study.runs.values())
     assert study.findings and {f["analysis"] for f in study.findings} == {"directed"}
     assert all(f["verdict"] in ("holds", "does not hold", "not testable")
                for f in study.findings)

@@ -26,6 +26,13 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     study.add_argument("--preset", choices=plan_presets(),
                        help="a shipped plan: quick (the whole study in miniature, minutes on a "
                             "CPU; the default) or seed (the thesis' study on all of QM9)")
+    study.add_argument("--replicates", type=int, metavar="K",
+                       help="train every experiment with K training seeds (default: the plan's "
+                            "[study] replicates, else 1); intervals then include training noise")
+    study.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="train N runs at once on this machine, each with threads / N CPU "
+                            "threads (default 1); the same command on other machines sharing "
+                            "--out joins the same study")
     study.add_argument("--dry-run", action="store_true",
                        help="list the plan's experiments and analyses, and stop")
     study.add_argument("-o", "--out", default="results/study", metavar="DIR",
@@ -45,8 +52,9 @@ def _study(args: argparse.Namespace) -> None:
     plan = args.plan or args.preset or "quick"
     overrides = [parse_assignment(text) for text in args.set]
     if args.dry_run:
-        study = load_plan(plan, overrides)
-        print(f"{study.title}\n")
+        study = load_plan(plan, overrides, replicates=args.replicates)
+        print(f"{study.title}\n{study.replicates} training seed(s) per experiment: "
+              f"{len(study.runs)} runs\n")
         for e in study.experiments:
             t, m = e.config.training, e.config.model
             length = (f"{t.epochs} epochs" if t.time_budget is None
@@ -59,7 +67,8 @@ def _study(args: argparse.Namespace) -> None:
             print(f"  analysis {a.name} ({a.kind}): {', '.join(a.experiments)}")
         return
     result = run_study(plan, args.out, cache_dir=args.cache_dir, device=args.device,
-                       threads=args.threads, overrides=overrides, progress=not args.quiet)
+                       threads=args.threads, overrides=overrides, replicates=args.replicates,
+                       workers=args.workers, progress=not args.quiet)
     print()
     print(study_text(result))
 

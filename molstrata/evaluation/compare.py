@@ -7,6 +7,12 @@ the lowest MAE wins; its lead over the runner-up is tested with a seeded bootstr
 difference in absolute errors, paired over the molecules when every run was evaluated on the
 same ones (the usual case: runs on the same split), unpaired otherwise. Numbers only; the
 tables, text and plots are written by `molstrata.report.compare`.
+
+A run may be a group of replicates: one configuration trained with k training seeds on the
+same split (a folder of seed-S run directories, as a replicated study writes them;
+`group_runs`). Its figures are the means over seeds, every interval comes from the two-level
+bootstrap (seeds, then molecules), and a lead is significant only when it survives both: a
+difference that flips sign between seeds is not a win, however many molecules agree.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from molstrata._files import read_json
 from molstrata.data.molecules import atomic_number
 from molstrata.errors import MolstrataError
 from molstrata.evaluation import SPLITS
-from molstrata.evaluation.bootstrap import percentile_bootstrap
+from molstrata.evaluation.bootstrap import mae_difference, percentile_bootstrap, two_level_bootstrap
 from molstrata.evaluation.evaluate import EVALUATION_JSON, evaluate_run
 from molstrata.evaluation.files import METRICS_JSON, PREDICTIONS_CSV, load_metrics
 from molstrata.evaluation.metrics import ci_key
@@ -36,6 +42,7 @@ from molstrata.evaluation.stratified import (
     Predictions,
     StratifiedReport,
     StratumMetrics,
+    stratified_metrics,
 )
 from molstrata.tables import read_csv_rows
 from molstrata.training.config import TrainConfig
@@ -73,11 +80,34 @@ class RunResult:
     predictions: Predictions
     evaluation_seconds: float | None
     evaluated_now: bool = False
+    replicates: tuple[RunResult, ...] = ()
+    """The runs of a group (one per training seed; `group_runs`); empty for a single run."""
+
+    @property
+    def k(self) -> int:
+        """Training seeds behind the figures: 1 for a single run."""
+        return len(self.replicates) or 1
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The training seed (runtime.seed) of each replicate."""
+        return tuple(r.config.runtime.seed for r in self.replicates or (self,))
 
     @property
     def abs_errors(self) -> np.ndarray:
-        """(n,) |predicted - true| of every evaluated molecule, in the target unit."""
+        """(n,) |predicted - true| of every evaluated molecule, in the target unit; for a group,
+        the first replicate's (use seed_errors)."""
         return np.abs(self.predictions.errors)
+
+    @property
+    def seed_errors(self) -> np.ndarray:
+        """(k, n) |predicted - true| of every evaluated molecule under each training seed, in
+        the order of `predictions`."""
+        if not self.replicates:
+            return self.abs_errors[None]
+        ids = self.predictions.ids
+        return np.stack([np.abs(r.predictions.errors)[_alignment(ids, r.predictions.ids)]
+                         for r in self.replicates])
 
     @property
     def train_seconds(self) -> float | None:
@@ -91,6 +121,65 @@ class RunResult:
         if isinstance(counts, dict) and isinstance(counts.get("train"), int):
             return counts["train"]
         return self.report.training.n_molecules
+
+
+def replicate_dirs(folder: str | os.PathLike) -> list[Path]:
+    """The seed-S run directories of a group folder (a replicated study's runs/NAME), by seed;
+    empty when `folder` is a run directory itself or holds none."""
+    folder = Path(folder)
+    if RunPaths(folder).config.is_file() or not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("seed-*") if RunPaths(p).config.is_file()
+             and re.fullmatch(r"seed-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def group_runs(members: Sequence[RunResult], label: str) -> RunResult:
+    """The replicates of one configuration (the same split, target and test molecules; only
+    the training seed differs) as one result: figures are means over seeds with two-level
+    intervals, summary times are means, and the first replicate stands for the rest where one
+    run is needed (its config, learning curve and evaluation folder)."""
+    members = tuple(members)
+    if len(members) == 1:
+        return dataclasses.replace(members[0], label=label)
+    first = members[0]
+    for member in members[1:]:
+        if not same_molecules([first, member]):
+            raise MolstrataError(
+                f"{member.run_dir} and {first.run_dir} were evaluated on different molecules; "
+                "replicates of one experiment share a split: evaluate both on the same split"
+            )
+        if _split_config(member.config) != _split_config(first.config):
+            raise MolstrataError(
+                f"{member.run_dir} and {first.run_dir} differ in more than the training seed "
+                "(model, data or training options); a group holds replicates of one config"
+            )
+    seeds = [m.config.runtime.seed for m in members]
+    if len(set(seeds)) < len(seeds):
+        raise MolstrataError(f"the replicates {', '.join(str(m.run_dir) for m in members)} "
+                             f"share a training seed ({seeds}); replicates need their own")
+    predictions = first.predictions
+    signed = np.stack([m.predictions.errors[_alignment(predictions.ids, m.predictions.ids)]
+                       for m in members])
+    r = first.report
+    report = stratified_metrics(predictions, r.training, min_share=r.min_share,
+                                all_sizes=r.all_sizes, seed=r.seed, n_bootstrap=r.n_bootstrap,
+                                confidence=r.confidence, seed_errors=signed)
+    summary = dict(first.summary)
+    for key in ("train_seconds", "total_seconds"):
+        values = [_number(m.summary.get(key)) for m in members]
+        summary[key] = None if None in values else float(np.mean(values))
+    summary["replicates"] = len(members)
+    seconds = [m.evaluation_seconds for m in members]
+    return dataclasses.replace(
+        first, label=label, run_dir=first.run_dir.parent, report=report, summary=summary,
+        evaluation_seconds=None if None in seconds else float(np.mean(seconds)),
+        evaluated_now=any(m.evaluated_now for m in members), replicates=members)
+
+
+def _split_config(config: TrainConfig) -> dict:
+    """A config without its runtime section (seed, device, threads)."""
+    return {k: v for k, v in config.to_dict().items() if k != "runtime"}
 
 
 def check_run(run_dir: str | os.PathLike) -> RunPaths:
@@ -122,8 +211,12 @@ def load_run_result(
     `evaluate_missing`, else refused. `label` defaults to the run directory's name."""
     if split not in SPLITS:
         raise MolstrataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    paths = check_run(run_dir)
     label = default_label(run_dir) if label is None else label
+    members = replicate_dirs(run_dir)
+    if members:
+        return group_runs([load_run_result(m, f"{label}/{m.name}", split, evaluate_missing,
+                                           device, progress) for m in members], label)
+    paths = check_run(run_dir)
     eval_dir = paths.root / f"eval-{split}"
     problem = _evaluation_problem(eval_dir, paths.best)
     if problem is not None and not evaluate_missing:
@@ -174,7 +267,8 @@ def load_runs(
     if split not in SPLITS:
         raise MolstrataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     for run_dir in run_dirs:
-        check_run(run_dir)
+        for member in replicate_dirs(run_dir) or [run_dir]:
+            check_run(member)
     loaded: dict[Path, RunResult] = {}
     results = []
     for run_dir, name in zip(run_dirs, names):
@@ -317,6 +411,8 @@ class StratumWin:
     lead_high: float
     confidence: float
     paired: bool
+    seeds: int = 1
+    """The most training seeds either run of the lead has (1: training noise not measured)."""
 
     @property
     def tie(self) -> bool:
@@ -461,8 +557,8 @@ def _overview(runs: Sequence[RunResult], wins: Sequence[StratumWin], confidence:
     e, sq = unit_key(unit), unit_key(squared_unit(target_unit))
     ci = ci_key(confidence)
     header = [
-        "label", "run_dir", "status", "n_train", "n_evaluated",
-        f"mae_{e}", f"mae_{ci}_low_{e}", f"mae_{ci}_high_{e}",
+        "label", "run_dir", "status", "seeds", "n_train", "n_evaluated",
+        f"mae_{e}", f"mae_{ci}_low_{e}", f"mae_{ci}_high_{e}", f"mae_seed_sd_{e}",
         f"rmse_{e}", f"rmse_{ci}_low_{e}", f"rmse_{ci}_high_{e}",
         f"mse_{sq}", f"mse_{ci}_low_{sq}", f"mse_{ci}_high_{sq}",
         f"macro_size_mae_{e}", f"macro_element_mae_{e}",
@@ -479,9 +575,10 @@ def _overview(runs: Sequence[RunResult], wins: Sequence[StratumWin], confidence:
         report, s = run.report, run.report.overall.summary
         macro, worst, corr = report.macro, report.worst, report.correlations
         row = [
-            run.label, str(run.run_dir), run.summary.get("status"), run.n_train,
+            run.label, str(run.run_dir), run.summary.get("status"), run.k, run.n_train,
             report.n_molecules,
             factor * s.mae, factor * s.mae_ci_low, factor * s.mae_ci_high,
+            None if s.mae_seed_sd is None else factor * s.mae_seed_sd,
             factor * s.rmse, factor * s.rmse_ci_low, factor * s.rmse_ci_high,
             s.mse, s.mse_ci_low, s.mse_ci_high,
             factor * macro[SIZE].mae if SIZE in macro else None,
@@ -530,22 +627,28 @@ def _stratum_mae_table(runs: Sequence[RunResult], kind: str, same: bool) -> Tabl
 def _wins(runs: Sequence[RunResult], same: bool, n_bootstrap: int, seed: int,
           confidence: float) -> list[StratumWin]:
     """A StratumWin for all molecules and every size and element stratum all runs report."""
+    if not same and any(r.k > 1 for r in runs):
+        raise MolstrataError(
+            "replicated runs (groups of training seeds) are compared on the same test "
+            "molecules only; evaluate every run on the same split"
+        )
     if same:
         base = runs[0].predictions
-        aligned = [r.abs_errors[_alignment(base.ids, r.predictions.ids)] for r in runs]
+        aligned = [r.seed_errors[:, _alignment(base.ids, r.predictions.ids)] for r in runs]
     wins = []
     for kind in (ALL, SIZE, ELEMENT):
         for key, strata in _common_strata(runs, kind):
             if same:
                 rows = _stratum_rows(runs[0].predictions, kind, key)
-                errors = [a[rows] for a in aligned]
+                errors = [a[:, rows] for a in aligned]
             else:
                 errors = [r.abs_errors[_stratum_rows(r.predictions, kind, key)] for r in runs]
             for run, stratum, e in zip(runs, strata, errors):
-                if len(e) != stratum.count:
+                if e.shape[-1] != stratum.count:
                     raise MolstrataError(
                         f"{run.eval_dir}: {stratum.label} holds {stratum.count} molecules in "
-                        f"metrics.json but {len(e)} in predictions.csv; evaluate the run again"
+                        f"metrics.json but {e.shape[-1]} in predictions.csv; evaluate the run "
+                        "again"
                     )
             rng = np.random.default_rng([seed, KIND_CODES[kind], *_key_ints(key)])
             wins.append(_win(runs, kind, key, strata, errors, same, rng, n_bootstrap,
@@ -591,6 +694,7 @@ def _win(runs: Sequence[RunResult], kind: str, key, strata: list[StratumMetrics]
         mae={r.label: m for r, m in zip(runs, mae)},
         winner=runs[best].label, runner_up=runs[second].label, lead=lead,
         lead_low=low, lead_high=high, confidence=confidence, paired=paired,
+        seeds=max(runs[best].k, runs[second].k),
     )
 
 
@@ -606,21 +710,28 @@ def lead_interval(
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of MAE(runner_up) - MAE(winner) from absolute errors.
 
-    Paired: winner and runner_up are (n,) errors of the same molecules in the same order, and
-    each replicate resamples molecules, keeping both runs' errors of a molecule together (the
-    runs' shared difficulty cancels). Unpaired: each run's molecules are resampled on their
-    own. (nan, nan) with fewer than `min_molecules` (at least 2) on either side: too few
-    to resample.
+    Paired: winner and runner_up are (n,) errors of the same molecules in the same order, or
+    (k, n) errors under k training seeds (the two k may differ), and each replicate resamples
+    molecules, keeping both runs' errors of a molecule together (the runs' shared difficulty
+    cancels); with seeds, each replicate first resamples each run's seeds (the two-level
+    bootstrap), and the MAEs are means over seeds. Unpaired: each run's (n,) molecules are
+    resampled on their own. (nan, nan) with fewer than `min_molecules` (at least 2) on either
+    side: too few to resample.
     """
-    winner = np.asarray(winner, dtype=np.float64).reshape(-1)
-    runner_up = np.asarray(runner_up, dtype=np.float64).reshape(-1)
-    if paired and winner.shape != runner_up.shape:
-        raise ValueError(f"paired errors must have one shape, got {winner.shape} and "
+    winner = np.asarray(winner, dtype=np.float64)
+    runner_up = np.asarray(runner_up, dtype=np.float64)
+    if paired and winner.shape[-1] != runner_up.shape[-1]:
+        raise ValueError(f"paired errors must hold the same molecules, got {winner.shape} and "
                          f"{runner_up.shape}")
-    if min(len(winner), len(runner_up)) < max(2, min_molecules):
+    if min(winner.shape[-1], runner_up.shape[-1]) < max(2, min_molecules):
         return math.nan, math.nan
-    low, high = percentile_bootstrap([winner, runner_up], _lead, rng, n_bootstrap=n_bootstrap,
-                                     confidence=confidence, paired=paired)
+    if paired:
+        low, high = two_level_bootstrap([runner_up, winner], mae_difference, rng,
+                                        n_bootstrap=n_bootstrap, confidence=confidence)
+    else:
+        low, high = percentile_bootstrap([winner.reshape(-1), runner_up.reshape(-1)], _lead,
+                                         rng, n_bootstrap=n_bootstrap, confidence=confidence,
+                                         paired=False)
     return float(low), float(high)
 
 
@@ -643,4 +754,6 @@ def _finite(value: float) -> float | None:
 def _test_name(win: StratumWin) -> str:
     if not win.tested:
         return f"none (under {MIN_TESTED} molecules)"
-    return "paired bootstrap" if win.paired else "unpaired bootstrap (different molecules)"
+    if not win.paired:
+        return "unpaired bootstrap (different molecules)"
+    return "two-level bootstrap (seeds, then molecules)" if win.seeds > 1 else "paired bootstrap"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.bootstrap import percentile_bootstrap
+from molstrata.evaluation.bootstrap import percentile_bootstrap, two_level_bootstrap
 from molstrata.units import canonical_unit, error_unit, squared_unit, unit_key
 
 EXACT_MAX_N = 8
@@ -49,6 +49,10 @@ class ErrorSummary:
     mse_ci_low: float
     mse_ci_high: float
     confidence: float = 0.95
+    seeds: int = 1
+    mae_seed_sd: float | None = None
+    """Training seeds the figures average over (summarize_seeds), and the standard deviation
+    of the per-seed MAE between them (None for one seed)."""
 
     def report_row(self, target_unit: str) -> dict[str, float]:
         """Column name -> value in report units (MAE, RMSE in meV for eV targets; MSE in the
@@ -57,10 +61,13 @@ class ErrorSummary:
         sq = unit_key(squared_unit(canonical_unit(target_unit)))
         unit = unit_key(unit)
         ci = ci_key(self.confidence)
+        seeds = {} if self.seeds == 1 else {
+            "seeds": self.seeds, f"mae_seed_sd_{unit}": self.mae_seed_sd * factor}
         return {
             f"mae_{unit}": self.mae * factor,
             f"mae_{ci}_low_{unit}": self.mae_ci_low * factor,
             f"mae_{ci}_high_{unit}": self.mae_ci_high * factor,
+            **seeds,
             f"rmse_{unit}": self.rmse * factor,
             f"rmse_{ci}_low_{unit}": self.rmse_ci_low * factor,
             f"rmse_{ci}_high_{unit}": self.rmse_ci_high * factor,
@@ -111,6 +118,59 @@ def summarize(
         mse_ci_high=float(mse_hi),
         confidence=confidence,
     )
+
+
+def summarize_seeds(
+    errors: np.ndarray,
+    rng: np.random.Generator,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    *,
+    name: str = "all molecules",
+) -> ErrorSummary:
+    """The errors of one group of molecules under k training seeds: `errors` (k, n), each row
+    one seed's errors of the same molecules. MAE and MSE are the means over seeds of each
+    seed's figure (RMSE the root of that MSE); their intervals come from the two-level
+    bootstrap (seeds, then molecules), so they carry the training seed's noise as well as the
+    molecules'. One seed is `summarize`."""
+    errors = np.asarray(errors, dtype=np.float64)
+    if errors.ndim == 1 or errors.shape[0] == 1:
+        return summarize(errors.reshape(-1), rng, n_bootstrap, confidence, name=name)
+    if errors.shape[1] == 0:
+        raise MolstrataError(
+            f"no molecules in {name}: nothing to measure; evaluate on a set that holds some"
+        )
+    if not np.all(np.isfinite(errors)):
+        raise MolstrataError(
+            f"{name} has {int(np.sum(~np.isfinite(errors)))} non-finite errors; check the "
+            "predictions (a diverged model gives NaN)"
+        )
+    absolute = np.abs(errors)
+    per_seed_mae, per_seed_mse = absolute.mean(axis=1), (absolute**2).mean(axis=1)
+    (mae_lo, mse_lo), (mae_hi, mse_hi) = two_level_bootstrap(
+        [absolute], _seed_means, rng, n_bootstrap=n_bootstrap, confidence=confidence)
+    mse = float(per_seed_mse.mean())
+    return ErrorSummary(
+        count=errors.shape[1],
+        mse=mse,
+        mae=float(per_seed_mae.mean()),
+        rmse=math.sqrt(mse),
+        mae_ci_low=float(mae_lo),
+        mae_ci_high=float(mae_hi),
+        rmse_ci_low=math.sqrt(mse_lo),
+        rmse_ci_high=math.sqrt(mse_hi),
+        mse_ci_low=float(mse_lo),
+        mse_ci_high=float(mse_hi),
+        confidence=confidence,
+        seeds=errors.shape[0],
+        mae_seed_sd=float(per_seed_mae.std(ddof=1)),
+    )
+
+
+def _seed_means(absolute: np.ndarray) -> np.ndarray:
+    """(n_replicates, 2): the mean over seeds of the MAE and of the MSE, from (rows, k, n)."""
+    return np.stack([absolute.mean(axis=2).mean(axis=1), (absolute**2).mean(axis=2).mean(axis=1)],
+                    axis=1)
 
 
 def _means(absolute: np.ndarray, squared: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from molstrata.evaluation.metrics import (
     spearman,
     spearman_method,
     summarize,
+    summarize_seeds,
 )
 from molstrata.units import canonical_unit
 
@@ -262,8 +263,13 @@ def stratified_metrics(
     seed: int = 0,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
+    seed_errors: np.ndarray | None = None,
 ) -> StratifiedReport:
     """Errors overall, per size, per element and per size × element, with bootstrap CIs.
+
+    seed_errors: (k, n) errors (predicted - true) of the same molecules under k training seeds
+    (row order: `predictions`'); every figure is then the mean over seeds, with two-level
+    intervals (summarize_seeds), and the hypotheses are tested on the seed-averaged MAE.
 
     Sizes holding at least `min_share` of the EVALUATED molecules are reported (all sizes with
     `all_sizes`); size × element cells are reported for those sizes. `train` is the training
@@ -280,13 +286,17 @@ def stratified_metrics(
     training = train if isinstance(train, TrainingCounts) else TrainingCounts.from_molecules(train)
     if training.n_molecules < 1:
         raise MolstrataError("the training set is empty; give the molecules the model saw")
-    errors = predictions.errors
     n = len(predictions)
+    errors = predictions.errors[None] if seed_errors is None else np.asarray(seed_errors)
+    if errors.ndim != 2 or errors.shape[1] != n:
+        raise ValueError(f"seed_errors must have shape (k, {n}), got {errors.shape}")
 
     def measure(kind: str, key, rows: np.ndarray) -> StratumMetrics:
         label = "all molecules" if kind == "all" else stratum_label(key)
         rng = np.random.default_rng([seed, _SEED_CODES[kind], *_key_ints(key)])
-        summary = summarize(errors[rows], rng, n_bootstrap, confidence, name=label)
+        summary = (summarize(errors[0, rows], rng, n_bootstrap, confidence, name=label)
+                   if len(errors) == 1 else
+                   summarize_seeds(errors[:, rows], rng, n_bootstrap, confidence, name=label))
         if kind == "all":
             return StratumMetrics(kind, None, label, training.n_molecules, 1.0, summary)
         train_count = training.count(kind, key)

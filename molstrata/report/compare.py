@@ -105,6 +105,7 @@ def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list
     curves = [(curve_labels[r.label], rows) for r in comparison.runs if r.curve is not None
               for rows in [evaluation_plots.read_learning_curve(r.curve)] if rows]
     reports = [(r.label, r.report) for r in comparison.runs]
+    seeds = [[m.report for m in r.replicates] for r in comparison.runs]
     split = comparison.split
 
     files = []
@@ -115,10 +116,12 @@ def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list
     atomic_write_text(files[-1], markdown)
     files.append(out / PLOTS[0])
     evaluation_plots.error_by_size(
-        reports, files[-1], title=f"{comparison.target}: error per molecule size ({split} split)")
+        reports, files[-1], title=f"{comparison.target}: error per molecule size ({split} split)",
+        seeds=seeds)
     files.append(out / PLOTS[1])
     evaluation_plots.error_by_element(
-        reports, files[-1], title=f"{comparison.target}: error per element ({split} split)")
+        reports, files[-1], title=f"{comparison.target}: error per element ({split} split)",
+        seeds=seeds)
     if curves:
         files.append(out / PLOTS[2])
         evaluation_plots.learning_curve(curves, files[-1], title=curve_title)

@@ -34,9 +34,12 @@ HEXBIN_ABOVE = 2000
 # ---- strata ------------------------------------------------------------------------------
 
 
-def error_by_size(reports: Reports, path: str | os.PathLike, *, title: str | None = None) -> None:
+def error_by_size(reports: Reports, path: str | os.PathLike, *, title: str | None = None,
+                  seeds: Sequence[Sequence[StratifiedReport]] | None = None) -> None:
     """MAE per size with confidence intervals on a log axis, the training set's size histogram
-    drawn behind it (the study's Figure 3); the overall MAE of each run as a dashed line."""
+    drawn behind it (the study's Figure 3); the overall MAE of each run as a dashed line.
+    seeds: for each run, the reports of its training seeds (a replicated run's line is their
+    mean), drawn as small dots around its line: the spread over seeds."""
     runs = _labelled(reports)
     factor, unit = _common_error_unit(runs)
     fig, ax = plt.subplots(figsize=(9, 4.8))
@@ -60,6 +63,11 @@ def error_by_size(reports: Reports, path: str | os.PathLike, *, title: str | Non
         mae, low, high = _mae_with_interval(report.sizes, factor)
         ax.errorbar(x, mae, yerr=[mae - low, high - mae], fmt="o-", ms=4, lw=1.2, capsize=3,
                     color=_color(i), label=f"MAE per size{_suffix(label, len(runs))}")
+        members = seeds[i] if seeds and len(seeds[i]) > 1 else []
+        for k, member in enumerate(members):
+            points = [(s.key + offset, s.summary.mae * factor) for s in member.sizes]
+            ax.plot(*zip(*points), "_", ms=9, mew=1.6, color=_color(i), alpha=0.8,
+                    label=f"each training seed{_suffix(label, len(runs))}" if k == 0 else None)
         ax.axhline(report.overall.summary.mae * factor, color=_color(i), ls="--", lw=0.9,
                    label=f"overall MAE{_suffix(label, len(runs))}")
     _log_axis(ax)
@@ -74,10 +82,12 @@ def error_by_size(reports: Reports, path: str | os.PathLike, *, title: str | Non
 
 
 def error_by_element(
-    reports: Reports, path: str | os.PathLike, *, title: str | None = None
+    reports: Reports, path: str | os.PathLike, *, title: str | None = None,
+    seeds: Sequence[Sequence[StratifiedReport]] | None = None,
 ) -> None:
     """MAE of the molecules containing each element, with confidence intervals; each element's
-    share of the training set and the molecules evaluated are written under it (Figure 4)."""
+    share of the training set and the molecules evaluated are written under it (Figure 4).
+    seeds: as error_by_size's, each seed's MAE a small dot on its run's bar."""
     runs = _labelled(reports)
     factor, unit = _common_error_unit(runs)
     symbols = list(dict.fromkeys(s.key for _, r in runs for s in r.elements))
@@ -92,6 +102,12 @@ def error_by_element(
         ax.bar(x, mae, width=width * 0.92, color=_color(i), alpha=0.85,
                yerr=[mae - low, high - mae], capsize=3, ecolor="black", error_kw={"lw": 0.9},
                label=f"MAE{_suffix(label, len(runs))}")
+        members = seeds[i] if seeds and len(seeds[i]) > 1 else []
+        for k, member in enumerate(members):
+            own = {s.key: s.summary.mae * factor for s in member.elements}
+            points = [(xk, own[symbols[j]]) for xk, j in zip(x, present) if symbols[j] in own]
+            ax.plot(*zip(*points), "o", ms=3, color="black", alpha=0.6, mfc="white",
+                    label=f"each training seed{_suffix(label, len(runs))}" if k == 0 else None)
         ax.axhline(report.overall.summary.mae * factor, color=_color(i), ls="--", lw=0.9,
                    label=f"overall MAE{_suffix(label, len(runs))}")
     first = {s.key: s for s in runs[0][1].elements}
@@ -243,8 +259,9 @@ def draw_evaluation(evaluation: EvaluatedRun, out_dir: str | os.PathLike) -> lis
     predicted vs true, and the run's learning curve); return their paths."""
     out = Path(out_dir)
     files = [out / name for name in EVALUATION_FIGURES]
-    error_by_size(evaluation.report, files[0])
-    error_by_element(evaluation.report, files[1])
+    seeds = [[m.report for m in getattr(evaluation, "replicates", ())]]
+    error_by_size(evaluation.report, files[0], seeds=seeds)
+    error_by_element(evaluation.report, files[1], seeds=seeds)
     predicted_vs_true(evaluation.predictions, files[2])
     if evaluation.curve is not None:
         files.append(out / "learning_curve.png")

@@ -5,6 +5,7 @@ A plan is one TOML file (the shipped ones are in molstrata/study/plans/):
     [study]
     title = "..."
     preset = "seed-default"           # training preset every experiment starts from
+    replicates = 3                    # training seeds per experiment (default 1)
 
     [defaults.training]               # options for every experiment (any config section)
     epochs = 22
@@ -23,10 +24,16 @@ A plan is one TOML file (the shipped ones are in molstrata/study/plans/):
 Every experiment is tested on the same molecules: the options that choose the dataset and its
 split ([data] filters, max_molecules, split, split_seed, split_file) must be equal across the
 plan; targeted training goes in [subset], which never touches the test set.
+
+With `replicates = k` every experiment is trained k times, with training seeds runtime.seed,
+runtime.seed + 1, ..., on the same split: only the initialisation and the batch order change
+(a cap's draw of molecules is seeded by data.split_seed and stays). Each replicate is a run
+directory OUT/runs/NAME/seed-S.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -81,6 +88,25 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class Replicate:
+    """One training of an experiment: its config with the replicate's training seed."""
+
+    experiment: Experiment
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """NAME/seed-S: the run directory under OUT/runs, and its key in the work queue."""
+        return f"{self.experiment.name}/seed-{self.seed}"
+
+    @property
+    def config(self) -> TrainConfig:
+        config = self.experiment.config
+        return dataclasses.replace(config, runtime=dataclasses.replace(config.runtime,
+                                                                       seed=self.seed))
+
+
+@dataclass(frozen=True)
 class Analysis:
     """A comparison of experiments: `reference` first, then `runs` (patterns expanded)."""
 
@@ -110,9 +136,22 @@ class StudyPlan:
     experiments: tuple[Experiment, ...]
     analyses: tuple[Analysis, ...]
     source: str
+    replicates: int = 1
 
     def experiment(self, name: str) -> Experiment:
         return next(e for e in self.experiments if e.name == name)
+
+    def replicates_of(self, experiment: Experiment) -> tuple[Replicate, ...]:
+        """The experiment's trainings: seeds runtime.seed, runtime.seed + 1, ..."""
+        first = experiment.config.runtime.seed
+        return tuple(Replicate(experiment, first + i) for i in range(self.replicates))
+
+    @property
+    def runs(self) -> tuple[Replicate, ...]:
+        """Every training of the plan, replicate by replicate (seed 1 of every experiment
+        before seed 2 of any), so that a study cut short holds whole replicates."""
+        per_experiment = [self.replicates_of(e) for e in self.experiments]
+        return tuple(r for i in range(self.replicates) for r in (rs[i] for rs in per_experiment))
 
 
 def plan_presets() -> list[str]:
@@ -123,9 +162,10 @@ def plan_presets() -> list[str]:
 
 
 def load_plan(name_or_path: str | Path,
-              overrides: list[tuple[str, str, Any]] | tuple = ()) -> StudyPlan:
+              overrides: list[tuple[str, str, Any]] | tuple = (), *,
+              replicates: int | None = None) -> StudyPlan:
     """A shipped plan by name, or a plan file; `overrides` (section, key, value) apply to
-    every experiment last (a command line's --set)."""
+    every experiment last (a command line's --set); `replicates` replaces the plan's."""
     path = Path(name_or_path)
     if str(name_or_path) in plan_presets():
         text = (resources.files("molstrata.study") / "plans" / f"{name_or_path}.toml") \
@@ -139,7 +179,10 @@ def load_plan(name_or_path: str | Path,
             f"unknown study {str(name_or_path)!r}; use a preset ({', '.join(plan_presets())}) "
             "or a plan file ending in .toml"
         )
-    return parse_plan(parse_toml(text, source), name, source, text, overrides)
+    plan = parse_plan(parse_toml(text, source), name, source, text, overrides)
+    if replicates is not None:
+        plan = dataclasses.replace(plan, replicates=_replicates(replicates, "--replicates"))
+    return plan
 
 
 def parse_plan(raw: dict[str, Any], name: str, source: str, text: str = "",
@@ -147,7 +190,8 @@ def parse_plan(raw: dict[str, Any], name: str, source: str, text: str = "",
     """Validate a plan's tables and resolve every experiment's config."""
     _known(raw, {"study", "defaults", "experiments", "analyses"}, source, "top level")
     study = _table(raw.get("study", {}), f"{source}: [study]")
-    _known(study, {"title", "description", "preset"}, source, "[study]")
+    _known(study, {"title", "description", "preset", "replicates"}, source, "[study]")
+    replicates = _replicates(study.get("replicates", 1), f"{source}: [study] replicates")
     base = study.get("preset", "quick")
     defaults = _table(raw.get("defaults", {}), f"{source}: [defaults]")
     _known(defaults, set(SECTIONS), source, "[defaults]")
@@ -175,7 +219,14 @@ def parse_plan(raw: dict[str, Any], name: str, source: str, text: str = "",
     if duplicate:
         raise MolstrataError(f"{source}: two analyses are named {duplicate!r}; give each a name")
     return StudyPlan(name, study.get("title", name), study.get("description", ""),
-                     tuple(experiments), tuple(analyses), text)
+                     tuple(experiments), tuple(analyses), text, replicates)
+
+
+def _replicates(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MolstrataError(f"{where} must be a whole number of training seeds >= 1, e.g. 3; "
+                             f"got {value!r}")
+    return value
 
 
 def _expand(group: str, table: dict[str, Any], base: str, defaults: dict[str, Any],

@@ -26,6 +26,7 @@ from molstrata.report import study_plots
 from molstrata.report.describe import Description
 from molstrata.report.evaluation_plots import learning_curve
 from molstrata.report.html import ReportFigure, ReportSection, ReportTable, write_report
+from molstrata.study.convergence import run_convergence
 from molstrata.study.results import AnalysisResult, StudyResult
 from molstrata.training.targets import MAX_Z, Standardization
 from molstrata.units import error_unit, unit_key
@@ -59,8 +60,9 @@ def write_study_report(result: StudyResult, description: Description) -> list[Pa
     sections.append(_runs(result, number))
     first = next(iter(result.results.values()))
     facts = [
-        ("study", f"{result.plan.name}: {len(result.plan.experiments)} experiments, "
-                  f"{len(result.plan.analyses)} analyses"),
+        ("study", f"{result.plan.name}: {len(result.plan.experiments)} experiments x "
+                  f"{result.plan.replicates} training seed(s), {len(result.plan.analyses)} "
+                  "analyses"),
         ("test set", f"{first.report.n_molecules:,} molecules, the same for every experiment"),
         ("target", f"{first.report.target} ({first.report.unit}); errors in "
                    f"{error_unit(first.report.unit)[1]}"),
@@ -80,22 +82,68 @@ def write_study_report(result: StudyResult, description: Description) -> list[Pa
 
 
 def _conclusions(result: StudyResult, number: _Numbers) -> ReportSection:
-    rows = [[a.name, f.claim, f.verdict, f.evidence]
-            for a in result.analyses for f in a.findings]
-    held = sum(f.holds is True for a in result.analyses for f in a.findings)
-    tested = sum(f.holds is not None for a in result.analyses for f in a.findings)
+    findings = [(a, f) for a in result.analyses for f in a.findings]
+    rows = [[a.name, f.claim, f.verdict, f.thesis, f.agreement, f.evidence, "; ".join(f.caveats)]
+            for a, f in findings]
+    counts = {v: sum(f.verdict == v for _, f in findings)
+              for v in ("holds", "does not hold", "cannot tell")}
+    agree = {v: sum(f.agreement == v for _, f in findings) for v in ("agrees", "disagrees")}
     return ReportSection(
         "Conclusions: which of the study's claims held on this run",
-        [f"{held} of the {tested} claims that could be tested hold on this run. Every verdict "
-         "below is computed from this run's test-set numbers, not written in advance: "
-         "correlations are Spearman rank correlations with a permutation test, differences "
-         "between two models are paired bootstrap intervals over the same test molecules "
-         "(95 %), and a claim that a model is better holds only when the whole interval says "
-         "so."],
+        [f"Of {len(findings)} claims, {counts['holds']} hold on this run, "
+         f"{counts['does not hold']} do not hold and {counts['cannot tell']} cannot be told at "
+         f"this budget; this run agrees with the thesis on {agree['agrees']} and disagrees on "
+         f"{agree['disagrees']}. Every verdict below is computed from this run's test-set "
+         "numbers, not written in advance: correlations are Spearman rank correlations with a "
+         "permutation test, differences between two models are 95 % bootstrap intervals over "
+         "the same test molecules, and a claim holds only when the whole interval lies on its "
+         "side of zero (does not hold: on the other side; cannot tell: across zero).",
+         _noise_paragraph(result), *_learning_paragraphs(result)],
         tables=[ReportTable("findings", number(None, "Table"),
-                            "The study's claims, whether each holds here, and the statistic "
-                            "behind the verdict.",
-                            ["analysis", "claim", "verdict", "evidence"], rows)])
+                            "The study's claims: whether each holds here, what the thesis "
+                            "found and whether this run agrees, the statistic behind the "
+                            "verdict, and what the verdict leaves unmeasured.",
+                            ["analysis", "claim", "verdict", "thesis", "agreement", "evidence",
+                             "caveats"], rows)])
+
+
+def _noise_paragraph(result: StudyResult) -> str:
+    """Which sources of noise the verdicts measure."""
+    k = result.plan.replicates
+    if k == 1:
+        return ("**Training noise is not measured.** Every experiment was trained once (one "
+                "training seed), so the intervals carry the test molecules' noise only; another "
+                "seed may reverse a small difference. Every verdict carries this caveat; "
+                "`molstrata study --replicates 3` measures it.")
+    spreads = [r.report.overall.summary.mae_seed_sd for r in result.results.values()]
+    spreads = [s for s in spreads if s is not None]
+    factor, unit = error_unit(next(iter(result.results.values())).report.unit)
+    spread = (f" The seed-to-seed standard deviation of the test MAE ranges from "
+              f"{factor * min(spreads):.1f} to {factor * max(spreads):.1f} {unit} over the "
+              "experiments." if spreads else "")
+    return (f"**Training noise is measured.** Every experiment was trained with {k} training "
+            "seeds on the same split (only the initialisation and the batch order differ). "
+            "Every figure is the mean over seeds; every interval comes from a two-level "
+            "bootstrap that resamples each experiment's seeds, then the test molecules (paired "
+            f"between experiments), so a difference that flips sign between seeds does not "
+            f"hold.{spread} With {k} seeds the seed level resamples few values: an interval's "
+            "end is coarse.")
+
+
+def _learning_paragraphs(result: StudyResult) -> list[str]:
+    """Whether the models had stopped learning, and how far the study is from the full one."""
+    base = next(iter(result.results.values()))
+    n_train, epochs = base.n_train, base.summary.get("epochs_done")
+    scale = (f"These models saw {n_train:,} training molecules for {epochs} epochs; the "
+             "thesis trained on all of QM9 (about 105,000 training molecules of 130,831) for "
+             "22 epochs at batch 512.")
+    if not result.still_learning:
+        return [f"**Convergence.** Every experiment's validation MAE fell by less than 2 % over "
+                f"its last 20 % of training. {scale}"]
+    names = ", ".join(result.still_learning)
+    return [f"**Some models were still learning.** The validation MAE of {names} still fell "
+            "by 2 % or more over the last 20 % of training: the claims that rest on them speak "
+            f"about this budget, not about converged models (see each claim's caveats). {scale}"]
 
 
 def _data(result: StudyResult, description: Description, number: _Numbers) -> ReportSection:
@@ -128,16 +176,17 @@ def _baseline(result: StudyResult, analysis: AnalysisResult, folder: Path,
     paragraphs = _finding_paragraphs(analysis) + _reference_baseline(run, result.molecules)
     figures = [
         ReportFigure(run.eval_dir / "error_by_size.png", number("3"),
-                     f"{run.label}: test MAE ({unit}, log scale) per molecule size with 95 % "
-                     "bootstrap intervals, over the training set's size histogram (bars); "
+                     f"{run.label}: test MAE ({unit}, log scale) per molecule size with "
+                     f"{_intervals(run)}, over the training set's size histogram (bars); "
                      "dashed: the global MAE. " + _correlation_caption(report, "size")),
         ReportFigure(run.eval_dir / "error_by_element.png", number("4"),
                      f"{run.label}: test MAE ({unit}) of the molecules containing each element, "
-                     "with 95 % bootstrap intervals, against how often the element occurs in "
+                     f"with {_intervals(run)}, against how often the element occurs in "
                      "training. " + _correlation_caption(report, "element")),
         ReportFigure(run.eval_dir / "predicted_vs_true.png", number(None),
                      f"{run.label}: predicted against reference {report.target} on the test "
-                     f"molecules ({report.unit})."),
+                     f"molecules ({report.unit})"
+                     + (f", training seed {run.seeds[0]}." if run.k > 1 else ".")),
     ]
     tables = [
         _stratum_table(f"{analysis.name}_per_size", number(None, "Table"),
@@ -268,28 +317,51 @@ def _generic(result: StudyResult, analysis: AnalysisResult, folder: Path,
 
 
 def _runs(result: StudyResult, number: _Numbers) -> ReportSection:
-    header = ["experiment", "what", "train_molecules", "epochs", "best_epoch",
-              "train_seconds", "evaluation_seconds", "test_mae", "test_mse", "run_dir"]
-    rows = []
-    unit = mse_unit = ""
+    first = next(iter(result.results.values()))
+    factor, unit = error_unit(first.report.unit)
+    e = unit_key(unit)
+    header = ["experiment", "what", "seeds", "train_molecules", "epochs", f"test_mae_{e}",
+              f"test_mae_ci95_low_{e}", f"test_mae_ci95_high_{e}", f"seed_sd_{e}",
+              f"worst_size_mae_{e}", "val_mae_fall_last_20pct", "still_learning",
+              "train_seconds_mean", "runs"]
+    rows, per_run = [], []
     for experiment in result.plan.experiments:
         run = result.results[experiment.name]
-        factor, unit = error_unit(run.report.unit)
-        mse_unit = unit_key(run.report.unit) + "2"
-        s = run.summary
-        rows.append([experiment.name, experiment.title, s.get("n_molecules", {}).get("train"),
-                     s.get("epochs_done"), s.get("best_epoch"), s.get("train_seconds"),
-                     run.evaluation_seconds, factor * run.report.overall.summary.mae,
-                     run.report.overall.summary.mse,
-                     str(run.run_dir.relative_to(result.out_dir))])
-    header[7], header[8] = f"test_mae_{unit_key(unit)}", f"test_mse_{mse_unit}"
+        s = run.report.overall.summary
+        worst = run.report.worst.get("size")
+        falls = [c.fall for c in (run_convergence(m.curve) for m in run.replicates or (run,))
+                 if c is not None]
+        rows.append([
+            experiment.name, experiment.title, run.k, run.n_train,
+            run.summary.get("epochs_done"), factor * s.mae, factor * s.mae_ci_low,
+            factor * s.mae_ci_high, None if s.mae_seed_sd is None else factor * s.mae_seed_sd,
+            None if worst is None else factor * worst.summary.mae,
+            None if not falls else round(float(np.mean(falls)), 4),
+            experiment.name in result.still_learning, run.train_seconds,
+            str(run.run_dir.relative_to(result.out_dir))])
+        for member in run.replicates or (run,):
+            m = member.summary
+            per_run.append([experiment.name, member.config.runtime.seed,
+                            m.get("epochs_done"), m.get("best_epoch"), m.get("train_seconds"),
+                            member.evaluation_seconds,
+                            factor * member.report.overall.summary.mae,
+                            member.report.overall.summary.mse,
+                            str(member.run_dir.relative_to(result.out_dir))])
+    mse_unit = unit_key(first.report.unit) + "2"
     return ReportSection(
         "Every experiment",
-        ["Each experiment is a run directory (config.toml, split.json, checkpoints, "
-         "learning_curve.csv, run.json) with its test evaluation in eval-test/; "
-         "`molstrata compare RUN RUN ...` compares any of them."],
+        ["Each run is a directory (config.toml, split.json, checkpoints, learning_curve.csv, "
+         "run.json) with its test evaluation in eval-test/; `molstrata compare` compares any of "
+         "them, and a folder of seed-S runs (runs/NAME) as one group of training seeds. "
+         "Experiments: the mean over seeds and its two-level interval, the seed-to-seed "
+         "standard deviation, and the relative fall of the validation MAE over the last 20 % "
+         "of training (still learning: 2 % or more)."],
         tables=[ReportTable("experiments", number(None, "Table"), "Every experiment of the plan.",
-                            header, rows)])
+                            header, rows),
+                ReportTable("runs", number(None, "Table"), "Every training run (one per seed).",
+                            ["experiment", "seed", "epochs", "best_epoch", "train_seconds",
+                             "evaluation_seconds", f"test_mae_{e}", f"test_mse_{mse_unit}",
+                             "run_dir"], per_run)])
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -311,7 +383,8 @@ def _comparison_section(analysis: AnalysisResult, figures: list[ReportFigure],
             _table(f"{analysis.name}_wins", number(None, "Table"),
                    "Which model has the lowest MAE in each stratum, its lead over the "
                    "runner-up and the lead's bootstrap interval (paired over the same "
-                   "molecules).", c.wins_table()),
+                   "molecules; two-level, seeds then molecules, for replicated models).",
+                   c.wins_table()),
         ]
     return ReportSection(analysis.title, _finding_paragraphs(analysis), figures, tables)
 
@@ -353,7 +426,16 @@ def _stratum_table(name: str, label: str, caption: str, report: StratifiedReport
 
 
 def _finding_paragraphs(analysis: AnalysisResult) -> list[str]:
-    return [f"**{f.claim}: {f.verdict}.** {f.evidence}." for f in analysis.findings]
+    return [f"**{f.claim}: {f.verdict}** (thesis: {f.thesis}; {f.agreement}). {f.evidence}."
+            + "".join(f" *Caveat: {c}.*" for c in f.caveats) for f in analysis.findings]
+
+
+def _intervals(run: RunResult) -> str:
+    """What a run's intervals are, for captions."""
+    if run.k > 1:
+        return (f"the mean over {run.k} training seeds (dots: each seed) and 95 % two-level "
+                "bootstrap intervals (seeds, then molecules)")
+    return "95 % bootstrap intervals over the test molecules (one training seed)"
 
 
 def _correlation_caption(report: StratifiedReport, kind: str) -> str:
@@ -418,7 +500,8 @@ def _subset_text(run: RunResult) -> str:
 
 
 def _training_seconds(result: StudyResult) -> float:
-    return sum(float(r.summary.get("train_seconds") or 0.0) for r in result.results.values())
+    return sum(float(m.summary.get("train_seconds") or 0.0) for r in result.results.values()
+               for m in r.replicates or (r,))
 
 
 def _duration(seconds: float) -> str:

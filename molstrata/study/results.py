@@ -6,7 +6,7 @@ import this one and not each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from molstrata.data.molecules import Molecules
@@ -40,3 +40,5 @@ class StudyResult:
     seconds: float
     trained_seconds: float
     molecules: Molecules  # the dataset every experiment was tested on (a slice of it)
+    still_learning: dict[str, str] = field(default_factory=dict)
+    """experiment -> why its models were still learning at the end (study.convergence)."""

@@ -1,27 +1,40 @@
 """Run a study plan end to end: describe the data, train every experiment, evaluate each on
 the shared test split, compare, test the study's claims, and write the report.
 
-Resumable: an experiment whose run finished is reused (when its saved config is the plan's),
-an interrupted one resumes from its last checkpoint, and evaluations newer than their
-checkpoint are reused; the cheap steps (describe, compare, report) run again.
+Resumable: a run that finished is reused (when its saved config is the plan's), an
+interrupted one resumes from its last checkpoint, and evaluations newer than their checkpoint
+are reused; the cheap steps (describe, compare, report) run again.
+
+Every training of the plan (experiment x replicate, OUT/runs/NAME/seed-S) is an item of a work
+queue in OUT/queue.db (study/queue.py), so several workers share one study: `workers=N` starts
+N - 1 more processes on this machine, and the same command started on other machines that share
+OUT works through the same queue. Each item is claimed once; a dead worker's item is taken over
+after a grace period and resumes from its checkpoint. Every command waits for all trainings to
+finish, then evaluates what is not yet evaluated and writes the report.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from molstrata._files import atomic_write_text
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import RunResult, compare_runs, load_run_result
+from molstrata.evaluation.compare import RunResult, compare_runs, group_runs, load_run_result
 from molstrata.report.compare import write_comparison
 from molstrata.report.describe import describe
 from molstrata.report.evaluation_plots import draw_evaluation
+from molstrata.study.convergence import still_learning
 from molstrata.study.findings import analyse
-from molstrata.study.plan import Experiment, StudyPlan, load_plan
+from molstrata.study.plan import Replicate, StudyPlan, load_plan
+from molstrata.study.queue import WorkQueue, next_claim
 from molstrata.study.report import write_study_report
 from molstrata.study.results import AnalysisResult, StudyResult
 from molstrata.training.config import TrainConfig
@@ -37,45 +50,87 @@ _RUNTIME_ONLY = {("runtime", "device"), ("runtime", "threads"), ("runtime", "eva
 
 def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
               cache_dir: str | None = None, device: str = "auto", threads: int | None = None,
-              overrides: list[tuple[str, str, Any]] | tuple = (), progress: bool = True,
+              overrides: list[tuple[str, str, Any]] | tuple = (), replicates: int | None = None,
+              workers: int = 1, heartbeat_s: int = 30, progress: bool = True,
               log=print) -> StudyResult:
     """Run the plan (a preset name or a TOML file) into `out_dir`.
 
-    overrides: (section, key, value) applied to every experiment's config, last.
+    overrides: (section, key, value) applied to every experiment's config, last. replicates:
+    training seeds per experiment, instead of the plan's. workers: processes on this machine
+    that train at once (each with threads // workers CPU threads). heartbeat_s: how often a
+    worker signs its claim; a claim silent for twice that is taken over.
     """
     one_process("molstrata study")
     started = time.perf_counter()
-    runtime = [("data", "cache_dir", cache_dir), ("runtime", "device", device),
-               ("runtime", "threads", threads)]
-    plan = load_plan(plan, [*overrides, *((s, k, v) for s, k, v in runtime if v is not None)])
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise MolstrataError(f"--workers must be a whole number >= 1, got {workers!r}")
+    if workers > 1:
+        threads = max(1, (threads or torch_threads()) // workers)
+    spec = {"plan": str(plan), "out": str(out_dir), "cache_dir": cache_dir, "device": device,
+            "threads": threads, "overrides": [list(o) for o in overrides],
+            "replicates": replicates, "heartbeat_s": heartbeat_s}
+    plan = _load(spec)
     out = Path(out_dir)
-    runs = {e.name: out / "runs" / e.name for e in plan.experiments}
-    for experiment in plan.experiments:  # refuse a changed plan before any work
-        _check_reusable(experiment, runs[experiment.name])
+    _check_layout(plan, out)
+    for replicate in plan.runs:  # refuse a changed plan before any work
+        _check_reusable(replicate, out / "runs" / replicate.key)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "plan.toml", plan.source or _plan_note(plan))
 
     log(f"== {plan.title}")
-    log(f"   {len(plan.experiments)} experiments, {len(plan.analyses)} analyses -> {out}")
+    log(f"   {len(plan.experiments)} experiments x {plan.replicates} training seed"
+        f"{'s' if plan.replicates > 1 else ''} = {len(plan.runs)} runs, "
+        f"{len(plan.analyses)} analyses -> {out}")
+    if plan.replicates == 1:
+        log("   one training seed per experiment: intervals will carry the test molecules' "
+            "noise only, not the training seed's (--replicates 3 measures it)")
     base = plan.experiments[0].config
     molecules = load_molecules(base, progress)
     description = describe(molecules, out / "describe", name=_dataset_name(base),
                            target=base.data.target, extensive=is_extensive(base))
     log(description.text.split("\n\n")[0])
 
-    trained = 0.0
-    for i, experiment in enumerate(plan.experiments, 1):
-        log(f"== [{i}/{len(plan.experiments)}] {experiment.name}: {experiment.title}")
-        trained += _train(experiment, runs[experiment.name], progress, log)
-
-    log("== evaluating every experiment on the shared test split")
-    results = {e.name: load_run_result(runs[e.name], e.name, "test", evaluate_missing=True,
-                                       device=device, progress=progress)
-               for e in plan.experiments}
-    for result in results.values():
-        if result.evaluated_now:
-            draw_evaluation(result, result.eval_dir)
+    finished = [r.key for r in plan.runs if _finished(out / "runs" / r.key)]
+    if finished:
+        log(f"   reusing {len(finished)} finished run(s) of {len(plan.runs)}")
+    queue = WorkQueue.for_folder(out, heartbeat_s=heartbeat_s)
+    queue.add([r.key for r in plan.runs])
+    helpers = [_start_worker(spec, n) for n in range(2, workers + 1)]
+    try:
+        trained = _work(plan, out, queue, progress, log)
+        _wait(helpers, log)
+    finally:
+        _stop(helpers)
+    status = queue.status([r.key for r in plan.runs])
+    if len(status.done) < len(plan.runs):
+        raise MolstrataError(
+            f"{len(plan.runs) - len(status.done)} runs of the study did not finish "
+            f"(failed: {', '.join(status.failed) or 'none'}; still held: "
+            f"{', '.join(status.running) or 'none'}); run the same command again to retry them"
+        )
+    for replicate in plan.runs:  # done in the queue, but its folder was deleted or damaged
+        if not _finished(out / "runs" / replicate.key):
+            log(f"== {replicate.key}: the queue has it done but its run is not finished: "
+                "training it here")
+            trained += _train(replicate, out / "runs" / replicate.key, progress, log)
+    log("== evaluating every run on the shared test split")
+    results, members = {}, []
+    for e in plan.experiments:
+        runs = [load_run_result(out / "runs" / r.key, r.key, "test", evaluate_missing=True,
+                                device=device, progress=progress) for r in plan.replicates_of(e)]
+        members += runs
+        group = group_runs(runs, e.name)
+        if group.k > 1:  # the experiment's own figures: seed means, two-level intervals
+            group = dataclasses.replace(group, eval_dir=out / "experiments" / e.name)
+            draw_evaluation(group, group.eval_dir)
+        results[e.name] = group
+    for run in members:
+        if run.evaluated_now:
+            draw_evaluation(run, run.eval_dir)
     _check_same_test_molecules(results)
+    learning = {e.name: why for e in plan.experiments
+                if (why := still_learning([m.curve for m in results[e.name].replicates
+                                           or (results[e.name],)])) is not None}
 
     analyses = []
     for analysis in plan.analyses:
@@ -86,11 +141,11 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
             comparison = compare_runs(compared)
             folder = out / "comparisons" / analysis.name
             write_comparison(comparison, folder)
-        findings = analyse(analysis, results)
+        findings = analyse(analysis, results, learning)
         analyses.append(AnalysisResult(analysis.name, analysis.kind, analysis.title,
                                        analysis.experiments, comparison, findings, folder))
     seconds = time.perf_counter() - started
-    result = StudyResult(plan, out, results, analyses, [], seconds, trained, molecules)
+    result = StudyResult(plan, out, results, analyses, [], seconds, trained, molecules, learning)
     files = write_study_report(result, description)
     return dataclasses.replace(result, report_files=files)
 
@@ -105,10 +160,14 @@ def study_text(result: StudyResult) -> str:
         for finding in analysis.findings:
             lines.append(f"  [{finding.verdict}] {finding.claim}")
             lines.append(f"      {finding.evidence}")
+            lines.append(f"      thesis: {finding.thesis} -> {finding.agreement}")
+            for caveat in finding.caveats:
+                lines.append(f"      caveat: {caveat}")
         lines.append("")
     report = next((p for p in result.report_files if p.suffix == ".html"), None)
     minutes = result.seconds / 60
-    recorded = sum(float(r.summary.get("train_seconds") or 0.0) for r in result.results.values())
+    recorded = sum(float(m.summary.get("train_seconds") or 0.0) for r in result.results.values()
+                   for m in r.replicates or (r,))
     lines += [f"wall time of this call {minutes:.1f} min ({result.trained_seconds / 60:.1f} min "
               f"of it training); training time of all experiments {recorded / 60:.1f} min",
               f"report:      {report}",
@@ -117,34 +176,131 @@ def study_text(result: StudyResult) -> str:
     return "\n".join(lines)
 
 
-def _train(experiment: Experiment, run_dir: Path, progress: bool, log) -> float:
-    """Train, resume or reuse one experiment's run; the seconds spent training now."""
+def work(spec_json: str) -> None:
+    """A helper worker started by run_study(workers=N): train the plan's runs that no other
+    worker holds, quietly, until none is left. Its argument is run_study's options as JSON."""
+    spec = json.loads(spec_json)
+    plan = _load(spec)
+    prefix = f"[worker {spec['worker']}]"
+    try:
+        _work(plan, Path(spec["out"]),
+              WorkQueue.for_folder(spec["out"], heartbeat_s=spec["heartbeat_s"]), False,
+              lambda text: print(f"{prefix} {text.strip()}", flush=True))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _load(spec: dict) -> StudyPlan:
+    runtime = [("data", "cache_dir", spec["cache_dir"]), ("runtime", "device", spec["device"]),
+               ("runtime", "threads", spec["threads"])]
+    overrides = [tuple(o) for o in spec["overrides"]]
+    return load_plan(spec["plan"], [*overrides, *((s, k, v) for s, k, v in runtime
+                                                   if v is not None)],
+                     replicates=spec["replicates"])
+
+
+def _work(plan: StudyPlan, out: Path, queue: WorkQueue, progress: bool, log) -> float:
+    """Train the runs of the plan this worker claims, one at a time, until every run is done
+    or held by another worker; the seconds spent training."""
+    by_key = {r.key: r for r in plan.runs}
+    number = {key: i for i, key in enumerate(by_key, 1)}
+    trained = 0.0
+    while (claim := next_claim(queue, list(by_key), log=log)) is not None:
+        with claim:
+            replicate = by_key[claim.key]
+            log(f"== [{number[claim.key]}/{len(by_key)}] {claim.key}: "
+                f"{replicate.experiment.title}"
+                + (" (taken over from a worker that stopped)" if claim.taken_over else ""))
+            trained += _train(replicate, out / "runs" / claim.key, progress, log)
+    return trained
+
+
+def _finished(run_dir: Path) -> bool:
+    return read_run_summary(run_dir).get("status") in ("finished", "stopped early")
+
+
+def _train(replicate: Replicate, run_dir: Path, progress: bool, log) -> float:
+    """Train, resume or reuse one run; the seconds spent training now."""
     paths = RunPaths(run_dir)
-    status = read_run_summary(run_dir).get("status")
-    if status in ("finished", "stopped early"):
+    if _finished(run_dir):
         log(f"   reusing the finished run in {run_dir}")
         return 0.0
+    config = replicate.config
     resume = paths.config.is_file()
+    started = time.perf_counter()
     if resume:
         log(f"   resuming {run_dir}")
-    started = time.perf_counter()
-    train(experiment.config, run_dir, resume=resume, progress=progress, log=log)
+        changes = {("runtime", "threads"): config.runtime.threads,
+                   ("runtime", "device"): config.runtime.device}
+        train(None, run_dir, resume=True, changes=changes, progress=progress, log=log)
+    else:
+        train(config, run_dir, progress=progress, log=log)
     return time.perf_counter() - started
 
 
-def _check_reusable(experiment: Experiment, run_dir: Path) -> None:
+def _start_worker(spec: dict, number: int) -> subprocess.Popen:
+    arguments = json.dumps({**spec, "worker": number})
+    return subprocess.Popen([sys.executable, "-c", "import sys; from molstrata.study.runner "
+                             "import work; work(sys.argv[1])", arguments])
+
+
+def _wait(helpers: list[subprocess.Popen], log) -> None:
+    """Wait for the helper workers; a helper that failed is an error (its item is queued
+    again, and the same command resumes it)."""
+    for helper in helpers:
+        code = helper.wait()
+        if code != 0:
+            raise MolstrataError(f"a study worker (process {helper.pid}) stopped with status "
+                                 f"{code}; see its lines above, then run the same command again")
+
+
+def _stop(helpers: list[subprocess.Popen]) -> None:
+    """Stop helpers still running (after an error or Ctrl-C here): Ctrl-C first, so that
+    they put their runs back in the queue, then, after 30 s, for good."""
+    running = [h for h in helpers if h.poll() is None]
+    for helper in running:
+        helper.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    for helper in running:
+        try:
+            helper.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            helper.kill()
+
+
+def _check_layout(plan: StudyPlan, out: Path) -> None:
+    """Refuse an output folder of molstrata's earlier layout (one run per experiment in
+    runs/NAME), which this version would train again beside."""
+    for experiment in plan.experiments:
+        old = out / "runs" / experiment.name
+        if RunPaths(old).config.is_file():
+            new = old / f"seed-{experiment.config.runtime.seed}"
+            raise MolstrataError(
+                f"{old} is a run of an earlier molstrata (one run per experiment); runs are now "
+                f"OUT/runs/NAME/seed-S: move its files to {new} to reuse it, or write the study "
+                "to another --out"
+            )
+
+
+def _check_reusable(replicate: Replicate, run_dir: Path) -> None:
     """Refuse to reuse or resume a run trained with another config than the plan's."""
     paths = RunPaths(run_dir)
     if not paths.config.is_file():
         return
     saved = TrainConfig.from_toml(paths.config).to_dict()
-    wanted = experiment.config.to_dict()
+    wanted = replicate.config.to_dict()
     for section, values in wanted.items():
         for key, value in values.items():
             if (section, key) in _RUNTIME_ONLY or saved[section][key] == value:
                 continue
             raise MolstrataError(
-                f"experiment {experiment.name}: {run_dir} was trained with {section}.{key} = "
+                f"run {replicate.key}: {run_dir} was trained with {section}.{key} = "
                 f"{saved[section][key]!r} but the plan now says {value!r}; write the study to "
                 f"another --out, or delete {run_dir} to retrain it"
             )
