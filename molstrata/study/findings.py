@@ -184,10 +184,14 @@ def analyse(analysis: Analysis, results: Mapping[str, RunResult],
     caveats = []
     if all(run.k == 1 for run in runs):
         caveats.append("one training seed per experiment: training noise not measured")
-    learning = [f"{name}: {(still_learning or {})[name]}" for name in analysis.experiments
-                if name in (still_learning or {})]
-    if learning:
-        caveats.append("from models still learning (" + "; ".join(learning) + ")")
+    learning = [name for name in analysis.experiments if name in (still_learning or {})]
+    if 0 < len(learning) <= 2:
+        caveats.append("from models still learning (" + "; ".join(
+            f"{name}: {still_learning[name]}" for name in learning) + ")")
+    elif learning:
+        caveats.append(f"from models still learning ({len(learning)} of "
+                       f"{len(analysis.experiments)} experiments: {', '.join(learning)}; "
+                       "see each in the report's table of experiments)")
     return [dataclasses.replace(f, caveats=(*f.caveats, *caveats)) for f in findings]
 
 
@@ -429,6 +433,58 @@ def _compare(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Findi
     return []
 
 
+_NOT_IN_THESIS = ("not measured by the thesis, which concluded that QM9's imbalance should be "
+                  "fixed without saying how")
+
+
+def _learning_curve(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
+    from molstrata.study.curves import curve_analysis, exponent_text, needed_text
+
+    curves = curve_analysis(analysis, results)
+    overall, unit = curves.overall, curves.unit
+    low, high = overall.b_interval
+    findings = [Finding(
+        "More training molecules lower the global error, as a power law of their number",
+        True if low > 0 else False if high < 0 else None,
+        f"global MAE against training molecules ({curves.n_train[0]:,.0f} to "
+        f"{curves.n_train[-1]:,.0f}): {overall.fit.form} fit, {exponent_text(overall)} "
+        f"(95 % two-level bootstrap interval); {curves.target:g} {unit} would take "
+        f"{needed_text(overall.n_needed, overall.n_needed_interval)} training molecules",
+        _NOT_IN_THESIS, None)]
+    for kind, noun in (("size", "size"), ("element", "element")):
+        corr = curves.correlation.get(kind)
+        article = "an" if noun[0] in "aeiou" else "a"
+        claim = (f"Rare {noun}s learn more slowly: the rarer {article} {noun} in training, the "
+                 "smaller the exponent of its learning curve")
+        if corr is None:
+            findings.append(Finding(claim, None, f"fewer than 3 {noun} strata could be fitted",
+                                    _NOT_IN_THESIS, None))
+            continue
+        rho, p, n = corr
+        significant = p < SIGNIFICANCE
+        findings.append(Finding(
+            claim, None if not significant else bool(rho > 0),
+            f"Spearman rho = {rho:+.2f} between {article} {noun}'s share of the training set "
+            f"and its exponent b over {n} fitted {noun} strata, p = {p:.3g} (holds when "
+            f"rho > 0 and p < {SIGNIFICANCE:g}; does not hold when rho < 0 and "
+            f"p < {SIGNIFICANCE:g}: then "
+            "rare strata learn at least as fast and only start from fewer molecules)",
+            _NOT_IN_THESIS, None))
+    check = curves.held_out.get("size")
+    if check is not None and check.rows:
+        error = check.median_abs_relative_error
+        findings.append(Finding(
+            "The per-size fits extrapolate: fitted without the largest subset, they predict its "
+            "per-size MAE within 10 %",
+            bool(error <= 0.10),
+            f"median absolute error of the prediction {100 * error:.1f} % over "
+            f"{len(check.rows)} sizes (worst: "
+            + ", ".join(f"{r.label} {100 * r.relative_error:+.0f} %" for r in
+                        sorted(check.rows, key=lambda r: -abs(r.relative_error))[:3])
+            + ")", _NOT_IN_THESIS, None))
+    return findings
+
+
 def _run_times(run: RunResult) -> list[float]:
     """Seconds of training and evaluation of each replicate."""
     return [float(r.summary.get("total_seconds") or 0.0) + float(r.evaluation_seconds or 0.0)
@@ -479,4 +535,5 @@ FINDINGS: dict[str, Callable[[Analysis, Mapping[str, RunResult]], list[Finding]]
     "directed": _directed,
     "final": _final,
     "compare": _compare,
+    "learning_curve": _learning_curve,
 }

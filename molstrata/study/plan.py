@@ -68,6 +68,9 @@ ANALYSES: dict[str, AnalysisKind] = {
                           "curves, time"),
     "compare": AnalysisKind("any runs side by side, with no claim tested",
                             needs_reference=False),
+    "learning_curve": AnalysisKind("per-stratum learning curves over nested training subsets "
+                                   "(subset.max_train), fits and data advice",
+                                   needs_reference=False),
 }
 
 # Options that fix which molecules exist and how they are split: equal across a plan.
@@ -117,6 +120,8 @@ class Analysis:
     runs: tuple[str, ...]
     labels: dict[str, str] = field(default_factory=dict)
     sizes: tuple[int, int] | None = None
+    target_mae: float | None = None
+    """learning_curve: the MAE the data advice aims at, in the error unit (meV for energies)."""
 
     @property
     def experiments(self) -> tuple[str, ...]:
@@ -278,8 +283,8 @@ def _expand(group: str, table: dict[str, Any], base: str, defaults: dict[str, An
 
 def _analysis(table: dict[str, Any], names: list[str], source: str, i: int) -> Analysis:
     where = f"[[analyses]] #{i + 1}"
-    _known(table, {"kind", "name", "title", "reference", "runs", "labels", "sizes"}, source,
-           where)
+    _known(table, {"kind", "name", "title", "reference", "runs", "labels", "sizes",
+                   "target_mae"}, source, where)
     kind = table.get("kind")
     if kind not in ANALYSES:
         raise MolstrataError(
@@ -309,9 +314,15 @@ def _analysis(table: dict[str, Any], names: list[str], source: str, i: int) -> A
         raise MolstrataError(f"{source}: {where} sizes must be [min, max] atoms, e.g. [18, 23]")
     labels = _table(table.get("labels", {}), f"{source}: {where} labels")
     title = table.get("title", ANALYSES[kind].description)
+    target = table.get("target_mae")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)
+                               or target <= 0):
+        raise MolstrataError(f"{source}: {where} target_mae must be a positive error (meV for "
+                             f"energies), e.g. 43; got {target!r}")
     return Analysis(kind, str(table.get("name", kind)), str(title),
                     reference, tuple(runs), {str(k): str(v) for k, v in labels.items()},
-                    None if sizes is None else (sizes[0], sizes[1]))
+                    None if sizes is None else (sizes[0], sizes[1]),
+                    None if target is None else float(target))
 
 
 def _check_same_test_set(experiments: list[Experiment], source: str) -> None:

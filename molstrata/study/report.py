@@ -510,6 +510,131 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s"
 
 
+def _learning_curve(result: StudyResult, analysis: AnalysisResult, folder: Path,
+                    number: _Numbers) -> ReportSection:
+    from molstrata.report import learning_curve_plots as plots
+    from molstrata.study.curves import curve_analysis, exponent_text, needed_text
+
+    plan_analysis = next(a for a in result.plan.analyses if a.name == analysis.name)
+    curves = curve_analysis(plan_analysis, result.results)
+    arms = [result.results[name] for name in curves.subsets]
+    factor, unit = error_unit(arms[0].report.unit)
+    figures, tables = [], []
+    kinds = (("size", "sizes", "Figure"), ("element", "elements", "Figure"))
+    for kind, plural, _ in kinds:
+        drawn = []
+        for stratum in arms[-1].report.strata(kind):
+            points = _curve_points(arms, kind, stratum.key, stratum.label, factor)
+            curve = curves.curves[kind].get(stratum.label)
+            fit = None if curve is None else plots.CurveFit(
+                curve.at_n, curve.predicted, curve.predicted_low, curve.predicted_high,
+                curve.fit.form, curve.fit.b, *curve.b_interval)
+            drawn.append((points, fit))
+        path = folder / f"{analysis.name}_{plural}.png"
+        plots.learning_curves(drawn, path, unit=unit, target=curves.target, max_panels=20,
+                              title=f"Test MAE of each {kind} against its training molecules")
+        figures.append(ReportFigure(
+            path, number(None),
+            f"Learning curve of each {kind} stratum: its test MAE ({unit}; the mean over "
+            f"{max(curves.k_seeds)} training seeds, 95 % two-level intervals; marks: each "
+            f"seed) against the number of its own molecules in each nested training subset, "
+            f"log-log, with the fit (line; dashed where it extrapolates) and its 95 % band; "
+            f"dashed level: the {curves.target:g} {unit} target."))
+    fitted = curves.curves["size"]
+    if fitted:
+        path = folder / f"{analysis.name}_exponents.png"
+        labels = list(fitted)
+        plots.exponents_against_share(
+            labels, [curves.shares["size"][label] for label in labels],
+            [fitted[label].fit.b for label in labels],
+            [fitted[label].b_interval[0] for label in labels],
+            [fitted[label].b_interval[1] for label in labels], path,
+            title="Learning-curve exponent of each size against its share of training",
+            kind="size", global_b=curves.overall.fit.b)
+        figures.append(ReportFigure(
+            path, number(None),
+            "The fitted exponent b of each size (MAE ∝ n^-b, 95 % intervals) against the "
+            "size's share of the training molecules; line: the global curve's b. Rare sizes "
+            "that learn more slowly sit low on the left."))
+    for kind, plural, _ in kinds:
+        header = ["stratum", "training_molecules_now", "test_molecules", f"mae_now_{unit}",
+                  "form", "b", "b_ci95_low", "b_ci95_high", "molecules_needed",
+                  "needed_ci95_low", "needed_ci95_high",
+                  f"macro_mae_gain_per_1000_molecules_{unit}", "far_extrapolation", "note"]
+        rows = [[a.label, a.n_train, a.n_test, a.mae_now, a.form, _finite(a.b),
+                 _finite(a.b_interval[0]), _finite(a.b_interval[1]), _finite(a.n_needed),
+                 _finite(a.n_needed_interval[0]), _finite(a.n_needed_interval[1]),
+                 _finite(a.gain_per_1000), a.extrapolated, a.note]
+                for a in curves.advice[kind]]
+        tables.append(ReportTable(
+            f"{analysis.name}_advice_{plural}", number(None, "Table"),
+            f"Data advice per {kind}, ranked by how much one added molecule of it would lower "
+            f"the macro-averaged MAE: its training molecules now, the molecules its fit says "
+            f"it needs to reach {curves.target:g} {unit} (95 % interval; far_extrapolation: "
+            "more than 10 times the largest measured subset, which is not advice), and the "
+            "gain per 1,000 added molecules.", header, rows))
+    check = curves.held_out["size"]
+    tables.append(ReportTable(
+        f"{analysis.name}_held_out", number(None, "Table"),
+        "Held-out check: each size's curve fitted without the largest subset, and its "
+        f"prediction of the largest subset's MAE ({unit}) against the measured one.",
+        ["stratum", "training_molecules", "form", f"predicted_{unit}", f"measured_{unit}",
+         "relative_error"],
+        [[r.label, r.n_train, r.form, r.predicted, r.measured, r.relative_error]
+         for r in check.rows]))
+    paragraphs = [_advice_paragraph(curves, unit, needed_text, exponent_text),
+                  *_finding_paragraphs(analysis)]
+    return ReportSection(analysis.title, paragraphs, figures, tables)
+
+
+def _curve_points(arms, kind: str, key, label: str, factor: float):
+    from molstrata.report.learning_curve_plots import CurvePoints
+
+    n, mae, low, high, seeds = [], [], [], [], []
+    for arm in arms:
+        stratum = next((s for s in arm.report.strata(kind) if s.key == key), None)
+        n.append(arm.report.training.count(kind, key))
+        summary = None if stratum is None else stratum.summary
+        mae.append(np.nan if summary is None else factor * summary.mae)
+        low.append(np.nan if summary is None else factor * summary.mae_ci_low)
+        high.append(np.nan if summary is None else factor * summary.mae_ci_high)
+        own = []
+        for member in arm.replicates or (arm,):
+            s = next((x for x in member.report.strata(kind) if x.key == key), None)
+            own.append(np.nan if s is None else factor * s.summary.mae)
+        seeds.append(own)
+    width = max(len(s) for s in seeds)
+    seed_array = np.array([s + [np.nan] * (width - len(s)) for s in seeds]).T
+    keep = np.array(n) >= 1
+    return CurvePoints(label, np.array(n, dtype=float)[keep], np.array(mae)[keep],
+                       np.array(low)[keep], np.array(high)[keep], seed_array[:, keep])
+
+
+def _advice_paragraph(curves, unit: str, needed_text, exponent_text) -> str:
+    """The advice in words: which strata gain most from more data, and what they need."""
+    parts = []
+    for kind in ("size", "element"):
+        ranked = [a for a in curves.advice[kind] if a.form is not None]
+        if not ranked:
+            continue
+        top = ranked[:3]
+        parts.append(
+            f"Per {kind}, one added molecule helps most for "
+            + "; ".join(f"{a.label} ({a.gain_per_1000:.2f} {unit} of macro MAE per 1,000 added, "
+                        f"{a.n_train:,} now; to reach {curves.target:g} {unit}: "
+                        f"{needed_text(a.n_needed, a.n_needed_interval)} molecules"
+                        + (", a far extrapolation" if a.extrapolated else "") + ")"
+                        for a in top) + ".")
+    overall = curves.overall
+    return (f"**Data advice.** The global curve falls with {exponent_text(overall)}. "
+            + " ".join(parts) + " Intervals are 95 % two-level bootstrap intervals (training "
+            "seeds, then test molecules); strata without a fit are listed with the reason.")
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
 # The report section of each analysis kind: one entry per kind of plan.ANALYSES.
 SECTIONS: dict[str, Callable[[StudyResult, AnalysisResult, Path, _Numbers], ReportSection]] = {
     "baseline": _baseline,
@@ -518,4 +643,5 @@ SECTIONS: dict[str, Callable[[StudyResult, AnalysisResult, Path, _Numbers], Repo
     "directed": _directed,
     "final": _final,
     "compare": _generic,
+    "learning_curve": _learning_curve,
 }

@@ -45,13 +45,17 @@ class DataConfig:
 
 @dataclass
 class SubsetConfig:
-    """A targeted training subset: restricts train and validation, never the test set."""
+    """A targeted training subset: restricts train and validation, never the test set.
+    max_train keeps at most that many training molecules (after the filters and the cap): the
+    first of a permutation of the training split seeded by data.split_seed, so that a smaller
+    max_train's molecules are among a larger one's (nested subsets, for learning curves)."""
 
     min_size: int | None = None
     max_size: int | None = None
     contains: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
     cap: int | None = None
+    max_train: int | None = None
 
 
 @dataclass
@@ -179,6 +183,8 @@ class TrainConfig:
             (d.neighbor_cutoff > 0, "data.neighbor_cutoff must be > 0 Å, e.g. 5.0"),
             (d.max_molecules is None or d.max_molecules >= 10,
              "data.max_molecules must be at least 10"),
+            (self.subset.max_train is None or self.subset.max_train >= 1,
+             "subset.max_train must be at least 1 training molecule"),
             (m.cutoff > 0, "model.cutoff must be > 0 Å, e.g. 5.0"),
             (m.n_atom_basis >= 1 and m.n_interactions >= 1 and m.n_rbf >= 1,
              "model.n_atom_basis, n_interactions and n_rbf must be >= 1"),

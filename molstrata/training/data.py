@@ -83,7 +83,8 @@ def prepare(config: TrainConfig, split_file: str | Path | None = None,
 
 
 def restrict_to_subset(config: TrainConfig, molecules: Molecules, split: Split) -> Split:
-    """Keep in train and val only the [subset] molecules, then cap train per size."""
+    """Keep in train and val only the [subset] molecules, then cap train per size, then keep
+    the first max_train of a seeded permutation of train (nested across max_train)."""
     s = config.subset
     allowed = filter_mask(molecules, min_size=s.min_size, max_size=s.max_size,
                           contains=s.contains, excludes=s.excludes)
@@ -92,7 +93,15 @@ def restrict_to_subset(config: TrainConfig, molecules: Molecules, split: Split) 
         kept = split.train[undersample_per_size(molecules.sizes[split.train], s.cap,
                                                 config.data.split_seed)]
         split = restrict(split, kept, parts=("train",))
+    if s.max_train is not None and s.max_train < len(split.train):
+        order = np.random.default_rng([config.data.split_seed, NESTED_STREAM]).permutation(
+            len(split.train))
+        split = restrict(split, split.train[np.sort(order[: s.max_train])], parts=("train",))
     return split
+
+
+NESTED_STREAM = 1
+"""The random stream of subset.max_train, apart from the split's own."""
 
 
 def check_elements(train: Molecules, other: Molecules, what: str) -> None:

@@ -22,7 +22,7 @@ def _config(cache_dir, **subset) -> TrainConfig:
 
 @pytest.mark.parametrize("subset", [{"cap": 40}, {"min_size": 18}, {"min_size": 13, "max_size": 23},
                                     {"min_size": 13, "max_size": 23, "cap": 60},
-                                    {"excludes": ["F"]}])
+                                    {"excludes": ["F"]}, {"max_train": 300}])
 def test_treatments_keep_the_test_split_and_never_train_on_it(qm9_cache_dir, subset):
     base = prepare(_config(qm9_cache_dir), progress=False)
     treated = prepare(_config(qm9_cache_dir, **subset), progress=False)
@@ -59,3 +59,21 @@ def test_loss_weights_come_from_the_treated_training_split(qm9_cache_dir, scheme
     if scheme == "size":  # v grows linearly from s_min = 13 to s_max = 23 before normalising
         raw = 1 + 10 * (sizes - 13) / 10
         assert np.allclose(v, raw / raw.mean())
+
+
+def test_max_train_subsets_are_nested_and_keep_validation_and_test(qm9_cache_dir):
+    """Learning curves train on growing subsets: each holds the smaller ones, and the
+    validation and test molecules are the full split's whatever the size."""
+    base = prepare(_config(qm9_cache_dir), progress=False)
+    subsets = [prepare(_config(qm9_cache_dir, max_train=n), progress=False)
+               for n in (100, 400, 1600)]
+    ids = lambda data, part: set(data.molecules.ids[getattr(data.split, part)].tolist())  # noqa: E731
+    trains = [ids(data, "train") for data in subsets]
+    assert [len(t) for t in trains] == [100, 400, 1600]
+    assert trains[0] < trains[1] < trains[2] < ids(base, "train")
+    for data in subsets:
+        assert ids(data, "val") == ids(base, "val") and ids(data, "test") == ids(base, "test")
+    # not simply the split's first molecules: the subset is its own seeded draw
+    assert trains[0] != set(base.molecules.ids[base.split.train[:100]].tolist())
+    with pytest.raises(Exception, match="max_train must be at least 1"):
+        _config(qm9_cache_dir, max_train=0)

@@ -1,0 +1,175 @@
+"""The learning_curve analysis: per-stratum learning curves over nested training subsets.
+
+For every size and element stratum, its test MAE (mean over training seeds) is set against the
+number of that stratum's molecules in each training subset, not the subset's total, and fitted
+(evaluation.scaling: a power law, or one with a floor where AICc prefers it), with two-level
+bootstrap intervals (seeds, then the stratum's test molecules). From the fits: the molecules a
+stratum needs to reach a target MAE, the fall of the macro-averaged MAE per 1,000 added
+molecules of it (the data advice, ranked), a held-out check (fit without the largest subset,
+predict it), and whether rarer strata learn more slowly (Spearman of the exponent b against
+the stratum's training share). Computed once per analysis and shared by findings and report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from molstrata.errors import MolstrataError
+from molstrata.evaluation.compare import RunResult
+from molstrata.evaluation.metrics import spearman
+from molstrata.evaluation.scaling import (
+    Advice,
+    Curve,
+    HeldOutCheck,
+    StratumErrors,
+    bootstrap_curve,
+    data_advice,
+    fit_problem,
+    global_curve,
+    held_out_check,
+)
+from molstrata.evaluation.stratified import ELEMENT, SIZE
+from molstrata.study.plan import Analysis
+from molstrata.units import error_unit
+
+DEFAULT_TARGET = 43.0
+"""meV: chemical accuracy, the advice's target when the plan names none."""
+N_BOOTSTRAP = 1000
+GRID = 40
+"""Points of each fitted curve drawn, from the smallest measured n to EXTEND x the largest."""
+EXTEND = 8.0
+
+
+@dataclass(frozen=True, eq=False)
+class CurveAnalysis:
+    """What the learning_curve analysis measured. Errors in `unit` (meV for energies).
+
+    subsets: the experiments, smallest first; n_train: (m,) their training molecules.
+    overall: the global curve. curves[kind][label]: each fitted stratum's Curve (kind: size or
+    element); problems[kind][label]: why a stratum has no fit. advice[kind]: ranked data
+    advice; held_out[kind]: the held-out check; shares[kind][label]: training share in the
+    largest subset; correlation[kind]: (rho, p, n) of share against b over fitted strata.
+    """
+
+    unit: str
+    target: float
+    subsets: tuple[str, ...]
+    n_train: np.ndarray
+    k_seeds: tuple[int, ...]
+    overall: Curve
+    curves: dict[str, dict[str, Curve]]
+    problems: dict[str, dict[str, str]]
+    advice: dict[str, list[Advice]]
+    held_out: dict[str, HeldOutCheck]
+    shares: dict[str, dict[str, float]]
+    correlation: dict[str, tuple[float, float, int]]
+
+
+_CACHE: dict[tuple, CurveAnalysis] = {}
+
+
+def curve_analysis(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnalysis:
+    """The analysis of these results (computed once: findings and report both ask)."""
+    key = (analysis.name, analysis.experiments, analysis.target_mae,
+           tuple(id(results[name]) for name in analysis.experiments))
+    if key not in _CACHE:
+        _CACHE.clear()  # one study at a time
+        _CACHE[key] = _compute(analysis, results)
+    return _CACHE[key]
+
+
+def _compute(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnalysis:
+    arms = sorted((results[name] for name in analysis.experiments), key=lambda r: r.n_train)
+    if len({arm.n_train for arm in arms}) < 3:
+        raise MolstrataError(
+            f"analysis {analysis.name}: a learning curve needs at least 3 training subsets of "
+            f"different sizes, got {[arm.n_train for arm in arms]}; add experiments with "
+            "other subset.max_train"
+        )
+    factor, unit = error_unit(arms[0].report.unit)
+    base = arms[0].predictions
+    errors = [factor * _aligned(arm, base.ids) for arm in arms]  # (k, n) each
+    target = analysis.target_mae or DEFAULT_TARGET
+    n_total = np.array([arm.n_train for arm in arms], dtype=float)
+    grid = np.geomspace(n_total[0], EXTEND * n_total[-1], GRID)
+    overall = global_curve(errors, n_total, np.random.default_rng(0), at_n=grid,
+                           target_mae=target, n_bootstrap=N_BOOTSTRAP)
+
+    largest = arms[-1].report
+    curves: dict[str, dict[str, Curve]] = {}
+    problems: dict[str, dict[str, str]] = {}
+    advice: dict[str, list[Advice]] = {}
+    held: dict[str, HeldOutCheck] = {}
+    shares: dict[str, dict[str, float]] = {}
+    correlation: dict[str, tuple[float, float, int]] = {}
+    for kind, strata in ((SIZE, largest.sizes), (ELEMENT, largest.elements)):
+        measured = []
+        for stratum in strata:
+            rows = _rows(base, kind, stratum.key)
+            n_train = np.array([arm.report.training.count(kind, stratum.key) for arm in arms],
+                               dtype=float)
+            measured.append(StratumErrors(stratum.label, n_train, [e[:, rows] for e in errors]))
+        curves[kind], problems[kind] = {}, {}
+        shares[kind] = {s.label: s.train_share for s in strata}
+        for index, item in enumerate(measured):
+            usable = item.n_train >= 1
+            problem = fit_problem(item.n_train[usable], len(item.errors[0][0]), item.label)
+            if problem is not None:
+                problems[kind][item.label] = problem
+                continue
+            rng = np.random.default_rng([1, _KIND_CODE[kind], index])
+            curves[kind][item.label] = bootstrap_curve(
+                list(item.errors), item.n_train, rng, label=item.label,
+                at_n=np.geomspace(max(1.0, item.n_train[usable][0]),
+                                  EXTEND * item.n_train[-1], GRID),
+                target_mae=target, n_bootstrap=N_BOOTSTRAP)
+        advice[kind] = data_advice(measured, target, np.random.default_rng([2, _KIND_CODE[kind]]),
+                                   n_bootstrap=N_BOOTSTRAP)
+        held[kind] = held_out_check(measured)
+        fitted = list(curves[kind])
+        if len(fitted) >= 3:
+            rho, p = spearman(np.array([shares[kind][label] for label in fitted]),
+                              np.array([curves[kind][label].fit.b for label in fitted]))
+            correlation[kind] = (float(rho), float(p), len(fitted))
+    return CurveAnalysis(unit, float(target), tuple(arm.label for arm in arms), n_total,
+                         tuple(arm.k for arm in arms), overall, curves, problems, advice, held,
+                         shares, correlation)
+
+
+_KIND_CODE = {SIZE: 1, ELEMENT: 2}
+
+
+def _aligned(arm: RunResult, ids: np.ndarray) -> np.ndarray:
+    """The arm's (k, n) absolute errors in the order of `ids` (the same test molecules)."""
+    own = arm.predictions.ids
+    if len(own) != len(ids) or not np.array_equal(np.sort(own), np.sort(ids)):
+        raise MolstrataError(
+            f"{arm.label} was tested on other molecules than the smallest subset; the subsets of "
+            "a learning curve share one split: run them from one plan"
+        )
+    sorter = np.argsort(own)
+    return arm.seed_errors[:, sorter[np.searchsorted(own, ids, sorter=sorter)]]
+
+
+def _rows(predictions, kind: str, key) -> np.ndarray:
+    if kind == SIZE:
+        return np.flatnonzero(predictions.sizes == key)
+    return np.flatnonzero(predictions.presence[:, predictions.elements.index(key)])
+
+
+def exponent_text(curve: Curve) -> str:
+    low, high = curve.b_interval
+    return f"b = {curve.fit.b:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def needed_text(n: float, interval: tuple[float, float]) -> str:
+    """Molecules needed, with its interval, as a reader wants it."""
+    def one(x: float) -> str:
+        if not math.isfinite(x):
+            return "unreachable"
+        return f"{x:,.0f}" if x < 1e7 else f"{x:.1e}"
+    return f"{one(n)} [{one(interval[0])}, {one(interval[1])}]"
