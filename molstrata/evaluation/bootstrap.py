@@ -56,10 +56,7 @@ def percentile_bootstrap(
     column j of a resampled array is still a molecule of label strata[j].
     """
     arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays]
-    if n_bootstrap < 1:
-        raise MolstrataError(f"n_bootstrap must be at least 1, got {n_bootstrap}; 1000 is usual")
-    if not 0.0 < confidence < 1.0:
-        raise MolstrataError(f"confidence must be between 0 and 1, got {confidence}; e.g. 0.95")
+    _check_settings(n_bootstrap, confidence)
     if not arrays or any(len(a) == 0 for a in arrays):
         raise ValueError("the bootstrap needs at least one non-empty array")
     lengths = {len(a) for a in arrays}
@@ -81,9 +78,7 @@ def percentile_bootstrap(
         else:
             resampled = [a[_draw(len(a), rows, rng)] for a in arrays]
         replicates.append(np.asarray(statistic(*resampled), dtype=np.float64))
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(np.concatenate(replicates), [tail, 100 - tail], axis=0)
-    return low, high
+    return _interval(replicates, confidence)
 
 
 def two_level_bootstrap(
@@ -108,10 +103,7 @@ def two_level_bootstrap(
     the same rng gives the same interval.
     """
     arms = [_as_seeds(a) for a in arms]
-    if n_bootstrap < 1:
-        raise MolstrataError(f"n_bootstrap must be at least 1, got {n_bootstrap}; 1000 is usual")
-    if not 0.0 < confidence < 1.0:
-        raise MolstrataError(f"confidence must be between 0 and 1, got {confidence}; e.g. 0.95")
+    _check_settings(n_bootstrap, confidence)
     if not arms or any(a.size == 0 for a in arms):
         raise ValueError("the bootstrap needs at least one arm with at least one seed and "
                          "one molecule")
@@ -134,6 +126,18 @@ def two_level_bootstrap(
         molecules = _draw(n, rows, rng, groups)[:, None, :]
         resampled = [a[s[:, :, None], molecules] for a, s in zip(arms, seeds)]
         replicates.append(np.asarray(statistic(*resampled), dtype=np.float64))
+    return _interval(replicates, confidence)
+
+
+def _check_settings(n_bootstrap: int, confidence: float) -> None:
+    if n_bootstrap < 1:
+        raise MolstrataError(f"n_bootstrap must be at least 1, got {n_bootstrap}; 1000 is usual")
+    if not 0.0 < confidence < 1.0:
+        raise MolstrataError(f"confidence must be between 0 and 1, got {confidence}; e.g. 0.95")
+
+
+def _interval(replicates: list[np.ndarray], confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The percentiles that bound the middle `confidence` of the replicates (axis 0)."""
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(np.concatenate(replicates), [tail, 100 - tail], axis=0)
     return low, high

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.bootstrap import percentile_bootstrap, two_level_bootstrap
+from molstrata.evaluation.bootstrap import two_level_bootstrap
 from molstrata.units import canonical_unit, error_unit, squared_unit, unit_key
 
 EXACT_MAX_N = 8
@@ -51,7 +51,7 @@ class ErrorSummary:
     confidence: float = 0.95
     seeds: int = 1
     mae_seed_sd: float | None = None
-    """Training seeds the figures average over (summarize_seeds), and the standard deviation
+    """Training seeds the figures average over (summarize), and the standard deviation
     of the per-seed MAE between them (None for one seed)."""
 
     def report_row(self, target_unit: str) -> dict[str, float]:
@@ -85,57 +85,19 @@ def summarize(
     *,
     name: str = "all molecules",
 ) -> ErrorSummary:
-    """MSE, MAE, RMSE of `errors` (n,) and their percentile-bootstrap confidence intervals.
+    """MSE, MAE, RMSE of one group of molecules and their percentile-bootstrap confidence
+    intervals. `errors`: (n,) one model's errors, or (k, n) the errors of the same molecules
+    under k training seeds.
 
     Each of the `n_bootstrap` replicates resamples the n molecules with replacement (one draw
-    for both the absolute and the squared errors). `name` names the group in the error raised
-    when it is empty.
+    for the absolute and the squared errors, and for every seed); with several seeds it first
+    resamples the seeds (the two-level bootstrap), and MAE and MSE are the means over seeds of
+    each seed's figure (RMSE the root of that MSE), so the intervals carry the training seed's
+    noise as well as the molecules'. `name` names the group in the error raised when it is
+    empty.
     """
-    errors = np.asarray(errors, dtype=np.float64).reshape(-1)
-    if len(errors) == 0:
-        raise MolstrataError(
-            f"no molecules in {name}: nothing to measure; evaluate on a set that holds some"
-        )
-    if not np.all(np.isfinite(errors)):
-        raise MolstrataError(
-            f"{name} has {int(np.sum(~np.isfinite(errors)))} non-finite errors; check the "
-            "predictions (a diverged model gives NaN)"
-        )
-    absolute, squared = np.abs(errors), errors**2
-    mae, mse = float(absolute.mean()), float(squared.mean())
-    (mae_lo, mse_lo), (mae_hi, mse_hi) = percentile_bootstrap(
-        [absolute, squared], _means, rng, n_bootstrap=n_bootstrap, confidence=confidence)
-    return ErrorSummary(
-        count=len(errors),
-        mse=mse,
-        mae=mae,
-        rmse=math.sqrt(mse),
-        mae_ci_low=float(mae_lo),
-        mae_ci_high=float(mae_hi),
-        rmse_ci_low=math.sqrt(mse_lo),
-        rmse_ci_high=math.sqrt(mse_hi),
-        mse_ci_low=float(mse_lo),
-        mse_ci_high=float(mse_hi),
-        confidence=confidence,
-    )
-
-
-def summarize_seeds(
-    errors: np.ndarray,
-    rng: np.random.Generator,
-    n_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    *,
-    name: str = "all molecules",
-) -> ErrorSummary:
-    """The errors of one group of molecules under k training seeds: `errors` (k, n), each row
-    one seed's errors of the same molecules. MAE and MSE are the means over seeds of each
-    seed's figure (RMSE the root of that MSE); their intervals come from the two-level
-    bootstrap (seeds, then molecules), so they carry the training seed's noise as well as the
-    molecules'. One seed is `summarize`."""
     errors = np.asarray(errors, dtype=np.float64)
-    if errors.ndim == 1 or errors.shape[0] == 1:
-        return summarize(errors.reshape(-1), rng, n_bootstrap, confidence, name=name)
+    errors = errors.reshape(1, -1) if errors.ndim < 2 else errors
     if errors.shape[1] == 0:
         raise MolstrataError(
             f"no molecules in {name}: nothing to measure; evaluate on a set that holds some"
@@ -150,6 +112,7 @@ def summarize_seeds(
     (mae_lo, mse_lo), (mae_hi, mse_hi) = two_level_bootstrap(
         [absolute], _seed_means, rng, n_bootstrap=n_bootstrap, confidence=confidence)
     mse = float(per_seed_mse.mean())
+    seeds = errors.shape[0]
     return ErrorSummary(
         count=errors.shape[1],
         mse=mse,
@@ -162,8 +125,8 @@ def summarize_seeds(
         mse_ci_low=float(mse_lo),
         mse_ci_high=float(mse_hi),
         confidence=confidence,
-        seeds=errors.shape[0],
-        mae_seed_sd=float(per_seed_mae.std(ddof=1)),
+        seeds=seeds,
+        mae_seed_sd=float(per_seed_mae.std(ddof=1)) if seeds > 1 else None,
     )
 
 
@@ -171,11 +134,6 @@ def _seed_means(absolute: np.ndarray) -> np.ndarray:
     """(n_replicates, 2): the mean over seeds of the MAE and of the MSE, from (rows, k, n)."""
     return np.stack([absolute.mean(axis=2).mean(axis=1), (absolute**2).mean(axis=2).mean(axis=1)],
                     axis=1)
-
-
-def _means(absolute: np.ndarray, squared: np.ndarray) -> np.ndarray:
-    """(n_replicates, 2): MAE and MSE of each replicate."""
-    return np.stack([absolute.mean(axis=1), squared.mean(axis=1)], axis=1)
 
 
 # ---- rank correlation --------------------------------------------------------------------

@@ -24,7 +24,6 @@ from molstrata.evaluation.metrics import (
     spearman,
     spearman_method,
     summarize,
-    summarize_seeds,
 )
 from molstrata.units import canonical_unit
 
@@ -269,7 +268,7 @@ def stratified_metrics(
 
     seed_errors: (k, n) errors (predicted - true) of the same molecules under k training seeds
     (row order: `predictions`'); every figure is then the mean over seeds, with two-level
-    intervals (summarize_seeds), and the hypotheses are tested on the seed-averaged MAE.
+    intervals (metrics.summarize), and the hypotheses are tested on the seed-averaged MAE.
 
     Sizes holding at least `min_share` of the EVALUATED molecules are reported (all sizes with
     `all_sizes`); size × element cells are reported for those sizes. `train` is the training
@@ -294,9 +293,7 @@ def stratified_metrics(
     def measure(kind: str, key, rows: np.ndarray) -> StratumMetrics:
         label = "all molecules" if kind == "all" else stratum_label(key)
         rng = np.random.default_rng([seed, _SEED_CODES[kind], *_key_ints(key)])
-        summary = (summarize(errors[0, rows], rng, n_bootstrap, confidence, name=label)
-                   if len(errors) == 1 else
-                   summarize_seeds(errors[:, rows], rng, n_bootstrap, confidence, name=label))
+        summary = summarize(errors[:, rows], rng, n_bootstrap, confidence, name=label)
         if kind == "all":
             return StratumMetrics(kind, None, label, training.n_molecules, 1.0, summary)
         train_count = training.count(kind, key)
