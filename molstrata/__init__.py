@@ -16,8 +16,8 @@ These names are loaded on first use, so that `import molstrata` and the command 
 
 __version__ = "0.1.0"
 
-API = ("train", "compare", "load_model", "study", "Run", "Metrics", "RunComparison", "Model",
-       "Prediction", "Records")
+API = ("train", "compare", "load_model", "study", "learning_curve", "Run", "Metrics",
+       "RunComparison", "Model", "Prediction", "Records")
 """The public names of `molstrata.api`, available as `molstrata.NAME`."""
 
 __all__ = [*API, "__version__"]

@@ -612,6 +612,28 @@ class Study:
                 f"{len(self.findings)} claims hold; report {self.report})")
 
 
+def learning_curve(*, out: PathLike = "results/learning-curve", sizes=None,
+                   max_molecules: int | None = 30_000, epochs: int = 20, min_steps: int = 1500,
+                   replicates: int = 3, target_mae: float = 43.0, preset: str | None = None,
+                   workers: int = 1, progress: bool = True, device: str = "auto",
+                   threads: int | None = None, cache_dir: str | None = None,
+                   **options: Any) -> Study:
+    """Per-stratum learning curves as `molstrata learning-curve` makes them (resumably, into
+    `out`): the same recipe on nested training subsets `sizes` (None: the training split and
+    its halves down to 1/32) of a QM9 slice of `max_molecules` (None: all). options: config
+    options of every subset, e.g. `n_atom_basis=64`. The Study's result holds the analysis;
+    its report the curves, fits and data advice."""
+    from molstrata.study.learning_curve import run_learning_curve
+
+    result = run_learning_curve(
+        out, sizes=sizes, max_molecules=max_molecules, epochs=epochs, min_steps=min_steps,
+        replicates=replicates, target_mae=target_mae, preset=preset,
+        overrides=resolve_options(options, "molstrata.learning_curve"), workers=workers,
+        cache_dir=cache_dir, device=device, threads=threads, progress=progress,
+        log=_log(progress))
+    return _study_of(Path(out), result)
+
+
 def study(plan: PathLike, *, out: PathLike = "results/study", progress: bool = True,
           device: str = "auto", threads: int | None = None, cache_dir: str | None = None,
           replicates: int | None = None, workers: int = 1, **options: Any) -> Study:
@@ -625,6 +647,10 @@ def study(plan: PathLike, *, out: PathLike = "results/study", progress: bool = T
                        threads=threads, overrides=resolve_options(options, "molstrata.study"),
                        replicates=replicates, workers=workers, progress=progress,
                        log=_log(progress))
+    return _study_of(Path(out), result)
+
+
+def _study_of(out: Path, result: StudyResult) -> Study:
     findings = Records(
         {"analysis": analysis.name, "claim": f.claim, "verdict": f.verdict,
          "holds": f.holds, "thesis": f.thesis, "agreement": f.agreement,
@@ -633,4 +659,4 @@ def study(plan: PathLike, *, out: PathLike = "results/study", progress: bool = T
     report = next((p for p in result.report_files if p.suffix == ".html"), None)
     runs = {name: tuple(Run(m.run_dir) for m in r.replicates or (r,))
             for name, r in result.results.items()}
-    return Study(Path(out), report, runs, findings, result)
+    return Study(out, report, runs, findings, result)

@@ -199,10 +199,23 @@ runs = ["big"]
     assert all(len(runs) == 1 and runs[0].config.training.epochs == 1
                for runs in study.runs.values())
     assert study.findings and {f["analysis"] for f in study.findings} == {"directed"}
-    assert all(f["verdict"] in ("holds", "does not hold", "not testable")
+    assert all(f["verdict"] in ("holds", "does not hold", "cannot tell")
                for f in study.findings)
+    assert all("training noise not measured" in f["caveats"] for f in study.findings)
     assert study.report is not None and study.report.is_file()
     assert "report:" in study.text()
+
+
+def test_learning_curve_from_python(tmp_path, qm9_cache_dir):
+    study = molstrata.learning_curve(
+        out=tmp_path / "lc", sizes=[60, 120, 240], max_molecules=400, epochs=1, min_steps=0,
+        replicates=1, progress=False, cache_dir=str(qm9_cache_dir), threads=1,
+        n_atom_basis=8, n_interactions=1, n_rbf=8, data__excludes=["F"])
+    assert set(study.runs) == {"n-60", "n-120", "n-240"}
+    assert [run.summary["n_molecules"]["train"] for run in
+            (study.runs[f"n-{n}"][0] for n in (60, 120, 240))] == [60, 120, 240]
+    claims = [f["claim"] for f in study.findings]
+    assert any(c.startswith("More training molecules lower the global error") for c in claims)
 
 
 def test_import_molstrata_imports_neither_torch_nor_matplotlib():

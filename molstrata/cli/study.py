@@ -122,8 +122,12 @@ def _register_learning_curve(commands: argparse._SubParsersAction) -> None:
 
 def _learning_curve(args: argparse.Namespace) -> None:
     from molstrata.errors import MolstrataError
-    from molstrata.study import run_study, study_text
-    from molstrata.study.learning_curve import default_sizes, plan_text, write_plan
+    from molstrata.study import study_text
+    from molstrata.study.learning_curve import (
+        default_sizes,
+        plan_text,
+        run_learning_curve,
+    )
     from molstrata.training.config import parse_assignment
 
     if args.max_molecules == "all":
@@ -133,29 +137,19 @@ def _learning_curve(args: argparse.Namespace) -> None:
     else:
         raise MolstrataError(f"--max-molecules {args.max_molecules!r}: give a number of "
                              "molecules >= 10, or all")
-    overrides = [parse_assignment(text) for text in args.set]
-    sizes = args.sizes
-    if sizes is None:
-        total = max_molecules or _dataset_size(args.cache_dir)
-        sizes = default_sizes(int(0.8 * total))
-    text = plan_text(sizes=sizes, epochs=args.epochs, min_steps=args.min_steps,
-                     replicates=args.replicates, target_mae=args.target_mae,
-                     max_molecules=max_molecules, preset=args.preset, overrides=overrides)
+    options = {"epochs": args.epochs, "min_steps": args.min_steps,
+               "replicates": args.replicates, "target_mae": args.target_mae,
+               "max_molecules": max_molecules, "preset": args.preset,
+               "overrides": [parse_assignment(text) for text in args.set]}
     if args.dry_run:
-        print(text)
+        sizes = args.sizes or default_sizes(int(0.8 * (max_molecules or 130_831)))
+        print(plan_text(sizes=sizes, **options))
         return
-    plan = write_plan(args.out, text)
-    result = run_study(plan, args.out, cache_dir=args.cache_dir, device=args.device,
-                       threads=args.threads, overrides=overrides, workers=args.workers,
-                       progress=not args.quiet)
+    result = run_learning_curve(args.out, sizes=args.sizes, workers=args.workers,
+                                cache_dir=args.cache_dir, device=args.device,
+                                threads=args.threads, progress=not args.quiet, **options)
     print()
     print(study_text(result))
-
-
-def _dataset_size(cache_dir: str | None) -> int:
-    from molstrata.data.qm9 import load_qm9
-
-    return len(load_qm9(cache_dir, progress=False))
 
 
 def _register_sweep(commands: argparse._SubParsersAction) -> None:

@@ -91,6 +91,34 @@ def plan_text(*, sizes: Sequence[int], epochs: int, min_steps: int, replicates: 
     return "\n".join(lines)
 
 
+def run_learning_curve(out_dir: str | os.PathLike, *, sizes: Sequence[int] | None = None,
+                       max_molecules: int | None = QUICK_MOLECULES, epochs: int = 20,
+                       min_steps: int = 1500, replicates: int = 3,
+                       target_mae: float = DEFAULT_TARGET_MEV, preset: str | None = None,
+                       overrides: Sequence[tuple[str, str, Any]] = (), workers: int = 1,
+                       cache_dir: str | None = None, device: str = "auto",
+                       threads: int | None = None, progress: bool = True, log=print):
+    """Write the learning curve's plan into `out_dir` and run it as a study (resumably); the
+    StudyResult. sizes: None for the training split and its halves down to 1/32."""
+    from molstrata.study.runner import run_study
+
+    if sizes is None:
+        total = max_molecules or _dataset_size(cache_dir)
+        sizes = default_sizes(int(0.8 * total))
+    text = plan_text(sizes=sizes, epochs=epochs, min_steps=min_steps, replicates=replicates,
+                     target_mae=target_mae, max_molecules=max_molecules, preset=preset,
+                     overrides=overrides)
+    plan = write_plan(out_dir, text)
+    return run_study(plan, out_dir, cache_dir=cache_dir, device=device, threads=threads,
+                     overrides=overrides, workers=workers, progress=progress, log=log)
+
+
+def _dataset_size(cache_dir: str | None) -> int:
+    from molstrata.data.qm9 import load_qm9
+
+    return len(load_qm9(cache_dir, progress=False))
+
+
 def write_plan(out_dir: str | os.PathLike, text: str) -> Path:
     """Write the plan into OUT (so that the same command resumes the same study)."""
     path = Path(out_dir) / "learning-curve.toml"
