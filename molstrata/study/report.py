@@ -322,7 +322,8 @@ def _runs(result: StudyResult, number: _Numbers) -> ReportSection:
     e = unit_key(unit)
     header = ["experiment", "what", "seeds", "train_molecules", "epochs", f"test_mae_{e}",
               f"test_mae_ci95_low_{e}", f"test_mae_ci95_high_{e}", f"seed_sd_{e}",
-              f"worst_size_mae_{e}", "val_mae_fall_last_20pct", "still_learning",
+              "worst_size", f"worst_size_mae_{e}", f"worst_size_seed_sd_{e}",
+              "val_mae_fall_last_20pct", "still_learning",
               "train_seconds_mean", "runs"]
     rows, per_run = [], []
     for experiment in result.plan.experiments:
@@ -334,8 +335,10 @@ def _runs(result: StudyResult, number: _Numbers) -> ReportSection:
         rows.append([
             experiment.name, experiment.title, run.k, run.n_train,
             run.summary.get("epochs_done"), factor * s.mae, factor * s.mae_ci_low,
-            factor * s.mae_ci_high, None if s.mae_seed_sd is None else factor * s.mae_seed_sd,
+            factor * s.mae_ci_high, _scaled(s.mae_seed_sd, factor),
+            None if worst is None else worst.label,
             None if worst is None else factor * worst.summary.mae,
+            None if worst is None else _scaled(worst.summary.mae_seed_sd, factor),
             None if not falls else round(float(np.mean(falls)), 4),
             experiment.name in result.still_learning, run.train_seconds,
             str(run.run_dir.relative_to(result.out_dir))])
@@ -629,6 +632,10 @@ def _advice_paragraph(curves, unit: str, needed_text, exponent_text) -> str:
     return (f"**Data advice.** The global curve falls with {exponent_text(overall)}. "
             + " ".join(parts) + " Intervals are 95 % two-level bootstrap intervals (training "
             "seeds, then test molecules); strata without a fit are listed with the reason.")
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else factor * value
 
 
 def _finite(value: float | None) -> float | None:
