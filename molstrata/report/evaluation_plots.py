@@ -263,7 +263,11 @@ def draw_evaluation(evaluation: EvaluatedRun, out_dir: str | os.PathLike) -> lis
     error_by_size(evaluation.report, files[0], seeds=seeds)
     error_by_element(evaluation.report, files[1], seeds=seeds)
     predicted_vs_true(evaluation.predictions, files[2])
-    if evaluation.curve is not None:
+    members = [m for m in getattr(evaluation, "replicates", ()) if m.curve is not None]
+    if len(members) > 1:  # every training seed's curve
+        files.append(out / "learning_curve.png")
+        learning_curve([(f"seed {m.config.runtime.seed}", m.curve) for m in members], files[-1])
+    elif evaluation.curve is not None:
         files.append(out / "learning_curve.png")
         learning_curve(evaluation.curve, files[-1])
     return files
