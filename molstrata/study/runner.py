@@ -103,7 +103,7 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
     helpers = [_start_worker(spec, n) for n in range(2, workers + 1)]
     try:
         trained = _work(plan, out, queue, progress, log)
-        _wait(helpers, log)
+        _wait(helpers)
     finally:
         _stop(helpers)
     status = queue.status([r.key for r in plan.runs])
@@ -261,7 +261,7 @@ def _start_worker(spec: dict, number: int) -> subprocess.Popen:
                              "import work; work(sys.argv[1])", arguments])
 
 
-def _wait(helpers: list[subprocess.Popen], log) -> None:
+def _wait(helpers: list[subprocess.Popen]) -> None:
     """Wait for the helper workers; a helper that failed is an error (its item is queued
     again, and the same command resumes it)."""
     for helper in helpers:
