@@ -16,8 +16,9 @@ import pytest
 
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.compare import compare_runs, load_run_result
-from molstrata.study import run_study
+from molstrata.study import run_study, runner
 from molstrata.study.plan import load_plan
+from molstrata.study.queue import WorkQueue
 
 PLAN = """
 [study]
@@ -89,12 +90,24 @@ def test_plan_replicates_are_runs_with_their_own_seed(plan_file):
 
 
 def test_two_workers_train_each_run_once_and_seeds_differ(plan_file, tmp_path, qm9_cache_dir,
-                                                          capfd):
+                                                          capfd, monkeypatch):
     out = tmp_path / "out"
     log: list[str] = []
-    # runs of a few seconds each, so that the helper (which imports torch first) gets a share
+    real_train = runner._train
+
+    def train_once_the_helper_holds_a_run(replicate, run_dir, progress, log_):
+        """The helper imports torch before it claims anything: this worker's first run waits
+        until the helper holds one, so that the two train at the same time."""
+        deadline = time.monotonic() + 120
+        queue = WorkQueue.for_folder(out)
+        while len(queue.status().running) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        monkeypatch.setattr(runner, "_train", real_train)
+        return real_train(replicate, run_dir, progress, log_)
+
+    monkeypatch.setattr(runner, "_train", train_once_the_helper_holds_a_run)
     result = run_study(plan_file, out, cache_dir=str(qm9_cache_dir), workers=2, progress=False,
-                       overrides=[("training", "epochs", 12)], log=log.append)
+                       log=log.append)
     helper = capfd.readouterr().out
     started = re.findall(r"== \[\d/4\] (\S+): ", "\n".join(log) + "\n" + helper)
     assert sorted(started) == sorted(KEYS)  # every run trained, none twice
