@@ -123,11 +123,7 @@ def _register_learning_curve(commands: argparse._SubParsersAction) -> None:
 def _learning_curve(args: argparse.Namespace) -> None:
     from molstrata.errors import MolstrataError
     from molstrata.study import study_text
-    from molstrata.study.learning_curve import (
-        default_sizes,
-        plan_text,
-        run_learning_curve,
-    )
+    from molstrata.study.learning_curve import plan_text, resolve_sizes, run_learning_curve
     from molstrata.training.config import parse_assignment
 
     if args.max_molecules == "all":
@@ -142,8 +138,8 @@ def _learning_curve(args: argparse.Namespace) -> None:
                "max_molecules": max_molecules, "preset": args.preset,
                "overrides": [parse_assignment(text) for text in args.set]}
     if args.dry_run:
-        sizes = args.sizes or default_sizes(int(0.8 * (max_molecules or 130_831)))
-        print(plan_text(sizes=sizes, **options))
+        print(plan_text(sizes=resolve_sizes(args.sizes, max_molecules, args.cache_dir),
+                        **options))
         return
     result = run_learning_curve(args.out, sizes=args.sizes, workers=args.workers,
                                 cache_dir=args.cache_dir, device=args.device,

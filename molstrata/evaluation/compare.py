@@ -18,6 +18,7 @@ difference that flips sign between seeds is not a win, however many molecules ag
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -99,15 +100,11 @@ class RunResult:
         the first replicate's (use seed_errors)."""
         return np.abs(self.predictions.errors)
 
-    @property
+    @functools.cached_property
     def seed_errors(self) -> np.ndarray:
         """(k, n) |predicted - true| of every evaluated molecule under each training seed, in
         the order of `predictions`."""
-        if not self.replicates:
-            return self.abs_errors[None]
-        ids = self.predictions.ids
-        return np.stack([np.abs(r.predictions.errors)[_alignment(ids, r.predictions.ids)]
-                         for r in self.replicates])
+        return np.abs(_signed_errors(self.predictions, self.replicates or (self,)))
 
     @property
     def train_seconds(self) -> float | None:
@@ -159,12 +156,11 @@ def group_runs(members: Sequence[RunResult], label: str) -> RunResult:
         raise MolstrataError(f"the replicates {', '.join(str(m.run_dir) for m in members)} "
                              f"share a training seed ({seeds}); replicates need their own")
     predictions = first.predictions
-    signed = np.stack([m.predictions.errors[_alignment(predictions.ids, m.predictions.ids)]
-                       for m in members])
     r = first.report
     report = stratified_metrics(predictions, r.training, min_share=r.min_share,
                                 all_sizes=r.all_sizes, seed=r.seed, n_bootstrap=r.n_bootstrap,
-                                confidence=r.confidence, seed_errors=signed)
+                                confidence=r.confidence,
+                                seed_errors=_signed_errors(predictions, members))
     summary = dict(first.summary)
     for key in ("train_seconds", "total_seconds"):
         values = [_number(m.summary.get(key)) for m in members]
@@ -175,6 +171,12 @@ def group_runs(members: Sequence[RunResult], label: str) -> RunResult:
         first, label=label, run_dir=first.run_dir.parent, report=report, summary=summary,
         evaluation_seconds=None if None in seconds else float(np.mean(seconds)),
         evaluated_now=any(m.evaluated_now for m in members), replicates=members)
+
+
+def _signed_errors(predictions: Predictions, members: Sequence[RunResult]) -> np.ndarray:
+    """(k, n) predicted - true of each member, in the molecule order of `predictions`."""
+    return np.stack([m.predictions.errors[alignment(predictions.ids, m.predictions.ids)]
+                     for m in members])
 
 
 def _split_config(config: TrainConfig) -> dict:
@@ -537,14 +539,15 @@ def same_molecules(runs: Sequence[RunResult]) -> bool:
         p = run.predictions
         if len(p) != len(base) or not np.array_equal(np.sort(p.ids), np.sort(base.ids)):
             return False
-        order = _alignment(base.ids, p.ids)
+        order = alignment(base.ids, p.ids)
         if not np.allclose(p.true[order], base.true, rtol=1e-9, atol=1e-9):
             return False
     return True
 
 
-def _alignment(reference: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """(n,) rows of `ids` in the order of `reference` (both hold the same unique ids)."""
+def alignment(reference: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(n,) rows of `ids` in the order of `reference` (both hold the same unique ids; check
+    with `same_molecules` first)."""
     order = np.empty(len(reference), dtype=np.int64)
     order[np.argsort(reference, kind="stable")] = np.argsort(ids, kind="stable")
     return order
@@ -634,15 +637,15 @@ def _wins(runs: Sequence[RunResult], same: bool, n_bootstrap: int, seed: int,
         )
     if same:
         base = runs[0].predictions
-        aligned = [r.seed_errors[:, _alignment(base.ids, r.predictions.ids)] for r in runs]
+        aligned = [r.seed_errors[:, alignment(base.ids, r.predictions.ids)] for r in runs]
     wins = []
     for kind in (ALL, SIZE, ELEMENT):
         for key, strata in _common_strata(runs, kind):
             if same:
-                rows = _stratum_rows(runs[0].predictions, kind, key)
+                rows = stratum_rows(runs[0].predictions, kind, key)
                 errors = [a[:, rows] for a in aligned]
             else:
-                errors = [r.abs_errors[_stratum_rows(r.predictions, kind, key)] for r in runs]
+                errors = [r.abs_errors[stratum_rows(r.predictions, kind, key)] for r in runs]
             for run, stratum, e in zip(runs, strata, errors):
                 if e.shape[-1] != stratum.count:
                     raise MolstrataError(
@@ -667,7 +670,9 @@ def _common_strata(runs: Sequence[RunResult], kind: str):
             yield s.key, [strata[s.key] for strata in by_run]
 
 
-def _stratum_rows(predictions: Predictions, kind: str, key: int | str | None) -> np.ndarray:
+def stratum_rows(predictions: Predictions, kind: str, key: int | str | None) -> np.ndarray:
+    """The rows of `predictions` in one stratum: all, a size, or the molecules with an
+    element."""
     if kind == ALL:
         return np.arange(len(predictions))
     if kind == SIZE:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import RunResult
+from molstrata.evaluation.compare import RunResult, alignment, same_molecules, stratum_rows
 from molstrata.evaluation.metrics import spearman
 from molstrata.evaluation.scaling import (
     Advice,
@@ -92,7 +92,7 @@ def _compute(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnaly
         )
     factor, unit = error_unit(arms[0].report.unit)
     base = arms[0].predictions
-    errors = [factor * _aligned(arm, base.ids) for arm in arms]  # (k, n) each
+    errors = [factor * _aligned(arm, arms[0]) for arm in arms]  # (k, n) each
     target = analysis.target_mae or DEFAULT_TARGET
     n_total = np.array([arm.n_train for arm in arms], dtype=float)
     grid = np.geomspace(n_total[0], EXTEND * n_total[-1], GRID)
@@ -109,7 +109,7 @@ def _compute(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnaly
     for kind, strata in ((SIZE, largest.sizes), (ELEMENT, largest.elements)):
         measured = []
         for stratum in strata:
-            rows = _rows(base, kind, stratum.key)
+            rows = stratum_rows(base, kind, stratum.key)
             n_train = np.array([arm.report.training.count(kind, stratum.key) for arm in arms],
                                dtype=float)
             measured.append(StratumErrors(stratum.label, n_train, [e[:, rows] for e in errors]))
@@ -143,22 +143,14 @@ def _compute(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnaly
 _KIND_CODE = {SIZE: 1, ELEMENT: 2}
 
 
-def _aligned(arm: RunResult, ids: np.ndarray) -> np.ndarray:
-    """The arm's (k, n) absolute errors in the order of `ids` (the same test molecules)."""
-    own = arm.predictions.ids
-    if len(own) != len(ids) or not np.array_equal(np.sort(own), np.sort(ids)):
+def _aligned(arm: RunResult, base: RunResult) -> np.ndarray:
+    """The arm's (k, n) absolute errors in the molecule order of `base` (the same molecules)."""
+    if not same_molecules([base, arm]):
         raise MolstrataError(
             f"{arm.label} was tested on other molecules than the smallest subset; the subsets of "
             "a learning curve share one split: run them from one plan"
         )
-    sorter = np.argsort(own)
-    return arm.seed_errors[:, sorter[np.searchsorted(own, ids, sorter=sorter)]]
-
-
-def _rows(predictions, kind: str, key) -> np.ndarray:
-    if kind == SIZE:
-        return np.flatnonzero(predictions.sizes == key)
-    return np.flatnonzero(predictions.presence[:, predictions.elements.index(key)])
+    return arm.seed_errors[:, alignment(base.predictions.ids, arm.predictions.ids)]
 
 
 def exponent_text(curve: Curve) -> str:

@@ -102,21 +102,25 @@ def run_learning_curve(out_dir: str | os.PathLike, *, sizes: Sequence[int] | Non
     StudyResult. sizes: None for the training split and its halves down to 1/32."""
     from molstrata.study.runner import run_study
 
-    if sizes is None:
-        total = max_molecules or _dataset_size(cache_dir)
-        sizes = default_sizes(int(0.8 * total))
-    text = plan_text(sizes=sizes, epochs=epochs, min_steps=min_steps, replicates=replicates,
-                     target_mae=target_mae, max_molecules=max_molecules, preset=preset,
-                     overrides=overrides)
+    text = plan_text(sizes=resolve_sizes(sizes, max_molecules, cache_dir), epochs=epochs,
+                     min_steps=min_steps, replicates=replicates, target_mae=target_mae,
+                     max_molecules=max_molecules, preset=preset, overrides=overrides)
     plan = write_plan(out_dir, text)
     return run_study(plan, out_dir, cache_dir=cache_dir, device=device, threads=threads,
                      overrides=overrides, workers=workers, progress=progress, log=log)
 
 
-def _dataset_size(cache_dir: str | None) -> int:
-    from molstrata.data.qm9 import load_qm9
+def resolve_sizes(sizes: Sequence[int] | None, max_molecules: int | None,
+                  cache_dir: str | None = None) -> list[int]:
+    """The subset sizes given, or default_sizes of the training split (80 % of the slice, or
+    of all of QM9 when max_molecules is None)."""
+    if sizes is not None:
+        return list(sizes)
+    if max_molecules is None:
+        from molstrata.data.qm9 import load_qm9
 
-    return len(load_qm9(cache_dir, progress=False))
+        max_molecules = len(load_qm9(cache_dir, progress=False))
+    return default_sizes(int(0.8 * max_molecules))
 
 
 def write_plan(out_dir: str | os.PathLike, text: str) -> Path:
