@@ -37,6 +37,7 @@ from molstrata.report import evaluation_plots
 from molstrata.report.plots import plt, save_figure
 from molstrata.tables import column_formatter, format_cells, format_table, write_csv
 from molstrata.training.config import TrainConfig
+from molstrata.training.convergence import still_learning
 from molstrata.training.run import RunPaths
 from molstrata.units import error_unit, squared_unit
 
@@ -334,6 +335,31 @@ def _win_lines(comparison: Comparison) -> list[str]:
                                               if len(ties) == len(strata) else ", ".join(ties)))
     lines.append(f"* = lead significant at {100 * comparison.confidence:g} %; strata under "
                  f"{MIN_TESTED} molecules are not tested")
+    return lines + _noise_lines(comparison)
+
+
+def _noise_lines(comparison: Comparison) -> list[str]:
+    """Which noise the leads' intervals cover, and which runs were still learning."""
+    seeds = [r.k for r in comparison.runs]
+    if max(seeds) == 1:
+        covered = ("intervals cover the test molecules only: one training seed per run, so "
+                   "training noise is not measured (compare folders of seed-S runs to measure "
+                   "it)")
+    else:
+        covered = ("intervals cover the training seeds (" + ", ".join(
+            f"{r.label} {r.k}" for r in comparison.runs) + ") and the test molecules")
+    learning, unknown = [], []
+    for run in comparison.runs:
+        curves = [m.curve for m in run.replicates or (run,)]
+        if all(curve is None for curve in curves):
+            unknown.append(run.label)
+        elif why := still_learning(curves):
+            learning.append(f"{run.label} ({why})")
+    lines = [covered, "still learning at the end: " + "; ".join(learning) if learning else
+             "every run with a learning curve had flattened (its validation MAE fell under 2 % "
+             "over the last 20 % of training)"]
+    if unknown:
+        lines.append(f"no learning curve, so convergence unknown: {', '.join(unknown)}")
     return lines
 
 

@@ -4,7 +4,7 @@ A plan (plan.py) is a TOML file of named experiments and the analyses drawn from
 thesis' study ships as the presets `seed` (all of QM9) and `quick` (the same in miniature).
 runner.py runs a plan resumably, with several workers sharing a work queue (queue.py);
 findings.py tests the study's claims on the run's numbers, with each experiment's training
-seeds (two-level intervals) and its convergence (convergence.py); curves.py is the
+seeds (two-level intervals) and its convergence (training/convergence.py); curves.py is the
 learning_curve analysis, and learning_curve.py builds the plan of `molstrata learning-curve`;
 report.py writes the HTML report, results.py holds what a study computed.
 """

@@ -177,7 +177,7 @@ def _paired_errors(a: RunResult, b: RunResult) -> tuple[np.ndarray, np.ndarray, 
 def analyse(analysis: Analysis, results: Mapping[str, RunResult],
             still_learning: Mapping[str, str] | None = None) -> list[Finding]:
     """The findings of one analysis of a plan. still_learning: experiment -> why its models
-    were still learning at the end (study.convergence); a finding that rests on such an
+    were still learning at the end (training.convergence); a finding that rests on such an
     experiment says so, as does one whose experiments had a single training seed."""
     findings = FINDINGS[analysis.kind](analysis, results)
     runs = [results[name] for name in analysis.experiments]

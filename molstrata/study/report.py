@@ -26,8 +26,8 @@ from molstrata.report import study_plots
 from molstrata.report.describe import Description
 from molstrata.report.evaluation_plots import learning_curve
 from molstrata.report.html import ReportFigure, ReportSection, ReportTable, write_report
-from molstrata.study.convergence import run_convergence
 from molstrata.study.results import AnalysisResult, StudyResult
+from molstrata.training.convergence import run_convergence
 from molstrata.training.targets import MAX_Z, Standardization
 from molstrata.units import error_unit, unit_key
 

@@ -41,4 +41,4 @@ class StudyResult:
     trained_seconds: float
     molecules: Molecules  # the dataset every experiment was tested on (a slice of it)
     still_learning: dict[str, str] = field(default_factory=dict)
-    """experiment -> why its models were still learning at the end (study.convergence)."""
+    """experiment -> why its models were still learning at the end (training.convergence)."""

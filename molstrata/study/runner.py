@@ -31,13 +31,13 @@ from molstrata.evaluation.compare import RunResult, compare_runs, group_runs, lo
 from molstrata.report.compare import write_comparison
 from molstrata.report.describe import describe
 from molstrata.report.evaluation_plots import draw_evaluation
-from molstrata.study.convergence import still_learning
 from molstrata.study.findings import analyse
 from molstrata.study.plan import Replicate, StudyPlan, load_plan
 from molstrata.study.queue import WorkQueue, next_claim
 from molstrata.study.report import write_study_report
 from molstrata.study.results import AnalysisResult, StudyResult
 from molstrata.training.config import TrainConfig
+from molstrata.training.convergence import still_learning
 from molstrata.training.data import is_extensive, load_molecules
 from molstrata.training.distributed import one_process
 from molstrata.training.run import RunPaths, read_run_summary, train

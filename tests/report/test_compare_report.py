@@ -18,6 +18,7 @@ from molstrata.evaluation.stratified import Predictions, TrainingCounts, stratif
 from molstrata.report import compare as compare_report
 from molstrata.report.compare import comparison_text, default_out_dir, write_comparison
 from molstrata.training.config import TrainConfig
+from molstrata.training.convergence import still_learning
 
 ELEMENTS = ("H", "C", "N", "O", "F")
 FILES = {"comparison.csv", "comparison.md", "per_size.csv", "per_element.csv", "wins.csv",
@@ -135,6 +136,11 @@ def test_text_gives_the_global_table_and_who_wins_which_strata(runs):
     # the worse-predicted large molecules: default wins them, significantly
     assert won["default"] > 0 and significant["default"] >= 4
     assert "1 h 30 m" in text and "1 h 46 m" in text and "2 m 00 s" in text
+    # which noise the leads cover, and what is known of convergence
+    assert "intervals cover the test molecules only: one training seed per run" in text
+    learning = [r.label for r in runs if still_learning([r.curve])]
+    line = next(r for r in text.splitlines() if "still learning" in r or "flattened" in r)
+    assert [label for label in ("default", "custom") if f"{label} (" in line] == learning
 
 
 def test_runs_on_other_molecules_are_called_out_loudly(tmp_path, runs):

@@ -146,6 +146,9 @@ def test_two_workers_train_each_run_once_and_seeds_differ(plan_file, tmp_path, q
     capfd.readouterr()
     assert main(["compare", str(out / "runs" / "base"), str(out / "runs" / "big"), "-o",
                  str(tmp_path / "cmp")]) == 0
+    printed = capfd.readouterr().out
+    assert "intervals cover the training seeds (base 2, big 2) and the test molecules" in printed
+    assert "still learning at the end" in printed or "had flattened" in printed
     overview = (tmp_path / "cmp" / "comparison.csv").read_text().splitlines()
     assert overview[0].split(",")[3] == "seeds" and overview[1].split(",")[3] == "2"
 

@@ -6,7 +6,8 @@ verdict must name, after the test molecules and the training seed. A run counts 
 when its validation MAE fell by less than FLAT (relative) over the last TAIL of its epochs
 (for example, from epoch 8 to epoch 10 of 10). A schedule that decays the learning rate to
 nothing flattens the curve by itself, so a flat end is necessary, not sufficient: the report
-also says how far a study's data and budget are from the full study.
+also says how far a study's data and budget are from the full study. Studies and `compare`
+both ask it.
 """
 
 from __future__ import annotations
