@@ -89,7 +89,8 @@ def cache_path(cache_root: str | os.PathLike | None = None) -> Path:
 
 
 def cache_key(folder: Path) -> dict:
-    """What a valid cache must have been built from."""
+    """What a valid cache must have been built from (without the contents' digest, which
+    `load_qm9` computes only when the files' times differ from the cache's)."""
     try:
         qm9pack_version = importlib.metadata.version("qm9pack")
     except importlib.metadata.PackageNotFoundError:
@@ -116,19 +117,41 @@ def load_qm9(
     key = cache_key(folder)
     path = cache_path(cache_root)
     if use_cache:
-        arrays = cache.load(path, key)
-        if arrays is not None:
-            return _from_arrays(arrays)
+        stored = cache.stored_key(path)
+        if stored is not None and _same_sources(stored, key, folder):
+            arrays = cache.load(path, stored)
+            if arrays is not None:
+                return _from_arrays(arrays)
         if path.exists():
             print(f"molstrata: rebuilding the stale or damaged QM9 cache {path}", file=sys.stderr)
     arrays = parse_csv(folder, progress=progress)
     if use_cache:
         try:
-            cache.save(path, arrays, key)
+            cache.save(path, arrays, {**key, "digest": _digest(folder)})
         except OSError as error:
             print(f"molstrata: could not write the QM9 cache {path} ({error}); "
                   f"set {cache.ENV_VAR} to a writable folder", file=sys.stderr)
     return _from_arrays(arrays)
+
+
+def _digest(folder: Path) -> str:
+    return cache.source_digest([folder / name for name in PARTS])
+
+
+def _same_sources(stored: dict, key: dict, folder: Path) -> bool:
+    """Whether a cache written under `stored` holds what `key` asks for. Equal keys (the
+    digest aside) say so at once; keys that differ only in the files' modification times (the
+    same qm9pack installed again, or in another environment sharing the cache) say so when
+    the files' contents still have the digest the cache was written with."""
+    key = cache.plain(key)
+    stored = dict(stored)
+    digest = stored.pop("digest", None)
+    if stored == key:
+        return True
+    if digest is None or {**stored, "sources": None} != {**key, "sources": None}:
+        return False
+    sizes = [entry[:2] for entry in stored["sources"]] == [entry[:2] for entry in key["sources"]]
+    return sizes and digest == _digest(folder)
 
 
 def parse_csv(folder: Path, progress: bool = True) -> dict[str, np.ndarray]:

@@ -93,12 +93,37 @@ def test_cache_from_changed_sources_is_rebuilt(tmp_path, counted_parse, monkeypa
     assert len(counted_parse) == 2
 
 
+def _touched(stamp):
+    """source_stamp as it reads after the files were touched: new times, same sizes."""
+    return lambda paths: [[n, size, t + 10**9] for n, size, t in stamp(paths)]
+
+
+def test_cache_of_the_same_files_with_new_times_is_kept(tmp_path, counted_parse, monkeypatch):
+    load_qm9(tmp_path, progress=False)
+    monkeypatch.setattr(cache, "source_stamp", _touched(cache.source_stamp))
+    digests = []
+    real_digest = cache.source_digest
+    monkeypatch.setattr(cache, "source_digest",
+                        lambda paths: digests.append(paths) or real_digest(paths))
+    kept = load_qm9(tmp_path, progress=False)
+    assert len(counted_parse) == 1 and len(digests) == 1 and len(kept) == 50
+
+
+def test_cache_of_files_with_new_times_and_contents_is_rebuilt(tmp_path, counted_parse,
+                                                                monkeypatch):
+    load_qm9(tmp_path, progress=False)
+    monkeypatch.setattr(cache, "source_stamp", _touched(cache.source_stamp))
+    monkeypatch.setattr(cache, "source_digest", lambda paths: "0" * 64)
+    load_qm9(tmp_path, progress=False)
+    assert len(counted_parse) == 2
+
+
 def test_truncated_cache_is_rejected_and_rebuilt(tmp_path, counted_parse):
     load_qm9(tmp_path, progress=False)
     path = qm9_module.cache_path(tmp_path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    assert cache.load(path, qm9_module.cache_key(qm9_module.data_dir())) is None
+    assert cache.stored_key(path) is None
     rebuilt = load_qm9(tmp_path, progress=False)
     assert len(counted_parse) == 2 and len(rebuilt) == 50
     assert path.stat().st_size == len(data)
