@@ -5,6 +5,7 @@ from molstrata.models.activations import ACTIVATIONS, shifted_softplus
 from molstrata.models.atomwise import AGGREGATIONS, Atomwise, aggregate
 from molstrata.models.dense import Dense
 from molstrata.models.geometry import GEOMETRIES, pair_geometry
+from molstrata.models.messages import MessageSums
 from molstrata.models.model import EnergyModel, complete_hyperparameters
 from molstrata.models.painn import PaiNN, PaiNNInteraction, PaiNNMixing
 from molstrata.models.radial import CosineCutoff, GaussianRBF
@@ -21,6 +22,7 @@ __all__ = [
     "EnergyModel",
     "GEOMETRIES",
     "GaussianRBF",
+    "MessageSums",
     "PaiNN",
     "PaiNNInteraction",
     "PaiNNMixing",

@@ -10,12 +10,13 @@ import torch.nn.functional as F
 
 from molstrata.errors import MolstrataError
 
-_LOG2 = math.log(2.0)
+LOG2 = math.log(2.0)
+"""The shifted softplus's shift: softplus(0)."""
 
 
 def shifted_softplus(x: torch.Tensor) -> torch.Tensor:
     """softplus(x) - log 2: SchNet's activation, zero at x = 0."""
-    return F.softplus(x) - _LOG2
+    return F.softplus(x) - LOG2
 
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

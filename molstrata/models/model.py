@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from molstrata.models.atomwise import AGGREGATIONS, Atomwise, aggregate
+from molstrata.models.messages import MessageSums
 from molstrata.models.representations import representation_class, representation_options
 
 _FLOAT64_BUFFERS = ("scale", "shift", "atomrefs")
@@ -140,6 +141,7 @@ class EnergyModel(nn.Module):
         molecule_index: torch.Tensor,
         n_molecules: int,
         half_pairs: bool = True,
+        sums: MessageSums | None = None,
     ) -> torch.Tensor:
         """The residual (n_molecules,) in the target's unit, in the model's dtype.
 
@@ -148,10 +150,12 @@ class EnergyModel(nn.Module):
         `pair_geometry` (SchNet takes either); idx_i, idx_j: (n_pairs,) long atom indices into
         the batch; molecule_index: (n_atoms,) long, the molecule of each atom.
         half_pairs=True (the default) expects each unordered pair within the neighbour cutoff
-        once (i < j); half_pairs=False expects directed pairs, both i->j and j->i. Add
+        once (i < j); half_pairs=False expects directed pairs, both i->j and j->i. sums: the
+        batch's `MessageSums` for half pairs (`DeviceDataset` batches carry them on CPUs),
+        which make the sums over messages faster; None sums them with index_add. Add
         `reference` for the full prediction (see `predict`).
         """
-        x = self.representation(numbers, geometry, idx_i, idx_j, half_pairs)
+        x = self.representation(numbers, geometry, idx_i, idx_j, half_pairs, sums)
         o = self.head.atom_outputs(x)
         y = o * self.scale.to(o.dtype) + self.shift.to(o.dtype)
         return aggregate(y, molecule_index, n_molecules, self.aggregation)

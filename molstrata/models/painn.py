@@ -17,6 +17,7 @@ from torch import nn
 from molstrata.models.activations import activation as activation_by_name
 from molstrata.models.dense import Dense
 from molstrata.models.geometry import vectors_of
+from molstrata.models.messages import MessageSums, gather, message_routes, scatter
 from molstrata.models.radial import CosineCutoff, GaussianRBF
 
 EPSILON = 1e-8
@@ -51,34 +52,32 @@ class PaiNNInteraction(nn.Module):
         idx_i: torch.Tensor,
         idx_j: torch.Tensor,
         half_pairs: bool,
+        sums: MessageSums | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """q: (n_atoms, F); mu: (n_atoms, 3, F), or None for all zeros (before the first
         block: the mu_j term vanishes and is skipped, which changes no value or gradient);
         filters: (n_pairs, 3F); directions: (n_pairs, 3) unit vectors r̂_ij; idx_i, idx_j:
         (n_pairs,). Directed pairs (half_pairs=False): i receives from j. Unordered pairs once
-        (half_pairs=True): j also receives from i, with the same filter and direction -r̂_ij."""
+        (half_pairs=True): j also receives from i, with the same filter and direction -r̂_ij.
+        sums: the batch's `MessageSums` (half pairs only), or None for index_add."""
         n_atoms, width = q.shape
         x = self.interatomic_context_net(q)
-        # index_select, not x[idx]: its backward is an index_add, faster on CPUs.
+        senders, receivers = message_routes(idx_i, idx_j, half_pairs)
         if half_pairs:
             n_pairs = idx_i.shape[0]
-            senders = torch.cat([idx_j, idx_i])
-            receivers = torch.cat([idx_i, idx_j])
             messages = (
-                torch.index_select(x, 0, senders).view(2, n_pairs, 3 * width) * filters
+                gather(x, senders, sums).view(2, n_pairs, 3 * width) * filters
             ).view(2 * n_pairs, 3 * width)
             directions = torch.cat([directions, -directions])
         else:
-            receivers = idx_i
-            senders = idx_j
-            messages = torch.index_select(x, 0, senders) * filters
+            messages = gather(x, senders, sums) * filters
         dq, dmu_r, dmu_mu = torch.split(messages, width, dim=-1)
         dmu = dmu_r[:, None, :] * directions[:, :, None]
         if mu is not None:
-            mu_senders = torch.index_select(mu.reshape(n_atoms, 3 * width), 0, senders)
+            mu_senders = gather(mu.reshape(n_atoms, 3 * width), senders, sums)
             dmu = dmu + dmu_mu[:, None, :] * mu_senders.view(-1, 3, width)
-        q = q + torch.zeros_like(q).index_add_(0, receivers, dq)
-        summed = q.new_zeros(n_atoms, 3, width).index_add_(0, receivers, dmu)
+        q = q + scatter(dq, receivers, n_atoms, sums)
+        summed = scatter(dmu, receivers, n_atoms, sums)
         return q, summed if mu is None else mu + summed
 
 
@@ -172,14 +171,18 @@ class PaiNN(nn.Module):
         idx_i: torch.Tensor,
         idx_j: torch.Tensor,
         half_pairs: bool,
+        sums: MessageSums | None = None,
     ) -> torch.Tensor:
         """Scalar atom features q (n_atoms, n_atom_basis).
 
         numbers: (n_atoms,) long; geometry: (n_pairs, 3) vectors r_ij = R[idx_j] - R[idx_i]
         in Å (see `pair_geometry`); idx_i, idx_j: (n_pairs,) long. half_pairs=False: directed
         pairs, both i->j and j->i listed; half_pairs=True: each unordered pair once, messages
-        flowing both ways, equal to the directed version at half the filter cost.
+        flowing both ways, equal to the directed version at half the filter cost. sums: the
+        batch's `MessageSums` (half pairs only; faster sums over messages on CPUs), or None.
         """
+        if sums is not None and not half_pairs:
+            raise ValueError("MessageSums are built for half pairs; pass sums=None")
         vectors = vectors_of(geometry)
         distances = torch.linalg.vector_norm(vectors, dim=1)
         directions = vectors / distances[:, None]
@@ -193,6 +196,6 @@ class PaiNN(nn.Module):
         q = self.embedding(numbers)
         mu = None  # all zeros until the first interaction
         for interaction, mixing, block in zip(self.interactions, self.mixing, blocks):
-            q, mu = interaction(q, mu, block, directions, idx_i, idx_j, half_pairs)
+            q, mu = interaction(q, mu, block, directions, idx_i, idx_j, half_pairs, sums)
             q, mu = mixing(q, mu)
         return q

@@ -5,8 +5,9 @@ A representation is an `nn.Module` class with
 - `OPTIONS`: its own hyper-parameters and their defaults, plain JSON values;
 - a constructor taking n_atom_basis, n_interactions, n_rbf, cutoff, max_z and `OPTIONS` as
   keywords;
-- forward(numbers, geometry, idx_i, idx_j, half_pairs) -> scalar atom features
-  (n_atoms, n_atom_basis), for directed pairs or, with half_pairs, each unordered pair once.
+- forward(numbers, geometry, idx_i, idx_j, half_pairs, sums=None) -> scalar atom features
+  (n_atoms, n_atom_basis), for directed pairs or, with half_pairs, each unordered pair once;
+  `sums`, when given, are the batch's `MessageSums` (see `messages.py`).
 A third architecture is one new module and one line in `REPRESENTATIONS`.
 """
 

@@ -16,6 +16,7 @@ import torch
 
 from molstrata.data.molecules import Molecules
 from molstrata.models.geometry import pair_geometry
+from molstrata.models.messages import MessageSums
 from molstrata.models.neighbors import neighbor_pairs_chunked
 
 
@@ -25,7 +26,8 @@ class Batch:
 
     numbers: (n_atoms,) long; geometry: (n_pairs,) distances in Å or (n_pairs, 3) vectors
     r_j - r_i in Å, as the model asks; idx_i, idx_j: (n_pairs,) half pairs; molecule_index:
-    (n_atoms,) long; target: (B,) residual in the target unit; weight: (B,).
+    (n_atoms,) long; target: (B,) residual in the target unit; weight: (B,); sums: the
+    `MessageSums` of the half pairs, or None (datasets off the CPU).
     """
 
     numbers: torch.Tensor
@@ -37,6 +39,7 @@ class Batch:
     target: torch.Tensor
     weight: torch.Tensor
     rows: torch.Tensor
+    sums: MessageSums | None = None
 
 
 class DeviceDataset:
@@ -45,6 +48,8 @@ class DeviceDataset:
     targets: (n,) residual targets (target minus reference energies), float64 numpy.
     weights: (n,) per-molecule loss weights (1 by default). geometry: what the model takes
     per pair, "distances" or "vectors" (its `geometry`), computed in float64, kept in `dtype`.
+    message_sums: whether batches carry `MessageSums`, the sparse sums over messages that
+    models use instead of scatter-adds (default: on a CPU, where they are faster).
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class DeviceDataset:
         targets: np.ndarray | None = None,
         weights: np.ndarray | None = None,
         geometry: str = "distances",
+        message_sums: bool | None = None,
     ) -> None:
         n = len(molecules)
         self.n_molecules = n
@@ -83,6 +89,8 @@ class DeviceDataset:
         self.weight = torch.as_tensor(
             np.ones(n) if weights is None else weights, device=device, dtype=dtype
         )
+        self.dtype = dtype
+        self.message_sums = device.type == "cpu" if message_sums is None else message_sums
 
     def __len__(self) -> int:
         return self.n_molecules
@@ -111,19 +119,23 @@ class DeviceDataset:
             torch.arange(n_pairs, device=device) - pair_starts[pair_molecule]
         )
         shift = new_offsets[pair_molecule]
+        idx_i = self.local_i[pairs].long() + shift
+        idx_j = self.local_j[pairs].long() + shift
         return Batch(
             numbers=self.numbers[atoms],
             geometry=self.geometry[pairs],
-            idx_i=self.local_i[pairs].long() + shift,
-            idx_j=self.local_j[pairs].long() + shift,
+            idx_i=idx_i,
+            idx_j=idx_j,
             molecule_index=molecule_index,
             n_molecules=b,
             target=self.target[rows],
             weight=self.weight[rows],
             rows=rows,
+            sums=MessageSums.of(idx_i, idx_j, n_atoms, self.dtype) if self.message_sums else None,
         )
 
     def batches(self, order: torch.Tensor, batch_size: int):
         """Consecutive batches of `order` (a permutation or selection of rows)."""
         for start in range(0, len(order), batch_size):
             yield self.batch(order[start : start + batch_size])
+

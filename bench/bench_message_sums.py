@@ -1,0 +1,101 @@
+"""Benchmark: SchNet's training steps and forward passes with and without `MessageSums`.
+
+    python bench/bench_message_sums.py [--configs a b] [--rounds 12] [--batches 4]
+
+The peers' 10,000 QM9 training molecules (`peer_split`), configs (a) and (b) of the core
+benchmark, 2 threads, float32, molstrata's fused Adam. One model per arm, the same batches
+(built beforehand, so only the model's work is timed). The arms alternate every `--batches`
+batches for `--rounds` rounds, in alternating order, so that the CPU's drift falls on both;
+the figures are medians over the rounds, and the ratio is the median of the per-round ratios.
+"With sums" is what `molstrata train`, `evaluate` and `predict` run on a CPU; "index_add" is
+the same model summing its messages with scatter-adds (what runs on GPUs, and under
+torch.compile or torch.export).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from schnetpack_pipeline import CONFIGS, cpu_model, peer_split  # bench/ is on sys.path
+
+from molstrata.data.qm9 import load_qm9
+from molstrata.models import EnergyModel
+from molstrata.training.batches import DeviceDataset
+from molstrata.training.config import OptimConfig
+from molstrata.training.loop import make_optimizer
+from molstrata.training.targets import fit_standardization
+
+
+def run(model: EnergyModel, optimizer, chunk: list, size: int, sums: bool,
+        train_steps: bool) -> float:
+    """Molecules per second of training steps (or forward passes) over the batches `chunk`."""
+    start = time.perf_counter()
+    for b in chunk:
+        inputs = (b.numbers, b.geometry, b.idx_i, b.idx_j, b.molecule_index, b.n_molecules)
+        if train_steps:
+            error = model(*inputs, sums=b.sums if sums else None) - b.target
+            optimizer.zero_grad(set_to_none=True)
+            error.square().mean().backward()
+            optimizer.step()
+        else:
+            with torch.inference_mode():
+                model(*inputs, sums=b.sums if sums else None)
+    return len(chunk) * size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["a", "b"], choices=["a", "b"])
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--batches", type=int, default=4, help="batches per arm and round")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    train, _, _ = peer_split(load_qm9(progress=False))
+    fit = fit_standardization(train, train.property("U0"), extensive=True)
+    dataset = DeviceDataset(train, 5.0, torch.device("cpu"), torch.float32,
+                            train.property("U0") - fit.reference(train))
+    for name in args.configs:
+        config = CONFIGS[name]
+        size = config["batch_size"]
+        order = torch.as_tensor(np.random.default_rng(0).permutation(len(dataset)))
+        n_batches = min(args.rounds * args.batches, len(dataset) // size)
+        batches = [dataset.batch(order[k * size:(k + 1) * size]) for k in range(n_batches)]
+        arms = {}
+        for arm in ("sums", "index_add"):
+            torch.manual_seed(0)
+            model = EnergyModel(n_atom_basis=config["n_atom_basis"],
+                                n_filters=config["n_filters"],
+                                n_interactions=config["n_interactions"], n_rbf=config["n_rbf"],
+                                cutoff=config["cutoff"])
+            model.set_standardization(fit.atomrefs, fit.shift, fit.scale)
+            optimizer, _ = make_optimizer(model, OptimConfig(batch_size=size, lr=5e-4,
+                                                             scheduler="none"), 1)
+            arms[arm] = (model, optimizer)
+
+        for arm, (model, optimizer) in arms.items():  # warm-up
+            for kind in (True, False):
+                run(model, optimizer, batches[:2], size, arm == "sums", kind)
+        figures = {(arm, kind): [] for arm in arms for kind in (True, False)}
+        for r in range(args.rounds):
+            chunk = batches[(r * args.batches) % n_batches:][:args.batches]
+            for arm in (("sums", "index_add") if r % 2 == 0 else ("index_add", "sums")):
+                model, optimizer = arms[arm]
+                for kind in (True, False):
+                    figures[arm, kind].append(run(model, optimizer, chunk, size, arm == "sums",
+                                                  kind))
+        for kind, label in ((True, "training steps"), (False, "forward passes")):
+            ours, plain = figures["sums", kind], figures["index_add", kind]
+            ratios = sorted(a / b for a, b in zip(ours, plain))
+            print(f"config ({name}) {label}: with sums {statistics.median(ours):,.0f} mol/s, "
+                  f"index_add {statistics.median(plain):,.0f} mol/s; paired ratio "
+                  f"{statistics.median(ratios):.3f}x [{ratios[0]:.3f}, {ratios[-1]:.3f}] over "
+                  f"{args.rounds} rounds", flush=True)
+
+
+if __name__ == "__main__":
+    main()
