@@ -76,8 +76,8 @@ def _run(argv: list[str], devices: int, gpu: bool, run_dir: str | None) -> None:
     try:
         run(args)
     except ChildFailedError as error:
-        rank, failure = _root_failure(error.failures)
-        if failure.exitcode == 2:
+        rank, failure, on_error = _root_failure(error.failures)
+        if on_error:
             what = f"process {rank} stopped with the error printed above"
         elif failure.exitcode < 0:
             what = f"process {rank} (pid {failure.pid}) was killed by {failure.signal_name()}"
@@ -96,17 +96,24 @@ def _run(argv: list[str], devices: int, gpu: bool, run_dir: str | None) -> None:
 
 
 def _root_failure(failures: dict) -> tuple:
-    """(rank, failure) of the process that made the others stop: one killed or crashed (not
-    stopped by the agent's SIGTERM, not exit code 2) if any, the earliest; else the lowest rank
-    that stopped on an error (rank 0 says the run's errors; the others stop with code 2 when
-    it goes). The agent's own first failure is a tie whenever both stop in the same second."""
+    """(rank, failure, stopped on an error) of the process that made the others stop: one
+    killed or crashed (not stopped by the agent's SIGTERM, not exit code 2) if any, the
+    earliest; else, when some stopped on an error (code 2), the one that printed it. Rank 0
+    says the run's errors and the others stop with code 2 when it goes, sometimes before it
+    has exited, and then the agent's SIGTERM ends rank 0: rank 0 is named whenever it stopped
+    either way. The agent's own first failure is a tie whenever both stop in the same second,
+    so it decides nothing."""
     caused = [(f.timestamp, rank, f) for rank, f in failures.items()
               if f.exitcode not in (2, -signal.SIGTERM)]
     if caused:
         _, rank, failure = min(caused, key=lambda item: item[:2])
-        return rank, failure
-    errors = sorted((rank, f) for rank, f in failures.items() if f.exitcode == 2)
-    return errors[0] if errors else min(failures.items(), key=lambda item: item[1].timestamp)
+        return rank, failure, False
+    errors = sorted(rank for rank, f in failures.items() if f.exitcode == 2)
+    if errors:
+        rank = 0 if 0 in failures else errors[0]
+        return rank, failures[rank], True
+    rank, failure = min(failures.items(), key=lambda item: item[1].timestamp)
+    return rank, failure, False
 
 
 def _resume_hint(run_dir: str | None, devices: int) -> str:

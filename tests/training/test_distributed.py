@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ import torch.distributed
 from molstrata.cli import main
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.evaluate import evaluate_run
+from molstrata.training import launch
 from molstrata.training.checkpoints import load_checkpoint
 from molstrata.training.config import TrainConfig, preset
 from molstrata.training.data import prepare
@@ -368,3 +370,21 @@ def test_an_existing_run_under_devices_is_refused_once_and_kept(runs):
     assert "(rank 1)" not in result.stderr
     assert lines[1].endswith(f"continue with: molstrata train --resume {run} --devices 2")
     assert (run / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def _failure(exitcode: int, timestamp: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(exitcode=exitcode, timestamp=timestamp, pid=100, signal_name=str)
+
+
+@pytest.mark.parametrize(("failures", "named", "on_error"), [
+    # rank 1 saw rank 0 go and exited first; the agent's SIGTERM then ended rank 0
+    ({0: _failure(-signal.SIGTERM), 1: _failure(2)}, 0, True),
+    ({0: _failure(2, 5), 1: _failure(2, 4)}, 0, True),
+    ({1: _failure(2)}, 1, True),
+    # a crash is named before any error, whoever stopped first
+    ({0: _failure(2, 1), 1: _failure(1, 9)}, 1, False),
+    ({0: _failure(-signal.SIGTERM, 3), 1: _failure(-signal.SIGKILL, 4)}, 1, False),
+])
+def test_the_process_that_stopped_the_others_is_named(failures, named, on_error):
+    rank, failure, error = launch._root_failure(failures)
+    assert (rank, error) == (named, on_error) and failure is failures[rank]
