@@ -111,3 +111,20 @@ def test_datasets_asked_not_to_carry_none(tiny_molecules):
     assert dataset.batch(torch.arange(3)).sums is None
     assert DeviceDataset(tiny_molecules, 5.0, CPU, torch.float32).batch(
         torch.arange(3)).sums is not None
+
+
+
+@pytest.mark.parametrize("activation", ["shifted_softplus", "silu"])
+def test_prediction_without_autograd_is_the_trained_function(qm9_sample, activation):
+    """Without autograd (prediction, validation) messages are multiplied in place: the same
+    function, bit for bit, for either activation."""
+    torch.manual_seed(2)
+    model = EnergyModel(n_atom_basis=16, n_interactions=3, n_rbf=10,
+                        activation=activation).double()
+    _, batch = _batch(qm9_sample, [4, 9, 13, 0])
+    args = (batch.numbers, batch.geometry, batch.idx_i, batch.idx_j, batch.molecule_index,
+            batch.n_molecules)
+    expected = model(*args, sums=batch.sums).detach()
+    with torch.inference_mode():
+        assert torch.equal(model(*args, sums=batch.sums), expected)
+        torch.testing.assert_close(model(*args), expected, rtol=1e-12, atol=1e-12)
