@@ -1,6 +1,8 @@
-"""Benchmark: SchNet's training steps and forward passes with and without `MessageSums`.
+"""Benchmark: SchNet's CPU paths, each against the path without it: `MessageSums` (with or
+without), and blocked convolutions (`--blocking`: blocked or not).
 
     python bench/bench_message_sums.py [--configs a b] [--rounds 12] [--batches 4]
+    python bench/bench_message_sums.py --blocking --configs a seed [--rounds 12]
 
 The peers' 10,000 QM9 training molecules (`peer_split`), configs (a) and (b) of the core
 benchmark, 2 threads, float32, molstrata's fused Adam. One model per arm, the same batches
@@ -9,7 +11,10 @@ batches for `--rounds` rounds, in alternating order, so that the CPU's drift fal
 the figures are medians over the rounds, and the ratio is the median of the per-round ratios.
 "With sums" is what `molstrata train`, `evaluate` and `predict` run on a CPU; "index_add" is
 the same model summing its messages with scatter-adds (what runs on GPUs, and under
-torch.compile or torch.export).
+torch.compile or torch.export). With --blocking, the arms are the model as it runs (blocked
+where its (pairs x filters) tensors pass `schnet.BLOCK_ABOVE`) and the same model with
+blocking off; config `seed` is the study's default training (38 filters, 3 interactions,
+batch 512).
 """
 
 from __future__ import annotations
@@ -23,16 +28,21 @@ import torch
 from schnetpack_pipeline import CONFIGS, cpu_model, peer_split  # bench/ is on sys.path
 
 from molstrata.data.qm9 import load_qm9
-from molstrata.models import EnergyModel
+from molstrata.models import EnergyModel, schnet
 from molstrata.training.batches import DeviceDataset
 from molstrata.training.config import OptimConfig
 from molstrata.training.loop import make_optimizer
 from molstrata.training.targets import fit_standardization
 
+SEED = {"n_atom_basis": 38, "n_filters": 38, "n_interactions": 3, "n_rbf": 20, "cutoff": 5.0,
+        "batch_size": 512}
+BLOCK_ABOVE = schnet.BLOCK_ABOVE
+
 
 def run(model: EnergyModel, optimizer, chunk: list, size: int, sums: bool,
-        train_steps: bool) -> float:
+        train_steps: bool, blocking: bool = True) -> float:
     """Molecules per second of training steps (or forward passes) over the batches `chunk`."""
+    schnet.BLOCK_ABOVE = BLOCK_ABOVE if blocking else 1 << 62
     start = time.perf_counter()
     for b in chunk:
         inputs = (b.numbers, b.geometry, b.idx_i, b.idx_j, b.molecule_index, b.n_molecules)
@@ -49,7 +59,9 @@ def run(model: EnergyModel, optimizer, chunk: list, size: int, sums: bool,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=["a", "b"], choices=["a", "b"])
+    parser.add_argument("--configs", nargs="+", default=["a", "b"], choices=["a", "b", "seed"])
+    parser.add_argument("--blocking", action="store_true",
+                        help="blocked convolutions against unblocked ones (with sums both)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--batches", type=int, default=4, help="batches per arm and round")
     args = parser.parse_args()
@@ -60,13 +72,14 @@ def main() -> None:
     dataset = DeviceDataset(train, 5.0, torch.device("cpu"), torch.float32,
                             train.property("U0") - fit.reference(train))
     for name in args.configs:
-        config = CONFIGS[name]
+        config = SEED if name == "seed" else CONFIGS[name]
         size = config["batch_size"]
         order = torch.as_tensor(np.random.default_rng(0).permutation(len(dataset)))
         n_batches = min(args.rounds * args.batches, len(dataset) // size)
         batches = [dataset.batch(order[k * size:(k + 1) * size]) for k in range(n_batches)]
+        names = ("blocked", "unblocked") if args.blocking else ("sums", "index_add")
         arms = {}
-        for arm in ("sums", "index_add"):
+        for arm in names:
             torch.manual_seed(0)
             model = EnergyModel(n_atom_basis=config["n_atom_basis"],
                                 n_filters=config["n_filters"],
@@ -77,22 +90,28 @@ def main() -> None:
                                                              scheduler="none"), 1)
             arms[arm] = (model, optimizer)
 
+        def flags(arm: str) -> tuple[bool, bool]:
+            """(sums, blocking) of an arm."""
+            return arm != "index_add", arm != "unblocked"
+
         for arm, (model, optimizer) in arms.items():  # warm-up
+            sums, blocking = flags(arm)
             for kind in (True, False):
-                run(model, optimizer, batches[:2], size, arm == "sums", kind)
+                run(model, optimizer, batches[:2], size, sums, kind, blocking)
         figures = {(arm, kind): [] for arm in arms for kind in (True, False)}
         for r in range(args.rounds):
             chunk = batches[(r * args.batches) % n_batches:][:args.batches]
-            for arm in (("sums", "index_add") if r % 2 == 0 else ("index_add", "sums")):
+            for arm in (names if r % 2 == 0 else names[::-1]):
                 model, optimizer = arms[arm]
+                sums, blocking = flags(arm)
                 for kind in (True, False):
-                    figures[arm, kind].append(run(model, optimizer, chunk, size, arm == "sums",
-                                                  kind))
+                    figures[arm, kind].append(run(model, optimizer, chunk, size, sums, kind,
+                                                  blocking))
         for kind, label in ((True, "training steps"), (False, "forward passes")):
-            ours, plain = figures["sums", kind], figures["index_add", kind]
+            ours, plain = figures[names[0], kind], figures[names[1], kind]
             ratios = sorted(a / b for a, b in zip(ours, plain))
-            print(f"config ({name}) {label}: with sums {statistics.median(ours):,.0f} mol/s, "
-                  f"index_add {statistics.median(plain):,.0f} mol/s; paired ratio "
+            print(f"config ({name}) {label}: {names[0]} {statistics.median(ours):,.0f} mol/s, "
+                  f"{names[1]} {statistics.median(plain):,.0f} mol/s; paired ratio "
                   f"{statistics.median(ratios):.3f}x [{ratios[0]:.3f}, {ratios[-1]:.3f}] over "
                   f"{args.rounds} rounds", flush=True)
 

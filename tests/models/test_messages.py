@@ -128,3 +128,49 @@ def test_prediction_without_autograd_is_the_trained_function(qm9_sample, activat
     with torch.inference_mode():
         assert torch.equal(model(*args, sums=batch.sums), expected)
         torch.testing.assert_close(model(*args), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 700, 1 << 20])
+def test_blocked_convolutions_are_the_same_function(qm9_sample, monkeypatch, block_bytes):
+    """SchNet's convolutions in blocks of pairs (big batches on a CPU) against the unblocked
+    ones: energies, every parameter's gradient, and prediction without autograd."""
+    from molstrata.models import schnet
+
+    torch.manual_seed(3)
+    model = EnergyModel(n_atom_basis=12, n_interactions=3, n_rbf=7).double()
+    _, batch = _batch(qm9_sample, [6, 2, 15, 8, 0])
+    args = (batch.numbers, batch.geometry, batch.idx_i, batch.idx_j, batch.molecule_index,
+            batch.n_molecules)
+    results = []
+    monkeypatch.setattr(schnet, "BLOCK_MIN_FILTERS", 1)
+    for above, size in ((1 << 40, 1 << 20), (0, block_bytes)):
+        monkeypatch.setattr(schnet, "BLOCK_ABOVE", above)
+        monkeypatch.setattr(schnet, "BLOCK_BYTES", size)
+        rows = model.representation._block_rows(
+            batch.geometry, batch.geometry, half_pairs=True)
+        energy = model(*args, sums=batch.sums)
+        gradients = torch.autograd.grad(energy.square().sum(), list(model.parameters()))
+        with torch.inference_mode():
+            predicted = model(*args, sums=batch.sums)
+        results.append((rows, energy.detach(), gradients, predicted))
+    (plain_rows, plain, plain_grads, plain_pred), (rows, ours, grads, pred) = results
+    assert plain_rows == 0 and rows == max(256, block_bytes // (12 * 8))
+    assert len(batch.idx_i) > 256  # several blocks for the small block sizes
+    torch.testing.assert_close(ours, plain, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(pred, plain, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads, plain_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_forces_and_narrow_filters_are_never_blocked(qm9_sample, monkeypatch):
+    from molstrata.models import schnet
+
+    monkeypatch.setattr(schnet, "BLOCK_ABOVE", 0)
+    monkeypatch.setattr(schnet, "BLOCK_MIN_FILTERS", 1)
+    model = EnergyModel(n_atom_basis=8, n_interactions=1, n_rbf=4).double()
+    distances = torch.rand(300, dtype=torch.float64) + 1
+    assert model.representation._block_rows(distances, distances, True) > 0
+    assert model.representation._block_rows(distances.requires_grad_(), distances, True) == 0
+    assert model.representation._block_rows(distances.detach(), distances.detach(), False) == 0
+    monkeypatch.setattr(schnet, "BLOCK_MIN_FILTERS", 9)
+    assert model.representation._block_rows(distances.detach(), distances.detach(), True) == 0
