@@ -138,4 +138,3 @@ class DeviceDataset:
         """Consecutive batches of `order` (a permutation or selection of rows)."""
         for start in range(0, len(order), batch_size):
             yield self.batch(order[start : start + batch_size])
-
