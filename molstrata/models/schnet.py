@@ -93,9 +93,9 @@ class SchNetInteraction(nn.Module):
         filter network and the messages run `rows` pairs at a time (`_BlockedConvolution`).
         Shifted softplus only; rbf and cutoff must not need gradients (no forces)."""
         first, second = self.filter_network
-        bias = second.bias - LOG2 * second.weight.sum(dim=1)
         summed = _BlockedConvolution.apply(self.in2f(x), rbf, cutoff, first.weight, first.bias,
-                                           second.weight, bias, idx_i, idx_j, rows)
+                                           second.weight, after_softplus(second), idx_i, idx_j,
+                                           rows)
         return dense_pair(summed, self.f2out, self.activation)
 
 
@@ -175,8 +175,13 @@ def dense_pair(x: torch.Tensor, layers: nn.Sequential, activation: str) -> torch
     z = F.linear(x, first.weight, first.bias)
     if activation != "shifted_softplus":
         return second(first.activation(z))
-    bias = second.bias - LOG2 * second.weight.sum(dim=1)
-    return F.linear(F.softplus(z), second.weight, bias)
+    return F.linear(F.softplus(z), second.weight, after_softplus(second))
+
+
+def after_softplus(layer: nn.Linear) -> torch.Tensor:
+    """The bias that makes softplus(z) W^T + bias equal shifted_softplus(z) W^T + b, for the
+    layer's weight W and bias b: b - log 2 * W 1."""
+    return layer.bias - LOG2 * layer.weight.sum(dim=1)
 
 
 class SchNet(nn.Module):

@@ -89,7 +89,6 @@ class DeviceDataset:
         self.weight = torch.as_tensor(
             np.ones(n) if weights is None else weights, device=device, dtype=dtype
         )
-        self.dtype = dtype
         self.message_sums = device.type == "cpu" if message_sums is None else message_sums
 
     def __len__(self) -> int:
@@ -121,6 +120,8 @@ class DeviceDataset:
         shift = new_offsets[pair_molecule]
         idx_i = self.local_i[pairs].long() + shift
         idx_j = self.local_j[pairs].long() + shift
+        sums = (MessageSums.of(idx_i, idx_j, n_atoms, self.target.dtype)
+                if self.message_sums else None)
         return Batch(
             numbers=self.numbers[atoms],
             geometry=self.geometry[pairs],
@@ -131,7 +132,7 @@ class DeviceDataset:
             target=self.target[rows],
             weight=self.weight[rows],
             rows=rows,
-            sums=MessageSums.of(idx_i, idx_j, n_atoms, self.dtype) if self.message_sums else None,
+            sums=sums,
         )
 
     def batches(self, order: torch.Tensor, batch_size: int):
