@@ -7,15 +7,17 @@ message's sender features (`gather`) and sums the messages each atom receives (`
 Plain `index_select` / `index_add_` do both on any device. On a CPU their backward or forward
 `index_add_` is a scatter-add that writes rows in the order the messages come, which is slow;
 `MessageSums` holds the same sums as two sparse CSR matrices (atoms x messages), built once per
-batch, so that every sum over messages, forward or backward, is one sparse-dense product that
-writes each atom's row once. Both paths compute the same sums (up to the order of the
-float additions).
+batch when first asked for, so that every sum over messages, forward or backward, is one
+sparse-dense product that writes each atom's row once. Both paths compute the same sums (up to
+the order of the float additions). SchNet on a CPU goes further where it can: its whole
+convolution is one compiled kernel over the batch's pairs (kernels.py), which reads the pairs
+from `MessageSums` too.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
-from typing import NamedTuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -24,47 +26,79 @@ _BETA = "Sparse CSR tensor support is in beta state"
 """torch's one-time warning on building a CSR tensor: nothing a user can act on."""
 
 
-class MessageSums(NamedTuple):
-    """Sums over the 2 n_pairs messages of a batch of half pairs, as sparse CSR matrices.
+class MessageSums:
+    """The messages of one batch of half pairs, for the fast CPU paths.
 
-    by_receiver: (n_atoms, 2 n_pairs), a 1 at (receiver of m, m): by_receiver @ messages sums
-    the messages each atom receives. by_sender: (n_atoms, 2 n_pairs), a 1 at (sender of m, m):
-    by_sender @ g sums, per atom, what flows back from the messages it sent.
+    Holds the batch's half pairs idx_i, idx_j (n_pairs,) over n_atoms atoms, checked once
+    here, and, when known, pair_offsets (n_molecules + 1,): the pairs of molecule m are
+    pair_offsets[m] .. pair_offsets[m + 1] - 1 and join only that molecule's atoms
+    (`DeviceDataset` batches), which lets the compiled convolution of kernels.py split the
+    pairs between threads.
+
+    by_receiver, by_sender are the sums as sparse CSR matrices, built on first use (SchNet with
+    the compiled kernel never asks for them): by_receiver (n_atoms, 2 n_pairs) has a 1 at
+    (receiver of m, m), so by_receiver @ messages sums the messages each atom receives;
+    by_sender has a 1 at (sender of m, m), so by_sender @ g sums, per atom, what flows back
+    from the messages it sent.
     """
 
-    by_receiver: torch.Tensor
-    by_sender: torch.Tensor
+    def __init__(self, idx_i: torch.Tensor, idx_j: torch.Tensor, n_atoms: int,
+                 dtype: torch.dtype, pair_offsets: torch.Tensor | None = None) -> None:
+        n_pairs = len(idx_i)
+        if idx_j.shape != idx_i.shape or idx_i.dim() != 1:
+            raise ValueError("idx_i and idx_j must be 1-d and of one length")
+        if n_pairs and (int(torch.minimum(idx_i.min(), idx_j.min())) < 0
+                        or int(torch.maximum(idx_i.max(), idx_j.max())) >= n_atoms):
+            raise ValueError(f"pair indices must lie in [0, {n_atoms})")
+        if pair_offsets is not None:
+            pair_offsets = pair_offsets.to(torch.int64).contiguous()
+            if (pair_offsets.dim() != 1 or len(pair_offsets) == 0 or int(pair_offsets[0]) != 0
+                    or int(pair_offsets[-1]) != n_pairs
+                    or bool((pair_offsets[1:] < pair_offsets[:-1]).any())):
+                raise ValueError("pair_offsets must rise from 0 to the number of pairs")
+        self.idx_i = idx_i.to(torch.int64).contiguous()
+        self.idx_j = idx_j.to(torch.int64).contiguous()
+        self.n_atoms = n_atoms
+        self.dtype = dtype
+        self.pair_offsets = pair_offsets
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.idx_i)
 
     @staticmethod
-    def of(idx_i: torch.Tensor, idx_j: torch.Tensor, n_atoms: int,
-           dtype: torch.dtype) -> MessageSums:
+    def of(idx_i: torch.Tensor, idx_j: torch.Tensor, n_atoms: int, dtype: torch.dtype,
+           pair_offsets: torch.Tensor | None = None) -> MessageSums:
         """The sums for half pairs idx_i, idx_j (n_pairs,) over n_atoms atoms, with values of
-        `dtype` (the messages'): the messages sorted by receiver (stable) give the CSR rows."""
-        receivers = torch.cat([idx_i, idx_j]).to(torch.int32)
-        order = torch.sort(receivers, stable=True)[1].to(torch.int32)
-        crow = torch.zeros(n_atoms + 1, dtype=torch.int32, device=idx_i.device)
+        `dtype` (the messages')."""
+        return MessageSums(idx_i, idx_j, n_atoms, dtype, pair_offsets)
+
+    @property
+    def by_receiver(self) -> torch.Tensor:
+        return self._matrices[0]
+
+    @property
+    def by_sender(self) -> torch.Tensor:
+        return self._matrices[1]
+
+    @functools.cached_property
+    def _matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(by_receiver, by_sender): the messages sorted by receiver (stable) give the CSR
+        rows; the messages an atom sends are the reverses of those it receives:
+        m <-> m + n_pairs (mod 2 n_pairs)."""
+        n_atoms, n_pairs = self.n_atoms, self.n_pairs
+        receivers = torch.cat([self.idx_i, self.idx_j]).to(torch.int32)
+        received = torch.sort(receivers, stable=True)[1].to(torch.int32)
+        crow = torch.zeros(n_atoms + 1, dtype=torch.int32, device=receivers.device)
         torch.cumsum(torch.bincount(receivers, minlength=n_atoms), 0, dtype=torch.int32,
                      out=crow[1:])
-        return MessageSums.build(crow, order, len(idx_i), dtype)
-
-    @staticmethod
-    def build(
-        crow: torch.Tensor, received: torch.Tensor, n_pairs: int, dtype: torch.dtype
-    ) -> MessageSums:
-        """From CSR rows over atoms: crow (n_atoms + 1,) int32 row starts; received
-        (2 n_pairs,) int32, per atom in order, the messages it receives. The messages an atom
-        sends are the reverses of those it receives: m <-> m + n_pairs (mod 2 n_pairs)."""
-        n_atoms, n_messages = len(crow) - 1, 2 * n_pairs
         sent = torch.where(received < n_pairs, received + n_pairs, received - n_pairs)
-        ones = torch.ones(n_messages, dtype=dtype, device=crow.device)
+        ones = torch.ones(2 * n_pairs, dtype=self.dtype, device=crow.device)
+        shape = (n_atoms, 2 * n_pairs)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_BETA)
-            return MessageSums(
-                torch.sparse_csr_tensor(crow, received, ones, (n_atoms, n_messages),
-                                        check_invariants=False),
-                torch.sparse_csr_tensor(crow, sent, ones, (n_atoms, n_messages),
-                                        check_invariants=False),
-            )
+            return (torch.sparse_csr_tensor(crow, received, ones, shape, check_invariants=False),
+                    torch.sparse_csr_tensor(crow, sent, ones, shape, check_invariants=False))
 
 
 def message_routes(

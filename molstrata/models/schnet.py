@@ -3,12 +3,13 @@
 With `half_pairs=True` it is faster than SchNetPack's forward without changing what it
 computes: each unordered pair's filter is computed once and sends messages both ways (the filter
 depends only on the distance, so W_ij = W_ji), which halves the filter networks' work, most of
-SchNet's cost. On CPUs, batches of `DeviceDataset` also carry `MessageSums`, which sum the
-messages with sparse products instead of scatter-adds (see messages.py); the shifted
-softplus's constant is moved into the next layer's bias (`dense_pair`); and when a batch's
-(pairs x filters) tensors are too big for the caches and wide (SchNetPack's 128 filters at
-batch 100), each convolution runs in blocks of pairs that stay in the cache
-(`_BlockedConvolution`). All of this changes only the order of float additions.
+SchNet's cost. On CPUs, batches of `DeviceDataset` carry `MessageSums`; with them, each
+convolution runs as one compiled kernel (kernels.py) that reads every pair's filter once and
+applies the cutoff on the fly, or, where that kernel cannot be built, sums the messages with
+sparse products instead of scatter-adds (see messages.py), in blocks of pairs that stay in the
+cache when a batch's (pairs x filters) tensors are big and wide (SchNetPack's 128 filters at
+batch 100: `_BlockedConvolution`). The shifted softplus's constant is moved into the next
+layer's bias (`dense_pair`). All of this changes only the order of float additions.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from molstrata.models.activations import LOG2
 from molstrata.models.activations import activation as activation_by_name
 from molstrata.models.dense import Dense
 from molstrata.models.geometry import distances_of
+from molstrata.models.kernels import half_pair_convolution, usable
 from molstrata.models.messages import MessageSums, message_routes, pass_messages
 from molstrata.models.radial import CosineCutoff, GaussianRBF
 
@@ -85,6 +87,17 @@ class SchNetInteraction(nn.Module):
         for index_add.
         """
         summed = pass_messages(self.in2f(x), filters, senders, receivers, half_pairs, sums)
+        return dense_pair(summed, self.f2out, self.activation)
+
+    def compiled(self, x: torch.Tensor, rbf: torch.Tensor, cutoff: torch.Tensor,
+                 sums: MessageSums) -> torch.Tensor:
+        """The update v for half pairs, as `filters` then `forward` compute it, with the
+        messages summed by the compiled CPU kernel (kernels.py), which applies the cutoff as it
+        reads the filters. Only where `kernels.usable`."""
+        filters = dense_pair(rbf, self.filter_network, self.activation)
+        if cutoff.requires_grad:  # the kernel gives no gradient for the cutoff: apply it here
+            filters, cutoff = filters * cutoff[:, None], None
+        summed = half_pair_convolution(self.in2f(x), filters, cutoff, sums)
         return dense_pair(summed, self.f2out, self.activation)
 
     def blocked(self, x: torch.Tensor, rbf: torch.Tensor, cutoff: torch.Tensor,
@@ -245,9 +258,13 @@ class SchNet(nn.Module):
         rbf = self.radial_basis(distances)
         cutoff = self.cutoff_fn(distances)
         senders, receivers = message_routes(idx_i, idx_j, half_pairs)
-        rows = self._block_rows(rbf, cutoff, half_pairs)
+        compiled = sums is not None and usable(rbf)
+        rows = 0 if compiled else self._block_rows(rbf, cutoff, half_pairs)
         x = self.embedding(numbers)
         for interaction in self.interactions:
+            if compiled:
+                x = x + interaction.compiled(x, rbf, cutoff, sums)
+                continue
             if rows:
                 x = x + interaction.blocked(x, rbf, cutoff, idx_i, idx_j, rows)
                 continue

@@ -48,8 +48,9 @@ class DeviceDataset:
     targets: (n,) residual targets (target minus reference energies), float64 numpy.
     weights: (n,) per-molecule loss weights (1 by default). geometry: what the model takes
     per pair, "distances" or "vectors" (its `geometry`), computed in float64, kept in `dtype`.
-    message_sums: whether batches carry `MessageSums`, the sparse sums over messages that
-    models use instead of scatter-adds (default: on a CPU, where they are faster).
+    message_sums: whether batches carry `MessageSums` (their pairs, molecule by molecule, for
+    SchNet's compiled convolution, and the sparse sums over messages that models use instead of
+    scatter-adds; default: on a CPU, where they are faster).
     """
 
     def __init__(
@@ -120,8 +121,11 @@ class DeviceDataset:
         shift = new_offsets[pair_molecule]
         idx_i = self.local_i[pairs].long() + shift
         idx_j = self.local_j[pairs].long() + shift
-        sums = (MessageSums.of(idx_i, idx_j, n_atoms, self.target.dtype)
-                if self.message_sums else None)
+        sums = None
+        if self.message_sums:
+            pair_offsets = pair_counts.new_zeros(b + 1)
+            torch.cumsum(pair_counts, 0, out=pair_offsets[1:])
+            sums = MessageSums.of(idx_i, idx_j, n_atoms, self.target.dtype, pair_offsets)
         return Batch(
             numbers=self.numbers[atoms],
             geometry=self.geometry[pairs],

@@ -27,7 +27,7 @@ from molstrata._files import atomic_write_text, read_versioned_json
 from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.data.splits import save_split
 from molstrata.errors import Interrupted, MolstrataError, ReportedElsewhere
-from molstrata.models import EnergyModel, complete_hyperparameters
+from molstrata.models import EnergyModel, complete_hyperparameters, kernels
 from molstrata.tables import write_csv
 from molstrata.training.batches import DeviceDataset
 from molstrata.training.checkpoints import load_checkpoint, save_checkpoint
@@ -291,9 +291,11 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
     busy = busy_cpu(torch.get_num_threads()) if device.type == "cpu" and ranks.main else None
     if busy is not None:
         log(f"warning: {busy}")
+    convolution = (f"; SchNet's convolution: {facts['convolution']}"
+                   if facts["convolution"] else "")
     log(f"training on {len(train_ds):,} molecules ({train_ds.n_pairs:,} pairs), validating on "
         f"{len(val_ds):,}, for {length}; device {device}, {torch.get_num_threads()} "
-        f"threads{processes}")
+        f"threads{processes}{convolution}")
 
     def on_epoch_end(state: LoopState, improved: bool) -> None:
         stop = None
@@ -455,6 +457,9 @@ def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardizatio
         "aggregation": "sum" if data.extensive else "avg",
         "device": str(device),
         "threads": torch.get_num_threads(),
+        # how SchNet's convolution ran on a CPU: the compiled kernel or PyTorch ops (and why)
+        "convolution": (kernels.status() if device.type == "cpu" and not config.runtime.compile
+                        and config.model.representation == "schnet" else None),
         "processes": ranks.world,
         "cpu": cpu_name(),
         "molstrata_version": molstrata.__version__,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from molstrata.data.molecules import Molecules
-from molstrata.models import EnergyModel
+from molstrata.models import EnergyModel, kernels
 from molstrata.models.messages import message_routes, pass_messages
 from molstrata.training.batches import DeviceDataset
 
@@ -46,8 +46,12 @@ def test_every_atom_receives_from_each_neighbour_once(tiny_molecules):
     assert torch.equal(batch.sums.by_sender.to_dense().sum(1).long(), neighbours)
 
 
+@pytest.mark.parametrize("kernel", ["1", "0"])
 @pytest.mark.parametrize("representation", ["schnet", "painn"])
-def test_models_give_the_same_energies_and_gradients_with_sums(qm9_sample, representation):
+def test_models_give_the_same_energies_and_gradients_with_sums(qm9_sample, monkeypatch,
+                                                               representation, kernel):
+    """With the sums (and, for SchNet, with its compiled kernel on or off) against without."""
+    monkeypatch.setenv(kernels.ENV_VAR, kernel)
     torch.manual_seed(0)
     model = EnergyModel(n_atom_basis=12, n_interactions=2, n_rbf=8,
                         representation=representation).double()
@@ -114,10 +118,13 @@ def test_datasets_asked_not_to_carry_none(tiny_molecules):
 
 
 
+@pytest.mark.parametrize("kernel", ["1", "0"])
 @pytest.mark.parametrize("activation", ["shifted_softplus", "silu"])
-def test_prediction_without_autograd_is_the_trained_function(qm9_sample, activation):
+def test_prediction_without_autograd_is_the_trained_function(qm9_sample, monkeypatch,
+                                                             activation, kernel):
     """Without autograd (prediction, validation) messages are multiplied in place: the same
     function, bit for bit, for either activation."""
+    monkeypatch.setenv(kernels.ENV_VAR, kernel)
     torch.manual_seed(2)
     model = EnergyModel(n_atom_basis=16, n_interactions=3, n_rbf=10,
                         activation=activation).double()
@@ -132,10 +139,12 @@ def test_prediction_without_autograd_is_the_trained_function(qm9_sample, activat
 
 @pytest.mark.parametrize("block_bytes", [1, 700, 1 << 20])
 def test_blocked_convolutions_are_the_same_function(qm9_sample, monkeypatch, block_bytes):
-    """SchNet's convolutions in blocks of pairs (big batches on a CPU) against the unblocked
-    ones: energies, every parameter's gradient, and prediction without autograd."""
+    """SchNet's convolutions in blocks of pairs (big batches on a CPU, where the compiled
+    kernel is off or could not be built) against the unblocked ones: energies, every
+    parameter's gradient, and prediction without autograd."""
     from molstrata.models import schnet
 
+    monkeypatch.setenv(kernels.ENV_VAR, "0")
     torch.manual_seed(3)
     model = EnergyModel(n_atom_basis=12, n_interactions=3, n_rbf=7).double()
     _, batch = _batch(qm9_sample, [6, 2, 15, 8, 0])

@@ -1,0 +1,249 @@
+"""SchNet's convolution over half pairs as one compiled CPU kernel (kernels.cpp).
+
+PyTorch's ops run the convolution as a gather of (2 n_pairs, width) sender features, a product
+with the filters and a sum per receiver, each a pass over tensors too big for the caches, and
+as many again in the backward. The kernel reads each pair's filter once, in order, and adds
+both messages straight into the two atoms' rows, which stay in the cache; the backward gives
+the features' and the filters' gradients in one more pass. It also applies the cosine cutoff
+on the fly, so the filters are never multiplied by it in memory.
+
+The kernel is C++ with OpenMP and no PyTorch headers: on first use it is compiled (about a
+second) with the machine's C++ compiler ($CXX, else c++, g++ or clang++) into molstrata's cache
+folder (`data.cache.cache_dir()`, under kernels/), keyed by its source, the compiler and the
+CPU, and loaded with ctypes; it links the OpenMP runtime PyTorch has loaded, so it shares
+PyTorch's threads. Without a compiler, or with MOLSTRATA_KERNELS=0, molstrata uses PyTorch's
+ops (`MessageSums`) and computes the same sums, more slowly; `status()` says which and why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.autograd.function import once_differentiable
+
+ENV_VAR = "MOLSTRATA_KERNELS"
+"""Set to 0 (or off, false, no) to use PyTorch's ops instead of the compiled kernel."""
+
+SOURCE = Path(__file__).with_name("kernels.cpp")
+VERSION = 1
+"""What `molstrata_kernels_version` of a built library must return."""
+
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+_state: dict = {}
+
+
+class KernelBuildError(RuntimeError):
+    """The kernel could not be compiled or loaded; the message says why."""
+
+
+def enabled() -> bool:
+    """False when $MOLSTRATA_KERNELS turns the kernel off."""
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "off", "false", "no"}
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel library, built on first use; None when it is turned off or cannot be
+    built here (`status()` says why). Built at most once per process."""
+    if not enabled():
+        return None
+    if "library" not in _state:
+        try:
+            _state["library"] = _load(build())
+        except KernelBuildError as error:
+            _state["library"], _state["reason"] = None, str(error)
+    return _state["library"]
+
+
+def status() -> str:
+    """A few words: whether SchNet's CPU convolution runs the compiled kernel, and if not why
+    (building it if need be)."""
+    if not enabled():
+        return f"PyTorch ops ({ENV_VAR}={os.environ[ENV_VAR]})"
+    if library() is None:
+        return f"PyTorch ops (no compiled kernel: {_state['reason']})"
+    return "compiled kernel"
+
+
+def built() -> Path | None:
+    """The compiled library this process loaded, if any."""
+    return _state.get("path") if library() is not None else None
+
+
+def usable(h: torch.Tensor) -> bool:
+    """Whether the kernel can compute this convolution: features on a CPU in float32 or
+    float64, eager (not while torch.compile or torch.export traces), and a kernel here."""
+    return (h.device.type == "cpu" and h.dtype in _SUFFIX
+            and not torch.compiler.is_compiling() and library() is not None)
+
+
+def build(directory: Path | None = None) -> Path:
+    """The compiled library's path, compiling it if no library of this source, compiler and
+    CPU is in `directory` (default: the cache folder's kernels/). Raises KernelBuildError."""
+    compiler = os.environ.get("CXX") or next(
+        (found for name in ("c++", "g++", "clang++") if (found := shutil.which(name))), None)
+    if compiler is None:
+        raise KernelBuildError("no C++ compiler found; install g++ or set $CXX")
+    if directory is None:
+        from molstrata.data.cache import cache_dir
+
+        directory = cache_dir() / "kernels"
+    source = SOURCE.read_bytes()
+    openmp = _openmp_runtime()
+    attempts = [["-march=native", "-fopenmp"], ["-fopenmp"], []]
+    key = hashlib.sha256(b"\0".join([
+        source, compiler.encode(), _compiler_version(compiler), _cpu().encode(),
+        str(openmp).encode(), repr(attempts).encode()])).hexdigest()[:16]
+    path = Path(directory) / f"schnet_kernels-{key}.so"
+    if path.is_file():
+        _state["path"] = path
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise KernelBuildError(f"cannot write {path.parent} ({error.strerror})") from None
+    errors = []
+    for flags in attempts:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        command = [compiler, "-O3", "-shared", "-fPIC", *flags, "-o", name, str(SOURCE)]
+        if "-fopenmp" in flags and openmp is not None:
+            # resolve OpenMP against PyTorch's runtime, so both use one pool of threads
+            command[-1:-1] = ["-Wl,--as-needed", str(openmp)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            done = None
+            errors.append(str(error))
+        if done is not None and done.returncode == 0:
+            os.replace(name, path)
+            _state["path"] = path
+            return path
+        Path(name).unlink(missing_ok=True)
+        if done is not None:
+            errors.append((done.stderr.strip().splitlines() or ["no output"])[-1])
+    raise KernelBuildError(f"{Path(compiler).name} failed: {errors[-1]}")
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    try:
+        lib = ctypes.CDLL(str(path))
+        if lib.molstrata_kernels_version() != VERSION:
+            raise KernelBuildError(f"{path} is another version; delete it")
+    except (OSError, AttributeError) as error:
+        raise KernelBuildError(f"cannot load {path} ({error})") from None
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    for suffix in _SUFFIX.values():
+        forward = getattr(lib, f"half_pair_conv_{suffix}")
+        forward.argtypes = [p, p, p, p, p, p, i64, i64, i64, ctypes.c_int, p]
+        forward.restype = None
+        backward = getattr(lib, f"half_pair_conv_backward_{suffix}")
+        backward.argtypes = [p, p, p, p, p, p, p, i64, i64, i64, ctypes.c_int, p, p]
+        backward.restype = None
+    return lib
+
+
+def _compiler_version(compiler: str) -> bytes:
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True,
+                              timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return b""
+
+
+def _cpu() -> str:
+    """What -march=native compiles for: the CPU's model and instruction sets."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return "\n".join(sorted({line for line in lines
+                                 if line.startswith(("model name", "flags"))}))
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def _openmp_runtime() -> Path | None:
+    """The OpenMP library PyTorch loaded (Linux), to link the kernel against."""
+    if not sys.platform.startswith("linux"):
+        return None
+    torch_dir = Path(torch.__file__).resolve().parent
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return None
+    for line in maps:
+        name = line.split()[-1] if line.split() else ""
+        if ("libgomp" in name or "libiomp" in name) and Path(name).resolve().is_relative_to(
+                torch_dir):
+            return Path(name)
+    return None
+
+
+def _pointer(tensor: torch.Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+class _HalfPairConvolution(torch.autograd.Function):
+    """out_i = sum over pairs (i, j) and (j, i) of h_j * filters_p * cutoff_p; the backward
+    gives the gradients of h and of filters (not of cutoff)."""
+
+    @staticmethod
+    def forward(ctx, h, filters, cutoff, idx_i, idx_j, pair_offsets):
+        h, filters = h.contiguous(), filters.contiguous()
+        cutoff = None if cutoff is None else cutoff.contiguous()
+        out = torch.zeros_like(h)
+        lib = library()
+        getattr(lib, f"half_pair_conv_{_SUFFIX[h.dtype]}")(
+            h.data_ptr(), filters.data_ptr(), _pointer(cutoff), idx_i.data_ptr(),
+            idx_j.data_ptr(), _pointer(pair_offsets), _molecules(pair_offsets), len(idx_i),
+            h.shape[1], torch.get_num_threads(), out.data_ptr())
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(h, filters, cutoff, idx_i, idx_j, pair_offsets)
+            ctx.lib = lib  # the backward runs the same library, whatever happens meanwhile
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        h, filters, cutoff, idx_i, idx_j, pair_offsets = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_h = torch.zeros_like(h) if ctx.needs_input_grad[0] else None
+        grad_filters = torch.empty_like(filters) if ctx.needs_input_grad[1] else None
+        getattr(ctx.lib, f"half_pair_conv_backward_{_SUFFIX[h.dtype]}")(
+            grad.data_ptr(), h.data_ptr(), filters.data_ptr(), _pointer(cutoff),
+            idx_i.data_ptr(), idx_j.data_ptr(), _pointer(pair_offsets),
+            _molecules(pair_offsets), len(idx_i), h.shape[1], torch.get_num_threads(),
+            _pointer(grad_h), _pointer(grad_filters))
+        return grad_h, grad_filters, None, None, None, None
+
+
+def _molecules(pair_offsets: torch.Tensor | None) -> int:
+    return 0 if pair_offsets is None else len(pair_offsets) - 1
+
+
+def half_pair_convolution(h: torch.Tensor, filters: torch.Tensor, cutoff: torch.Tensor | None,
+                          sums) -> torch.Tensor:
+    """(n_atoms, width): for each atom i the sum over its pairs (i, j) of h_j * filter * cutoff,
+    messages flowing both ways along every half pair of `sums` (a `MessageSums`, whose indices
+    were checked against its n_atoms).
+
+    h: (n_atoms, width); filters: (n_pairs, width); cutoff: (n_pairs,) or None (filters already
+    cut off); all of one dtype on the CPU. Differentiable in h and filters; cutoff must not need
+    a gradient. Call only where `usable(h)`."""
+    n_pairs, width = filters.shape
+    if h.shape != (sums.n_atoms, width) or n_pairs != sums.n_pairs:
+        raise ValueError(f"features {tuple(h.shape)} and filters {tuple(filters.shape)} do not "
+                         f"fit the batch's {sums.n_atoms} atoms and {sums.n_pairs} pairs")
+    if filters.dtype != h.dtype or (cutoff is not None and cutoff.dtype != h.dtype):
+        raise ValueError("features, filters and cutoff must share one dtype")
+    if cutoff is not None and (cutoff.requires_grad or cutoff.shape != (n_pairs,)):
+        raise ValueError("cutoff must be (n_pairs,) and need no gradient")
+    return _HalfPairConvolution.apply(h, filters, cutoff, sums.idx_i, sums.idx_j,
+                                      sums.pair_offsets)
