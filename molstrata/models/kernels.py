@@ -57,7 +57,12 @@ def library() -> ctypes.CDLL | None:
         return None
     if "library" not in _state:
         try:
-            _state["library"] = _load(build())
+            path = build()
+            try:
+                _state["library"] = _load(path)
+            except KernelBuildError:  # a damaged file in the cache: build it once more
+                path.unlink(missing_ok=True)
+                _state["library"] = _load(build())
         except KernelBuildError as error:
             _state["library"], _state["reason"] = None, str(error)
     return _state["library"]

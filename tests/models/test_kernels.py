@@ -4,7 +4,10 @@ ones, with any number of threads, and fall back cleanly when it cannot be built.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -230,3 +233,19 @@ def test_turned_off_by_the_environment(monkeypatch):
     monkeypatch.setenv(kernels.ENV_VAR, "off")
     assert kernels.library() is None and not kernels.usable(torch.zeros(2))
     assert kernels.status() == "PyTorch ops (MOLSTRATA_KERNELS=off)"
+
+
+def test_a_damaged_library_in_the_cache_is_rebuilt(monkeypatch, tmp_path):
+    """A new process that finds a damaged library under the kernel's name builds it again."""
+    if kernels.library() is None:
+        pytest.skip(f"no kernel here: {kernels.status()}")
+    monkeypatch.setenv("MOLSTRATA_CACHE_DIR", str(tmp_path))
+    path = kernels.build(tmp_path / "kernels")
+    damaged = tmp_path / "damaged"
+    damaged.write_bytes(b"not a shared library")
+    os.replace(damaged, path)  # a new file: this process's loaded libraries are never touched
+    done = subprocess.run(
+        [sys.executable, "-c", "from molstrata.models import kernels; print(kernels.status())"],
+        capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "compiled kernel", done.stderr
+    assert path.read_bytes()[:4] == b"\x7fELF"
