@@ -200,6 +200,20 @@ def test_cosine_cutoff_values():
     torch.testing.assert_close(cutoff(d), expected.double())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_basis_and_cutoff_are_the_same_bits_with_and_without_gradients(dtype):
+    """Without gradients (training on energies, prediction) both are computed in place: the
+    values must be exactly those of the differentiable path (forces)."""
+    torch.manual_seed(7)
+    d = torch.cat([torch.rand(5000, dtype=dtype) * 7,
+                   torch.tensor([0.0, 4.0, 5.0, 9.0], dtype=dtype)])
+    rbf, cutoff = GaussianRBF(n_rbf=20, cutoff=5.0).to(dtype), CosineCutoff(5.0).to(dtype)
+    plain = d.clone().requires_grad_()
+    assert torch.equal(rbf(d), rbf(plain).detach())
+    assert torch.equal(cutoff(d), cutoff(plain).detach())
+    assert (rbf(d) == 0).any() and (cutoff(d) == 0).any()
+
+
 def test_dense_initialisation_is_xavier_uniform_with_zero_bias():
     torch.manual_seed(0)
     layer = Dense(200, 300)
