@@ -15,6 +15,7 @@
 // Without molecule offsets (n_molecules = 0) one thread does all pairs.
 
 #include <cstdint>
+#include <vector>
 
 namespace {
 
@@ -118,11 +119,120 @@ void backward(const T* g, const T* h, const T* f, const T* c, const int64_t* idx
     }
 }
 
+// exp(x) for x in [-87, 0], written to vectorise (no calls into libm): x = n ln 2 + r with
+// |r| <= ln 2 / 2, exp(r) by a degree-7 polynomial, 2^n from the exponent bits.
+inline float exp_nonpositive(float x) {
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+    const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+    return p * __builtin_bit_cast(float, bits);
+}
+
+// softplus(x) = max(x, 0) + log1p(exp(-|x|)): log1p(u) for u in (0, 1] as 2 atanh(u / (2 + u))
+// by its series to t^13. x > 20 gives x, as torch.nn.functional.softplus does; x < -87 gives 0
+// (the exact value is below float32's smallest normal number).
+inline float softplus(float x) {
+    const float magnitude = x < 0 ? -x : x;
+    const float u = exp_nonpositive(magnitude < 87.0f ? -magnitude : -87.0f);
+    const float t = u / (2.0f + u);
+    const float t2 = t * t;
+    float q = 1.0f / 13.0f;
+    q = q * t2 + 1.0f / 11.0f;
+    q = q * t2 + 1.0f / 9.0f;
+    q = q * t2 + 1.0f / 7.0f;
+    q = q * t2 + 1.0f / 5.0f;
+    q = q * t2 + 1.0f / 3.0f;
+    q = q * t2 + 1.0f;
+    const float y = (x > 0 ? x : 0.0f) + 2.0f * t * q;
+    return x > 20.0f ? x : x < -87.0f ? 0.0f : y;
+}
+
+// softplus'(x) = sigmoid(x) = 1 - exp(-softplus(x)) = -expm1(-s), from s = softplus(x) >= 0:
+// for s < 1/2 by the series of expm1 (no cancellation), else 1 - exp(-s).
+inline float softplus_slope(float s) {
+    float p = 1.0f / 3628800.0f;  // 1/10!
+    p = p * -s + 1.0f / 362880.0f;
+    p = p * -s + 1.0f / 40320.0f;
+    p = p * -s + 1.0f / 5040.0f;
+    p = p * -s + 1.0f / 720.0f;
+    p = p * -s + 1.0f / 120.0f;
+    p = p * -s + 1.0f / 24.0f;
+    p = p * -s + 1.0f / 6.0f;
+    p = p * -s + 0.5f;
+    p = p * -s + 1.0f;
+    const float small = s * p;  // -expm1(-s) = s - s^2/2 + s^3/6 - ...
+    const float large = 1.0f - exp_nonpositive(s < 87.0f ? -s : -87.0f);
+    return s < 0.5f ? small : large;
+}
+
+template <typename F>
+void rows_in_parallel(int64_t rows, int64_t width, int threads, F fn) {
+    if (threads <= 1 || rows * width < (1 << 16)) {  // too small to share
+        fn(0, 0, rows);
+        return;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) fn(t, rows * t / threads, rows * (t + 1) / threads);
+}
+
 }  // namespace
 
 extern "C" {
 
-int molstrata_kernels_version() { return 1; }
+int molstrata_kernels_version() { return 2; }
+
+// s = softplus(z + b), b added to every row of z (rows x width): a linear layer's bias and
+// its activation in one pass over its output. The rows are walked as one flat array, 16 rows
+// (a multiple of any vector's length) at a time with b repeated 16 times, so that no width
+// leaves a scalar remainder in every row.
+void bias_softplus_f32(const float* z, const float* b, float* s, int64_t rows, int64_t width,
+                       int threads) {
+    rows_in_parallel(rows, width, threads, [=](int, int64_t r0, int64_t r1) {
+        const int64_t block = 16 * width, n = (r1 - r0) * width;
+        std::vector<float> tiled(block);
+        for (int64_t k = 0; k < block; ++k) tiled[k] = b[k % width];
+        const float* bt = tiled.data();
+        const float* zp = z + r0 * width;
+        float* sp = s + r0 * width;
+        for (int64_t i = 0; i < n; i += block) {
+            const int64_t m = n - i < block ? n - i : block;
+#pragma GCC ivdep
+            for (int64_t k = 0; k < m; ++k) sp[i + k] = softplus(zp[i + k] + bt[k]);
+        }
+    });
+}
+
+// grad_z = grad_s * softplus'(z), from s = softplus(z); grad_b (threads x width, zeroed):
+// thread t adds its rows' grad_z to row t. Walked as bias_softplus_f32 walks its rows.
+void bias_softplus_backward_f32(const float* grad_s, const float* s, float* grad_z,
+                                float* grad_b, int64_t rows, int64_t width, int threads) {
+    rows_in_parallel(rows, width, threads, [=](int t, int64_t r0, int64_t r1) {
+        const int64_t block = 16 * width, n = (r1 - r0) * width;
+        std::vector<float> sums(block, 0.0f);
+        float* acc = sums.data();
+        const float* gp = grad_s + r0 * width;
+        const float* sp = s + r0 * width;
+        float* out = grad_z + r0 * width;
+        for (int64_t i = 0; i < n; i += block) {
+            const int64_t m = n - i < block ? n - i : block;
+#pragma GCC ivdep
+            for (int64_t k = 0; k < m; ++k) {
+                out[i + k] = gp[i + k] * softplus_slope(sp[i + k]);
+                acc[k] += out[i + k];
+            }
+        }
+        float* gb = grad_b + t * width;
+        for (int64_t k = 0; k < block; ++k) gb[k % width] += acc[k];
+    });
+}
 
 void half_pair_conv_f32(const float* h, const float* f, const float* c, const int64_t* idx_i,
                         const int64_t* idx_j, const int64_t* pair_offsets, int64_t n_molecules,

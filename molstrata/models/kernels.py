@@ -1,18 +1,22 @@
-"""SchNet's convolution over half pairs as one compiled CPU kernel (kernels.cpp).
+"""SchNet's CPU hot spots as compiled kernels (kernels.cpp): the convolution over half pairs,
+and a linear layer's bias with the softplus after it.
 
 PyTorch's ops run the convolution as a gather of (2 n_pairs, width) sender features, a product
 with the filters and a sum per receiver, each a pass over tensors too big for the caches, and
 as many again in the backward. The kernel reads each pair's filter once, in order, and adds
 both messages straight into the two atoms' rows, which stay in the cache; the backward gives
 the features' and the filters' gradients in one more pass. It also applies the cosine cutoff
-on the fly, so the filters are never multiplied by it in memory.
+on the fly, so the filters are never multiplied by it in memory. `bias_softplus` adds a
+layer's bias and takes the softplus in one pass (float32, within 3 ulp of PyTorch's), and its
+backward reads only the result, so the pre-activation is never kept.
 
-The kernel is C++ with OpenMP and no PyTorch headers: on first use it is compiled (about a
-second) with the machine's C++ compiler ($CXX, else c++, g++ or clang++) into molstrata's cache
-folder (`data.cache.cache_dir()`, under kernels/), keyed by its source, the compiler and the
-CPU, and loaded with ctypes; it links the OpenMP runtime PyTorch has loaded, so it shares
-PyTorch's threads. Without a compiler, or with MOLSTRATA_KERNELS=0, molstrata uses PyTorch's
-ops (`MessageSums`) and computes the same sums, more slowly; `status()` says which and why.
+The kernels are C++ with OpenMP and no PyTorch headers: on first use they are compiled (about
+a second) with the machine's C++ compiler ($CXX, else c++, g++ or clang++) into molstrata's
+cache folder (`data.cache.cache_dir()`, under kernels/), keyed by the source, the compiler and
+the CPU, and loaded with ctypes; the library links the OpenMP runtime PyTorch has loaded, so
+it shares PyTorch's threads. Without a compiler, or with MOLSTRATA_KERNELS=0, molstrata uses
+PyTorch's ops (`MessageSums`) and computes the same function, more slowly; `status()` says
+which and why.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ import tempfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 ENV_VAR = "MOLSTRATA_KERNELS"
 """Set to 0 (or off, false, no) to use PyTorch's ops instead of the compiled kernel."""
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-VERSION = 1
+VERSION = 2
 """What `molstrata_kernels_version` of a built library must return."""
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -153,6 +158,10 @@ def _load(path: Path) -> ctypes.CDLL:
         backward = getattr(lib, f"half_pair_conv_backward_{suffix}")
         backward.argtypes = [p, p, p, p, p, p, p, i64, i64, i64, ctypes.c_int, p, p]
         backward.restype = None
+    lib.bias_softplus_f32.argtypes = [p, p, p, i64, i64, ctypes.c_int]
+    lib.bias_softplus_f32.restype = None
+    lib.bias_softplus_backward_f32.argtypes = [p, p, p, p, i64, i64, ctypes.c_int]
+    lib.bias_softplus_backward_f32.restype = None
     return lib
 
 
@@ -227,6 +236,45 @@ class _HalfPairConvolution(torch.autograd.Function):
             _molecules(pair_offsets), len(idx_i), h.shape[1], torch.get_num_threads(),
             _pointer(grad_h), _pointer(grad_filters))
         return grad_h, grad_filters, None, None, None, None
+
+
+class _BiasSoftplus(torch.autograd.Function):
+    """softplus(z + bias), float32, in one pass; the backward reads only the result."""
+
+    @staticmethod
+    def forward(ctx, z, bias):
+        z, bias = z.contiguous(), bias.contiguous()
+        out = torch.empty_like(z)
+        lib = library()
+        lib.bias_softplus_f32(z.data_ptr(), bias.data_ptr(), out.data_ptr(), z.shape[0],
+                              z.shape[1], torch.get_num_threads())
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(out)
+            ctx.lib = lib
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        grad = grad.contiguous()
+        threads = torch.get_num_threads()
+        grad_z = torch.empty_like(out)
+        grad_bias = out.new_zeros(threads, out.shape[1])  # a row per thread, summed here
+        ctx.lib.bias_softplus_backward_f32(grad.data_ptr(), out.data_ptr(), grad_z.data_ptr(),
+                                           grad_bias.data_ptr(), out.shape[0], out.shape[1],
+                                           threads)
+        return grad_z, grad_bias.sum(0) if ctx.needs_input_grad[1] else None
+
+
+def bias_softplus(z: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """softplus(z + bias) for z (rows, width) and bias (width,): a linear layer's bias and
+    activation in one pass, and a backward that needs only the result (its slope is
+    1 - exp(-softplus)). Within 3 ulp of PyTorch's; float32 on a CPU with the kernel
+    (`usable(z)`), PyTorch's ops otherwise."""
+    if z.dtype != torch.float32 or z.dim() != 2 or not usable(z):
+        return F.softplus(z + bias)
+    return _BiasSoftplus.apply(z, bias)
 
 
 def _molecules(pair_offsets: torch.Tensor | None) -> int:

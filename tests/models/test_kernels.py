@@ -249,3 +249,56 @@ def test_a_damaged_library_in_the_cache_is_rebuilt(monkeypatch, tmp_path):
         capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == "compiled kernel", done.stderr
     assert path.read_bytes()[:4] == b"\x7fELF"
+
+
+def _ulps(ours: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    return (ours.double() - exact).abs() / (torch.finfo(torch.float32).eps * exact.abs())
+
+
+@pytest.mark.parametrize("rows, width", [(3, 5), (1000, 38), (700, 128), (17, 1)])
+def test_bias_softplus_is_softplus_within_3_ulp(rows, width):
+    """The kernel's float32 softplus of a linear layer's output plus its bias, forward and
+    backward, against float64 PyTorch; shapes whose rows are no multiple of a vector's length,
+    and small tensors (one thread) as well as big ones (shared)."""
+    if kernels.library() is None:
+        pytest.skip(f"no kernel here: {kernels.status()}")
+    generator = torch.Generator().manual_seed(rows)
+    z = torch.randn(rows, width, generator=generator) * 30
+    z.view(-1)[:12] = torch.tensor([0.0, 20.0, 20.001, 19.999, -20.0, -87.0, -88.0, -104.0,
+                                    88.0, 1e-8, -1e-8, -0.5])[:z.numel()][:12]
+    bias = torch.randn(width, generator=generator)
+    z.requires_grad_(), bias.requires_grad_()
+    out = kernels.bias_softplus(z, bias)
+    exact_in = (z.detach() + bias.detach()).double()  # the sum rounds to float32 first
+    exact = torch.nn.functional.softplus(exact_in)
+    shown = exact > 1e-30  # below, the kernel gives 0 where float32 would hold a subnormal
+    assert _ulps(out.detach(), exact)[shown].max() <= 3
+    assert (out.detach()[~shown] < 1e-30).all()
+    grad = torch.randn(rows, width, generator=generator)
+    grad_z, grad_bias = torch.autograd.grad(out, (z, bias), grad)
+    slope = grad.double() * torch.sigmoid(exact_in)
+    torch.testing.assert_close(grad_z.double(), slope, rtol=1e-6, atol=1e-30)
+    torch.testing.assert_close(grad_bias.double(), slope.sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_bias_softplus_falls_back_for_float64_and_without_the_kernel(monkeypatch):
+    z, bias = torch.randn(40, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    expected = torch.nn.functional.softplus(z + bias)
+    assert torch.equal(kernels.bias_softplus(z, bias), expected)
+    monkeypatch.setenv(kernels.ENV_VAR, "0")
+    z, bias = z.float(), bias.float()
+    assert torch.equal(kernels.bias_softplus(z, bias), torch.nn.functional.softplus(z + bias))
+
+
+def test_float32_prediction_is_the_trained_function(qm9_sample):
+    """In float32 the kernel's softplus and convolution serve training and prediction alike:
+    prediction without autograd gives the training forward's bits."""
+    torch.manual_seed(8)
+    model = EnergyModel(n_atom_basis=38, n_interactions=3, n_rbf=20)
+    batch = _batch(qm9_sample, list(range(20)), dtype=torch.float32)
+    args = (batch.numbers, batch.geometry, batch.idx_i, batch.idx_j, batch.molecule_index,
+            batch.n_molecules)
+    trained = model(*args, sums=batch.sums)
+    with torch.inference_mode():
+        assert torch.equal(model(*args, sums=batch.sums), trained.detach())
+        torch.testing.assert_close(model(*args), trained.detach(), rtol=1e-5, atol=1e-4)
