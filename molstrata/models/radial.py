@@ -40,7 +40,7 @@ class GaussianRBF(nn.Module):
         """distances: (n_pairs,) in Å -> (n_pairs, n_rbf)."""
         coeff = -0.5 / torch.pow(self.widths, 2)
         diff = distances[..., None] - self.offsets
-        if not diff.requires_grad:  # the same values, in place: one (n_pairs, n_rbf) tensor
+        if _in_place(diff):  # the same values, in place: one (n_pairs, n_rbf) tensor
             y = diff.square_().mul_(coeff).exp_()
             return y.masked_fill_(y < self.flush_below, 0.0) if self.flush_below > 0 else y
         y = torch.exp(coeff * torch.pow(diff, 2))
@@ -62,8 +62,14 @@ class CosineCutoff(nn.Module):
     def forward(self, distances: torch.Tensor) -> torch.Tensor:
         """distances: (n_pairs,) in Å -> (n_pairs,)."""
         inside = distances < self.cutoff
-        if not distances.requires_grad:  # the same values, in place
+        if _in_place(distances):  # the same values, in place
             value = (distances * math.pi).div_(self.cutoff).cos_().add_(1.0).mul_(0.5)
             return value.masked_fill_(~inside, 0.0)
         value = 0.5 * (torch.cos(distances * math.pi / self.cutoff) + 1.0)
         return torch.where(inside, value, 0.0)
+
+
+def _in_place(tensor: torch.Tensor) -> bool:
+    """Whether a basis may be computed in place: no gradient wanted, and not being traced
+    (a program traced without gradients may be run with them, for forces)."""
+    return not tensor.requires_grad and not torch.compiler.is_compiling()
