@@ -15,6 +15,7 @@
 // Without molecule offsets (n_molecules = 0) one thread does all pairs.
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -133,7 +134,9 @@ inline float exp_nonpositive(float x) {
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
-    return p * __builtin_bit_cast(float, bits);
+    float two_to_n;  // 2^n from its exponent bits (memcpy: the portable bit cast)
+    std::memcpy(&two_to_n, &bits, sizeof two_to_n);
+    return p * two_to_n;
 }
 
 // softplus(x) = max(x, 0) + log1p(exp(-|x|)): log1p(u) for u in (0, 1] as 2 atanh(u / (2 + u))

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 ENV_VAR = "MOLSTRATA_KERNELS"
-"""Set to 0 (or off, false, no) to use PyTorch's ops instead of the compiled kernel."""
+"""Set to 0 (or off, false, no) to use PyTorch's ops instead of the compiled kernels."""
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
 VERSION = 2
@@ -74,8 +74,8 @@ def library() -> ctypes.CDLL | None:
 
 
 def status() -> str:
-    """A few words: whether SchNet's CPU convolution runs the compiled kernel, and if not why
-    (building it if need be)."""
+    """A few words: whether SchNet runs the compiled kernels on a CPU, and if not why
+    (building them if need be)."""
     if not enabled():
         return f"PyTorch ops ({ENV_VAR}={os.environ[ENV_VAR]})"
     if library() is None:
@@ -89,8 +89,8 @@ def built() -> Path | None:
 
 
 def usable(h: torch.Tensor) -> bool:
-    """Whether the kernel can compute this convolution: features on a CPU in float32 or
-    float64, eager (not while torch.compile or torch.export traces), and a kernel here."""
+    """Whether the kernels can run on `h`: a CPU tensor of float32 or float64, eager (not
+    while torch.compile or torch.export traces), and a kernel library here."""
     return (h.device.type == "cpu" and h.dtype in _SUFFIX
             and not torch.compiler.is_compiling() and library() is not None)
 
