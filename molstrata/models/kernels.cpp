@@ -237,35 +237,25 @@ void bias_softplus_backward_f32(const float* grad_s, const float* s, float* grad
     });
 }
 
-void half_pair_conv_f32(const float* h, const float* f, const float* c, const int64_t* idx_i,
-                        const int64_t* idx_j, const int64_t* pair_offsets, int64_t n_molecules,
-                        int64_t n_pairs, int64_t width, int threads, float* out) {
-    forward(h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width, threads, out);
-}
+// The convolution's entry points for one element type T, named with suffix S (f32, f64).
+#define MOLSTRATA_CONVOLUTION(T, S)                                                          \
+    void half_pair_conv_##S(const T* h, const T* f, const T* c, const int64_t* idx_i,      \
+                            const int64_t* idx_j, const int64_t* pair_offsets,             \
+                            int64_t n_molecules, int64_t n_pairs, int64_t width,           \
+                            int threads, T* out) {                                         \
+        forward(h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width, threads, \
+                out);                                                                      \
+    }                                                                                      \
+    void half_pair_conv_backward_##S(const T* g, const T* h, const T* f, const T* c,       \
+                                     const int64_t* idx_i, const int64_t* idx_j,           \
+                                     const int64_t* pair_offsets, int64_t n_molecules,     \
+                                     int64_t n_pairs, int64_t width, int threads,          \
+                                     T* grad_h, T* grad_f) {                               \
+        backward(g, h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width,      \
+                 threads, grad_h, grad_f);                                                 \
+    }
 
-void half_pair_conv_f64(const double* h, const double* f, const double* c,
-                        const int64_t* idx_i, const int64_t* idx_j,
-                        const int64_t* pair_offsets, int64_t n_molecules, int64_t n_pairs,
-                        int64_t width, int threads, double* out) {
-    forward(h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width, threads, out);
-}
-
-void half_pair_conv_backward_f32(const float* g, const float* h, const float* f,
-                                 const float* c, const int64_t* idx_i, const int64_t* idx_j,
-                                 const int64_t* pair_offsets, int64_t n_molecules,
-                                 int64_t n_pairs, int64_t width, int threads, float* grad_h,
-                                 float* grad_f) {
-    backward(g, h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width, threads,
-             grad_h, grad_f);
-}
-
-void half_pair_conv_backward_f64(const double* g, const double* h, const double* f,
-                                 const double* c, const int64_t* idx_i, const int64_t* idx_j,
-                                 const int64_t* pair_offsets, int64_t n_molecules,
-                                 int64_t n_pairs, int64_t width, int threads, double* grad_h,
-                                 double* grad_f) {
-    backward(g, h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width, threads,
-             grad_h, grad_f);
-}
+MOLSTRATA_CONVOLUTION(float, f32)
+MOLSTRATA_CONVOLUTION(double, f64)
 
 }  // extern "C"
