@@ -1,4 +1,6 @@
-// SchNet's continuous-filter convolution over half pairs, on a CPU, in one pass over the pairs.
+// SchNet's hot spots on a CPU: the continuous-filter convolution over half pairs, in one pass
+// over the pairs, and a linear layer's bias with the softplus after it, in one pass over the
+// layer's output (bias_softplus_f32 and its backward, further down).
 //
 // Built by molstrata/models/kernels.py on first use (a C++ compiler and OpenMP; no PyTorch
 // headers) and called through ctypes with the data pointers of contiguous tensors.
