@@ -30,10 +30,10 @@ class MessageSums:
     """The messages of one batch of half pairs, for the fast CPU paths.
 
     Holds the batch's half pairs idx_i, idx_j (n_pairs,) over n_atoms atoms, checked once
-    here, and, when known, pair_offsets (n_molecules + 1,): the pairs of molecule m are
-    pair_offsets[m] .. pair_offsets[m + 1] - 1 and join only that molecule's atoms
-    (`DeviceDataset` batches), which lets the compiled convolution of kernels.py split the
-    pairs between threads.
+    here, the dtype of the messages the sums take, and, when known, pair_offsets
+    (n_molecules + 1,): the pairs of molecule m are pair_offsets[m] .. pair_offsets[m + 1] - 1
+    and join only that molecule's atoms (`DeviceDataset` batches), which lets the compiled
+    convolution of kernels.py split the pairs between threads.
 
     by_receiver, by_sender are the sums as sparse CSR matrices, built on first use (SchNet with
     the compiled kernel never asks for them): by_receiver (n_atoms, 2 n_pairs) has a 1 at
@@ -65,13 +65,6 @@ class MessageSums:
     @property
     def n_pairs(self) -> int:
         return len(self.idx_i)
-
-    @staticmethod
-    def of(idx_i: torch.Tensor, idx_j: torch.Tensor, n_atoms: int, dtype: torch.dtype,
-           pair_offsets: torch.Tensor | None = None) -> MessageSums:
-        """The sums for half pairs idx_i, idx_j (n_pairs,) over n_atoms atoms, with values of
-        `dtype` (the messages')."""
-        return MessageSums(idx_i, idx_j, n_atoms, dtype, pair_offsets)
 
     @property
     def by_receiver(self) -> torch.Tensor:

@@ -263,9 +263,10 @@ class SchNet(nn.Module):
         distances = distances_of(geometry)
         rbf = self.radial_basis(distances)
         cutoff = self.cutoff_fn(distances)
-        senders, receivers = message_routes(idx_i, idx_j, half_pairs)
         compiled = sums is not None and usable(rbf)
         rows = 0 if compiled else self._block_rows(rbf, cutoff, half_pairs)
+        if not (compiled or rows):  # the other paths read the pairs themselves
+            senders, receivers = message_routes(idx_i, idx_j, half_pairs)
         x = self.embedding(numbers)
         for interaction in self.interactions:
             if compiled:

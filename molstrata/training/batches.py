@@ -114,18 +114,16 @@ class DeviceDataset:
             torch.arange(n_atoms, device=device) - new_offsets[molecule_index]
         )
         pair_molecule = torch.repeat_interleave(arange_b, pair_counts, output_size=n_pairs)
-        pair_starts = torch.cumsum(pair_counts, 0) - pair_counts
+        pair_offsets = pair_counts.new_zeros(b + 1)  # the batch's pairs, molecule by molecule
+        torch.cumsum(pair_counts, 0, out=pair_offsets[1:])
         pairs = self.pair_offsets[rows][pair_molecule] + (
-            torch.arange(n_pairs, device=device) - pair_starts[pair_molecule]
+            torch.arange(n_pairs, device=device) - pair_offsets[:-1][pair_molecule]
         )
         shift = new_offsets[pair_molecule]
         idx_i = self.local_i[pairs].long() + shift
         idx_j = self.local_j[pairs].long() + shift
-        sums = None
-        if self.message_sums:
-            pair_offsets = pair_counts.new_zeros(b + 1)
-            torch.cumsum(pair_counts, 0, out=pair_offsets[1:])
-            sums = MessageSums.of(idx_i, idx_j, n_atoms, self.target.dtype, pair_offsets)
+        sums = (MessageSums(idx_i, idx_j, n_atoms, self.target.dtype, pair_offsets)
+                if self.message_sums else None)
         return Batch(
             numbers=self.numbers[atoms],
             geometry=self.geometry[pairs],

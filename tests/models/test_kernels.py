@@ -72,7 +72,7 @@ def test_gradients_pass_gradcheck(offsets):
     idx_i = torch.cat([p[0] for p in pieces])
     idx_j = torch.cat([p[1] for p in pieces])
     pair_offsets = torch.tensor([0, *torch.tensor(counts).cumsum(0).tolist()])
-    sums = MessageSums.of(idx_i, idx_j, 12, torch.float64, pair_offsets if offsets else None)
+    sums = MessageSums(idx_i, idx_j, 12, torch.float64, pair_offsets if offsets else None)
     h = torch.randn(12, 3, dtype=torch.float64, generator=generator, requires_grad=True)
     filters = torch.randn(len(idx_i), 3, dtype=torch.float64, generator=generator,
                           requires_grad=True)
@@ -184,13 +184,13 @@ def test_inputs_that_do_not_fit_the_batch_are_refused(tiny_molecules):
 def test_message_sums_check_their_indices():
     idx = torch.tensor([0, 1])
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
-        MessageSums.of(idx, torch.tensor([1, 2]), 2, torch.float32)
+        MessageSums(idx, torch.tensor([1, 2]), 2, torch.float32)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
-        MessageSums.of(torch.tensor([-1, 0]), idx, 3, torch.float32)
+        MessageSums(torch.tensor([-1, 0]), idx, 3, torch.float32)
     with pytest.raises(ValueError, match="pair_offsets"):
-        MessageSums.of(idx, idx + 1, 3, torch.float32, torch.tensor([0, 1]))
+        MessageSums(idx, idx + 1, 3, torch.float32, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="pair_offsets"):
-        MessageSums.of(idx, idx + 1, 3, torch.float32, torch.tensor([0, 2, 1, 2]))
+        MessageSums(idx, idx + 1, 3, torch.float32, torch.tensor([0, 2, 1, 2]))
 
 
 def test_a_failed_build_falls_back_to_pytorch_ops(qm9_sample, monkeypatch, tmp_path):
