@@ -34,6 +34,11 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
                        help="train N runs at once on this machine, each with threads / N CPU "
                             "threads (default 1); the same command on other machines sharing "
                             "--out joins the same study")
+    study.add_argument("--draw", choices=("split", "seed"),
+                       help="subset.draw of every experiment: seed gives each training seed "
+                            "its own draw of training molecules (train / val, caps), so that "
+                            "intervals include data-sampling noise; split keeps one draw "
+                            "(default: the plan's)")
     study.add_argument("--dry-run", action="store_true",
                        help="list the plan's experiments and analyses, and stop")
     study.add_argument("-o", "--out", default="results/study", metavar="DIR",
@@ -52,6 +57,8 @@ def _study(args: argparse.Namespace) -> None:
         raise MolstrataError("give a plan file or --preset, not both")
     plan = args.plan or args.preset or "quick"
     overrides = [parse_assignment(text) for text in args.set]
+    if args.draw:
+        overrides.append(parse_assignment(f"subset.draw={args.draw}"))
     if args.dry_run:
         study = load_plan(plan, overrides, replicates=args.replicates)
         print(f"{study.title}\n{study.replicates} training seed(s) per experiment: "
@@ -78,6 +85,7 @@ def _subset(config) -> str:
     s = config.subset
     parts = [f"sizes {s.min_size or ''}-{s.max_size or ''}" if s.min_size or s.max_size else "",
              f"cap {s.cap}/size" if s.cap else "",
+             "drawn per seed" if s.draw == "seed" else "",
              f"contains {' '.join(s.contains)}" if s.contains else "",
              f"excludes {' '.join(s.excludes)}" if s.excludes else ""]
     return ", ".join(p for p in parts if p) or "all"

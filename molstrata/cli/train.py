@@ -21,6 +21,7 @@ SHORTCUTS = {
     "cap": ("subset", "cap"), "loss_weighting": ("training", "loss_weighting"),
     "rate": ("training", "rate"), "alpha": ("training", "alpha"),
     "train_min_size": ("subset", "min_size"), "train_max_size": ("subset", "max_size"),
+    "draw": ("subset", "draw"),
 }
 """The options that set one config field each: the owner of what `--resume` accepts, which is
 those of them whose field is RESULT_NEUTRAL (and --set of those fields)."""
@@ -29,7 +30,7 @@ NEW_RUN_ONLY = ("config", "preset", "out")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from molstrata.training.config import DEFAULT_PRESET, PRESETS
+    from molstrata.training.config import DEFAULT_PRESET, DRAWS, PRESETS
     from molstrata.training.tracking import TRACKERS
     from molstrata.training.weights import LOSS_WEIGHTS
 
@@ -103,6 +104,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                                 ">= N atoms, e.g. 18 for the study's directed training")
     imbalance.add_argument("--train-max-size", type=int, metavar="N",
                            help="subset.max_size: train only on molecules of <= N atoms")
+    imbalance.add_argument("--draw", choices=list(DRAWS),
+                           help="subset.draw: what seeds the draw of the training molecules "
+                                "(train / val, the cap): split (data.split_seed, the default) "
+                                "or seed (--seed: each training seed draws its own molecules; "
+                                "the test set stays the same)")
     train.add_argument("-o", "--out", metavar="RUN",
                        help="run directory (default: runs/NAME-DATE-TIME)")
     train.add_argument("--devices", type=int, metavar="N",

@@ -27,8 +27,9 @@ plan; targeted training goes in [subset], which never touches the test set.
 
 With `replicates = k` every experiment is trained k times, with training seeds runtime.seed,
 runtime.seed + 1, ..., on the same split: only the initialisation and the batch order change
-(a cap's draw of molecules is seeded by data.split_seed and stays). Each replicate is a run
-directory OUT/runs/NAME/seed-S.
+(a cap's draw of molecules is seeded by data.split_seed and stays), unless subset.draw = "seed"
+gives each training seed its own draw of training molecules (train / val and the caps; the test
+set stays). Each replicate is a run directory OUT/runs/NAME/seed-S.
 """
 
 from __future__ import annotations

@@ -48,7 +48,12 @@ class SubsetConfig:
     """A targeted training subset: restricts train and validation, never the test set.
     max_train keeps at most that many training molecules (after the filters and the cap): the
     first of a permutation of the training split seeded by data.split_seed, so that a smaller
-    max_train's molecules are among a larger one's (nested subsets, for learning curves)."""
+    max_train's molecules are among a larger one's (nested subsets, for learning curves).
+
+    draw says what seeds the training data's draw: "split" (data.split_seed: every training
+    seed trains on the same molecules) or "seed" (runtime.seed: the molecules outside the test
+    set are split into train and val anew, and the cap and max_train drawn anew, per training
+    seed, so replicates measure data-sampling noise too; the test molecules stay the same)."""
 
     min_size: int | None = None
     max_size: int | None = None
@@ -56,6 +61,7 @@ class SubsetConfig:
     excludes: list[str] = field(default_factory=list)
     cap: int | None = None
     max_train: int | None = None
+    draw: str = "split"
 
 
 @dataclass
@@ -219,6 +225,9 @@ class TrainConfig:
             (0 <= t.alpha <= 1, "training.alpha must be between 0 and 1"),
             (self.subset.cap is None or self.subset.cap >= 1,
              "subset.cap must be at least 1 molecule per size"),
+            (self.subset.draw in DRAWS,
+             f"subset.draw must be one of {', '.join(DRAWS)} (what seeds the training "
+             "molecules' draw)"),
             (r.dtype in ("float32", "float64"), "runtime.dtype must be float32 or float64"),
             (r.threads is None or r.threads >= 1, "runtime.threads must be >= 1"),
             (r.device == "auto" or r.device == "cpu" or r.device.startswith("cuda"),
@@ -356,6 +365,8 @@ OPTIMIZERS = ("adam", "adamw")
 LOSSES = ("mse", "l1", "smooth_l1")
 """Per-molecule losses on the standardised error (error / per-atom standard deviation);
 smooth_l1 is Huber's, quadratic within one standard deviation."""
+DRAWS = ("split", "seed")
+"""What seeds the draw of the training molecules: data.split_seed, or each run's runtime.seed."""
 
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 

@@ -84,17 +84,21 @@ def prepare(config: TrainConfig, split_file: str | Path | None = None,
 
 def restrict_to_subset(config: TrainConfig, molecules: Molecules, split: Split) -> Split:
     """Keep in train and val only the [subset] molecules, then cap train per size, then keep
-    the first max_train of a seeded permutation of train (nested across max_train)."""
+    the first max_train of a seeded permutation of train (nested across max_train). With
+    subset.draw = "seed", train and val are first drawn anew from their union by the run's
+    training seed (the test set is untouched), and the cap and max_train use that seed."""
     s = config.subset
+    seed = draw_seed(config)
+    if s.draw == "seed":
+        split = redraw_train_val(split, seed)
     allowed = filter_mask(molecules, min_size=s.min_size, max_size=s.max_size,
                           contains=s.contains, excludes=s.excludes)
     split = restrict(split, np.flatnonzero(allowed), parts=("train", "val"))
     if s.cap is not None:
-        kept = split.train[undersample_per_size(molecules.sizes[split.train], s.cap,
-                                                config.data.split_seed)]
+        kept = split.train[undersample_per_size(molecules.sizes[split.train], s.cap, seed)]
         split = restrict(split, kept, parts=("train",))
     if s.max_train is not None and s.max_train < len(split.train):
-        order = np.random.default_rng([config.data.split_seed, NESTED_STREAM]).permutation(
+        order = np.random.default_rng([seed, NESTED_STREAM]).permutation(
             len(split.train))
         split = restrict(split, split.train[np.sort(order[: s.max_train])], parts=("train",))
     return split
@@ -102,6 +106,23 @@ def restrict_to_subset(config: TrainConfig, molecules: Molecules, split: Split) 
 
 NESTED_STREAM = 1
 """The random stream of subset.max_train, apart from the split's own."""
+
+DRAW_STREAM = 2
+"""The random stream of a per-seed train / val draw (subset.draw = "seed")."""
+
+
+def draw_seed(config: TrainConfig) -> int:
+    """The seed of the training molecules' draw: data.split_seed, or with subset.draw = "seed"
+    the run's training seed (runtime.seed)."""
+    return config.runtime.seed if config.subset.draw == "seed" else config.data.split_seed
+
+
+def redraw_train_val(split: Split, seed: int) -> Split:
+    """The union of train and val split again at their sizes by `seed`; test unchanged."""
+    pool = np.concatenate([split.train, split.val])
+    order = np.random.default_rng([seed, DRAW_STREAM]).permutation(len(pool))
+    n_train = len(split.train)
+    return Split(np.sort(pool[order[:n_train]]), np.sort(pool[order[n_train:]]), split.test)
 
 
 def check_elements(train: Molecules, other: Molecules, what: str) -> None:

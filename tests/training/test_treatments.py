@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from molstrata.errors import MolstrataError
 from molstrata.training.config import TrainConfig
 from molstrata.training.data import prepare
 from molstrata.training.weights import weight_factors
@@ -77,3 +78,38 @@ def test_max_train_subsets_are_nested_and_keep_validation_and_test(qm9_cache_dir
     assert trains[0] != set(base.molecules.ids[base.split.train[:100]].tolist())
     with pytest.raises(Exception, match="max_train must be at least 1"):
         _config(qm9_cache_dir, max_train=0)
+
+
+def test_a_draw_per_seed_changes_training_molecules_and_keeps_the_test_set(qm9_cache_dir):
+    def prepared(seed, **subset):
+        config = _config(qm9_cache_dir, **subset)
+        config.runtime.seed = seed
+        return prepare(config, progress=False)
+
+    ids = lambda data, part: set(data.molecules.ids[getattr(data.split, part)].tolist())  # noqa: E731
+    fixed = [prepared(seed, cap=40) for seed in (0, 1)]
+    drawn = [prepared(seed, cap=40, draw="seed") for seed in (0, 1, 0)]
+    # the default draw: every training seed trains on the same molecules
+    assert ids(fixed[0], "train") == ids(fixed[1], "train")
+    # a draw per seed: other training (and validation) molecules, the same test molecules,
+    # and the same draw again for the same seed
+    assert ids(drawn[0], "train") != ids(drawn[1], "train")
+    assert ids(drawn[0], "val") != ids(drawn[1], "val")
+    assert ids(drawn[0], "train") == ids(drawn[2], "train")
+    for data in drawn:
+        assert ids(data, "test") == ids(fixed[0], "test")
+        assert not ids(data, "test") & (ids(data, "train") | ids(data, "val"))
+        assert np.bincount(data.molecules.sizes[data.split.train]).max() <= 40
+    # train and val keep their sizes before the cap (only the draw changes)
+    plain = [prepared(seed, draw="seed") for seed in (0, 1)]
+    base = prepare(_config(qm9_cache_dir), progress=False)
+    assert len(plain[0].split.train) == len(plain[1].split.train) == len(base.split.train)
+    assert ids(plain[0], "train") | ids(plain[0], "val") == ids(plain[1], "train") | \
+        ids(plain[1], "val")
+
+
+def test_an_unknown_draw_is_refused_with_the_choices():
+    config = TrainConfig()
+    config.subset.draw = "replicate"
+    with pytest.raises(MolstrataError, match="subset.draw must be one of split, seed"):
+        config.validate()
