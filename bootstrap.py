@@ -2,7 +2,8 @@
 """Set up molstrata in a virtual environment (created or reused) and run it or its tests.
 
     python3 bootstrap.py run ARGS...   install if needed, then run `molstrata ARGS...`
-    python3 bootstrap.py test [ARGS]   install with the test extra, then ruff and pytest
+    python3 bootstrap.py test [ARGS]   install with the test and docs extras, then ruff and pytest
+                                       (which also builds the documentation in strict mode)
 
 Needs only Python >= 3.10 with pip and venv. Torch is installed first, explicitly: a CPU build
 (torch==2.13.0+cpu) where no NVIDIA GPU is visible, so pip never pulls a multi-GB CUDA build on
@@ -67,8 +68,8 @@ def install_torch() -> None:
         )
 
 
-def ensure_environment(extra: str) -> None:
-    stamp_file = VENV / f".molstrata-{extra or 'base'}"
+def ensure_environment(*extras: str) -> None:
+    stamp_file = VENV / f".molstrata-{'-'.join(extras) or 'base'}"
     digest = hashlib.sha256()
     for name in ("pyproject.toml", "bootstrap.py"):
         digest.update((ROOT / name).read_bytes())
@@ -80,10 +81,10 @@ def ensure_environment(extra: str) -> None:
         venv.EnvBuilder(with_pip=True, clear=VENV.exists()).create(VENV)
     if not torch_installed():
         install_torch()
-    target = f".[{extra}]" if extra else "."
-    say(f"installing molstrata{f'[{extra}]' if extra else ''} (editable) into {VENV}")
-    run(PYTHON, "-m", "pip", "install", "-q", "-e", target)
-    if extra == "test":
+    wanted = f"[{','.join(extras)}]" if extras else ""
+    say(f"installing molstrata{wanted} (editable) into {VENV}")
+    run(PYTHON, "-m", "pip", "install", "-q", "-e", f".{wanted}")
+    if "test" in extras:
         # SchNetPack 2.1.1 (parity test, benchmark): its sympy<=1.12 cap conflicts with torch,
         # so it comes without dependencies; the test extra above carries them.
         run(PYTHON, "-m", "pip", "install", "-q", "--no-deps", SCHNETPACK)
@@ -97,9 +98,9 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     command, rest = argv[0], argv[1:]
     if command == "run":
-        ensure_environment("")
+        ensure_environment()
         return subprocess.run([str(BIN / "molstrata"), *rest]).returncode
-    ensure_environment("test")
+    ensure_environment("test", "docs")
     lint = subprocess.run([str(PYTHON), "-m", "ruff", "check", "molstrata", "tests", "bench"])
     if lint.returncode != 0:
         return lint.returncode

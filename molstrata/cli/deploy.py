@@ -78,7 +78,7 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
                          help="compute in this precision (default: the model's)")
     predict.add_argument("--compile", action="store_true",
                          help="run the model under torch.compile (pays a compilation first; on "
-                              "a 2-core CPU it did not help: see the README's benchmark)")
+                              "a 2-core CPU it did not help: see docs/benchmarks.md)")
     add_common(predict, quiet="no progress bar")
     predict.set_defaults(func=_predict)
 

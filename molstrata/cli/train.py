@@ -114,7 +114,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--devices", type=int, metavar="N",
                        help="train on N processes of this machine (one per GPU, or CPU "
                             "processes sharing its cores): torchrun --standalone "
-                            "--nproc-per-node N; see the README for several machines")
+                            "--nproc-per-node N; see docs/training.md for several machines")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
 
