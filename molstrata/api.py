@@ -653,7 +653,8 @@ def study(plan: PathLike, *, out: PathLike = "results/study", progress: bool = T
 def _study_of(out: Path, result: StudyResult) -> Study:
     findings = Records(
         {"analysis": analysis.name, "claim": f.claim, "verdict": f.verdict,
-         "holds": f.holds, "thesis": f.thesis, "agreement": f.agreement,
+         "holds": f.holds, "primary": f.primary, "family": f.family, "thesis": f.thesis,
+         "agreement": f.agreement,
          "evidence": f.evidence, "caveats": "; ".join(f.caveats)}
         for analysis in result.analyses for f in analysis.findings)
     report = next((p for p in result.report_files if p.suffix == ".html"), None)

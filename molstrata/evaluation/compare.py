@@ -13,6 +13,11 @@ same split (a folder of seed-S run directories, as a replicated study writes the
 `group_runs`). Its figures are the means over seeds, every interval comes from the two-level
 bootstrap (seeds, then molecules), and a lead is significant only when it survives both: a
 difference that flips sign between seeds is not a win, however many molecules agree.
+
+The size and element strata overlap and are many (about 20 on QM9): a lead counts as
+significant only after Holm's adjustment over every tested size and element stratum of the
+comparison, so that "strata won significantly" holds a family-wise error rate of 1 -
+confidence; all molecules together is tested on its own.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -33,7 +39,12 @@ from molstrata._files import read_json
 from molstrata.data.molecules import atomic_number
 from molstrata.errors import MolstrataError
 from molstrata.evaluation import SPLITS
-from molstrata.evaluation.bootstrap import mae_difference, percentile_bootstrap, two_level_bootstrap
+from molstrata.evaluation.bootstrap import (
+    holm,
+    mae_difference,
+    percentile_bootstrap,
+    two_level_interval,
+)
 from molstrata.evaluation.evaluate import EVALUATION_JSON, evaluate_run
 from molstrata.evaluation.files import METRICS_JSON, PREDICTIONS_CSV, load_metrics
 from molstrata.evaluation.metrics import ci_key
@@ -415,6 +426,11 @@ class StratumWin:
     paired: bool
     seeds: int = 1
     """The most training seeds either run of the lead has (1: training noise not measured)."""
+    p_value: float = math.nan
+    """Two-sided p-value of a zero lead (NaN: untested)."""
+    p_adjusted: float = math.nan
+    """p_value after Holm's adjustment over the comparison's tested size and element strata
+    (all molecules: its own p_value)."""
 
     @property
     def tie(self) -> bool:
@@ -426,7 +442,11 @@ class StratumWin:
 
     @property
     def significant(self) -> bool:
-        return bool(not self.tie and self.tested and self.lead_low > 0)
+        """The lead's interval excludes zero and, among the strata, survives Holm's
+        adjustment at 1 - confidence."""
+        adjusted = self.p_adjusted if not math.isnan(self.p_adjusted) else self.p_value
+        family = math.isnan(adjusted) or adjusted < 1 - self.confidence
+        return bool(not self.tie and self.tested and self.lead_low > 0 and family)
 
 
 @dataclass(frozen=True)
@@ -468,11 +488,12 @@ class Comparison:
         ci = ci_key(self.confidence)
         header = ["kind", "stratum", "count", "winner", f"winner_mae_{e}", "runner_up",
                   f"runner_up_mae_{e}", f"lead_{e}", f"lead_{ci}_low_{e}", f"lead_{ci}_high_{e}",
-                  "significant", "test"]
+                  "p_value", "p_adjusted", "significant", "test"]
         rows = [[w.kind, w.label, w.count, "" if w.tie else w.winner,
                  factor * w.mae[w.winner], w.runner_up, factor * w.mae[w.runner_up],
                  factor * w.lead, _finite(factor * w.lead_low), _finite(factor * w.lead_high),
-                 w.significant, _test_name(w)] for w in self.wins]
+                 _finite(w.p_value), _finite(w.p_adjusted), w.significant, _test_name(w)]
+                for w in self.wins]
         return Table(header, rows)
 
 
@@ -502,7 +523,7 @@ def compare_runs(
                 f"{runs[0].label} at {first.confidence:g}; evaluate them alike"
             )
     same = same_molecules(runs)
-    wins = tuple(_wins(runs, same, n_bootstrap, seed, first.confidence))
+    wins = _holm_over_strata(tuple(_wins(runs, same, n_bootstrap, seed, first.confidence)))
     return Comparison(
         runs=runs,
         target=first.target,
@@ -516,6 +537,16 @@ def compare_runs(
         n_bootstrap=n_bootstrap,
         seed=seed,
     )
+
+
+def _holm_over_strata(wins: tuple[StratumWin, ...]) -> tuple[StratumWin, ...]:
+    """The wins with p_adjusted: Holm over the tested size and element strata."""
+    family = [i for i, w in enumerate(wins) if w.kind != ALL and not math.isnan(w.p_value)]
+    adjusted = holm([wins[i].p_value for i in family])
+    out = [dataclasses.replace(w, p_adjusted=w.p_value) for w in wins]
+    for i, value in zip(family, adjusted):
+        out[i] = dataclasses.replace(out[i], p_adjusted=float(value))
+    return tuple(out)
 
 
 def count_wins(wins: Sequence[StratumWin], labels: Sequence[str],
@@ -690,8 +721,8 @@ def _win(runs: Sequence[RunResult], kind: str, key, strata: list[StratumMetrics]
     order = sorted(range(len(runs)), key=lambda k: mae[k])
     best, second = order[0], order[1]
     lead = mae[second] - mae[best]
-    low, high = lead_interval(errors[best], errors[second], paired=paired, rng=rng,
-                              n_bootstrap=n_bootstrap, confidence=confidence)
+    low, high, p = lead_test(errors[best], errors[second], paired=paired, rng=rng,
+                             n_bootstrap=n_bootstrap, confidence=confidence)
     counts = {s.count for s in strata}
     return StratumWin(
         kind=kind, key=key, label=strata[0].label,
@@ -699,7 +730,7 @@ def _win(runs: Sequence[RunResult], kind: str, key, strata: list[StratumMetrics]
         mae={r.label: m for r, m in zip(runs, mae)},
         winner=runs[best].label, runner_up=runs[second].label, lead=lead,
         lead_low=low, lead_high=high, confidence=confidence, paired=paired,
-        seeds=max(runs[best].k, runs[second].k),
+        seeds=max(runs[best].k, runs[second].k), p_value=p,
     )
 
 
@@ -713,15 +744,33 @@ def lead_interval(
     confidence: float = 0.95,
     min_molecules: int = MIN_TESTED,
 ) -> tuple[float, float]:
-    """Percentile-bootstrap interval of MAE(runner_up) - MAE(winner) from absolute errors.
+    """The interval of MAE(runner_up) - MAE(winner) from absolute errors (`lead_test`)."""
+    low, high, _ = lead_test(winner, runner_up, paired=paired, rng=rng, n_bootstrap=n_bootstrap,
+                             confidence=confidence, min_molecules=min_molecules)
+    return low, high
+
+
+def lead_test(
+    winner: np.ndarray,
+    runner_up: np.ndarray,
+    *,
+    paired: bool,
+    rng: np.random.Generator,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    min_molecules: int = MIN_TESTED,
+) -> tuple[float, float, float]:
+    """(low, high, p): the interval of MAE(runner_up) - MAE(winner) from absolute errors, and
+    the two-sided p-value of a zero lead.
 
     Paired: winner and runner_up are (n,) errors of the same molecules in the same order, or
     (k, n) errors under k training seeds (the two k may differ), and each replicate resamples
     molecules, keeping both runs' errors of a molecule together (the runs' shared difficulty
-    cancels); with seeds, each replicate first resamples each run's seeds (the two-level
-    bootstrap), and the MAEs are means over seeds. Unpaired: each run's (n,) molecules are
-    resampled on their own. (nan, nan) with fewer than `min_molecules` (at least 2) on either
-    side: too few to resample.
+    cancels); with seeds, the interval is `two_level_interval`'s (a t interval over the seeds
+    plus the molecules' variance), and the MAEs are means over seeds. Unpaired: each run's (n,)
+    molecules are resampled on their own (p from the normal standard error the interval's
+    width implies). NaNs with fewer than `min_molecules` (at least 2) on either side: too few
+    to resample.
     """
     winner = np.asarray(winner, dtype=np.float64)
     runner_up = np.asarray(runner_up, dtype=np.float64)
@@ -729,15 +778,18 @@ def lead_interval(
         raise ValueError(f"paired errors must hold the same molecules, got {winner.shape} and "
                          f"{runner_up.shape}")
     if min(winner.shape[-1], runner_up.shape[-1]) < max(2, min_molecules):
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     if paired:
-        low, high = two_level_bootstrap([runner_up, winner], mae_difference, rng,
-                                        n_bootstrap=n_bootstrap, confidence=confidence)
-    else:
-        low, high = percentile_bootstrap([winner.reshape(-1), runner_up.reshape(-1)], _lead,
-                                         rng, n_bootstrap=n_bootstrap, confidence=confidence,
-                                         paired=False)
-    return float(low), float(high)
+        interval = two_level_interval([runner_up, winner], mae_difference, rng,
+                                      n_bootstrap=n_bootstrap, confidence=confidence)
+        return float(interval.low), float(interval.high), float(interval.p_value(0.0))
+    low, high = percentile_bootstrap([winner.reshape(-1), runner_up.reshape(-1)], _lead,
+                                     rng, n_bootstrap=n_bootstrap, confidence=confidence,
+                                     paired=False)
+    se = (high - low) / (2 * NormalDist().inv_cdf(0.5 + confidence / 2))
+    lead = float(_lead(winner.reshape(1, -1), runner_up.reshape(1, -1))[0])
+    p = 2 * NormalDist().cdf(-abs(lead) / se) if se > 0 else float(lead == 0)
+    return float(low), float(high), p
 
 
 def _lead(winner: np.ndarray, runner_up: np.ndarray) -> np.ndarray:

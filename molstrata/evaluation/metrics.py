@@ -85,16 +85,15 @@ def summarize(
     *,
     name: str = "all molecules",
 ) -> ErrorSummary:
-    """MSE, MAE, RMSE of one group of molecules and their percentile-bootstrap confidence
-    intervals. `errors`: (n,) one model's errors, or (k, n) the errors of the same molecules
-    under k training seeds.
+    """MSE, MAE, RMSE of one group of molecules and their confidence intervals. `errors`:
+    (n,) one model's errors, or (k, n) the errors of the same molecules under k training seeds.
 
-    Each of the `n_bootstrap` replicates resamples the n molecules with replacement (one draw
-    for the absolute and the squared errors, and for every seed); with several seeds it first
-    resamples the seeds (the two-level bootstrap), and MAE and MSE are the means over seeds of
-    each seed's figure (RMSE the root of that MSE), so the intervals carry the training seed's
-    noise as well as the molecules'. `name` names the group in the error raised when it is
-    empty.
+    With one seed, the percentile bootstrap over the n molecules (one draw for the absolute
+    and the squared errors). With several, MAE and MSE are the means over seeds of each seed's
+    figure (RMSE the root of that MSE) and the intervals are `two_level_interval`'s (a t
+    interval over the seeds plus the molecules' bootstrap variance, floored at zero), so they
+    carry the training seed's noise as well as the molecules'. `name` names the group in the
+    error raised when it is empty.
     """
     errors = np.asarray(errors, dtype=np.float64)
     errors = errors.reshape(1, -1) if errors.ndim < 2 else errors
@@ -111,6 +110,8 @@ def summarize(
     per_seed_mae, per_seed_mse = absolute.mean(axis=1), (absolute**2).mean(axis=1)
     (mae_lo, mse_lo), (mae_hi, mse_hi) = two_level_bootstrap(
         [absolute], _seed_means, rng, n_bootstrap=n_bootstrap, confidence=confidence)
+    # with seeds the interval is estimate +- t se, which may reach below zero: an error is not
+    mae_lo, mse_lo = max(float(mae_lo), 0.0), max(float(mse_lo), 0.0)
     mse = float(per_seed_mse.mean())
     seeds = errors.shape[0]
     return ErrorSummary(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.bootstrap import CHUNK, mean_mae, two_level_bootstrap
+from molstrata.evaluation.bootstrap import CHUNK, mean_mae, resampled_seeds_bootstrap
 
 POWER = "power"
 SATURATING = "saturating"
@@ -297,7 +297,7 @@ def bootstrap_curve(
         return np.column_stack([a, b, c, _slope(a, b, n[-1]), inverse,
                                 _predict(a[:, None], b[:, None], c[:, None], at[None, :])])
 
-    low, high = two_level_bootstrap(arms, statistic, rng, n_bootstrap=n_bootstrap,
+    low, high = resampled_seeds_bootstrap(arms, statistic, rng, n_bootstrap=n_bootstrap,
                                     confidence=confidence)
     # n_needed may be infinite, where percentiles cannot interpolate; its reciprocal is 0
     # there, and (up to interpolation) a percentile of 1/n is 1 over the mirrored one of n.

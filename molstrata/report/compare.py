@@ -333,8 +333,9 @@ def _win_lines(comparison: Comparison) -> list[str]:
     if ties:
         lines.append("tied (equal MAE): " + (f"all {len(strata)} strata"
                                               if len(ties) == len(strata) else ", ".join(ties)))
-    lines.append(f"* = lead significant at {100 * comparison.confidence:g} %; strata under "
-                 f"{MIN_TESTED} molecules are not tested")
+    lines.append(f"* = lead significant at {100 * comparison.confidence:g} %, after Holm's "
+                 f"adjustment over the {len(strata)} size and element strata (family-wise); "
+                 f"strata under {MIN_TESTED} molecules are not tested")
     return lines + _noise_lines(comparison)
 
 
@@ -356,8 +357,8 @@ def _noise_lines(comparison: Comparison) -> list[str]:
         elif why := still_learning(curves):
             learning.append(f"{run.label} ({why})")
     lines = [covered, "still learning at the end: " + "; ".join(learning) if learning else
-             "every run with a learning curve had flattened (its validation MAE fell under 2 % "
-             "over the last 20 % of training)"]
+             "every run with a learning curve had flattened (for its worst seed, the trend of "
+             "the validation MAE over the last 40 % of training projects a fall under 2 %)"]
     if unknown:
         lines.append(f"no learning curve, so convergence unknown: {', '.join(unknown)}")
     return lines

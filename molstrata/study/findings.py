@@ -2,13 +2,16 @@
 
 Every finding states the claim, what the thesis found, whether it holds here, and the
 statistic it rests on. Differences between two models are measured on the same test molecules
-with a paired bootstrap stratified by size; when the experiments were trained with several
-training seeds, the bootstrap has two levels (each arm's seeds, then the molecules), so that a
-difference that flips sign between seeds is not called a win. A verdict has three values: the
-claim holds (the interval lies on its side of zero), does not hold (the interval lies on the
-other side), or cannot tell (the interval straddles zero, or the claim cannot be tested here).
-Each finding also says what its verdict does not measure: the training seed when every arm had
-one, and convergence when an arm's validation curve was still falling at the end.
+(paired, stratified by size); with several training seeds per experiment the interval has two
+levels (bootstrap.two_level_interval: the seeds by a t interval, then the molecules), so a
+difference that flips sign between seeds is not called a win. A verdict has three values, from
+the claim's `Evidence` (verdicts.py): holds (the interval lies on the claim's side of zero), does
+not hold (it lies beyond minus the margin declared in advance: no effect as large as the
+margin, or the opposite), or cannot tell (too noisy to say either way; the evidence says how
+many seeds would resolve it). The thesis' hypotheses 1-4 and the default-vs-custom MSE are the
+primary claims, judged together at a family-wise level (Holm, `adjust_family`); the rest are
+exploratory. Each finding also says what its verdict does not measure: the training seed when
+an arm had one, and convergence when an arm's validation curve was still falling at the end.
 """
 
 from __future__ import annotations
@@ -19,16 +22,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from molstrata.evaluation.bootstrap import two_level_bootstrap
+from molstrata.evaluation.bootstrap import Interval, two_level_interval
 from molstrata.evaluation.compare import RunResult
+from molstrata.evaluation.rarity import rarity_elasticity
 from molstrata.evaluation.stratified import SIGNIFICANCE, StratifiedReport
 from molstrata.study.plan import Analysis
+from molstrata.study.verdicts import Evidence, Settings, any_of, family_verdicts, lowers, raises
 from molstrata.units import error_unit
 
 _H3 = ("Hypothesis 3: capping every size to the same number of training molecules balances "
        "the errors across sizes (a lower spread of the per-size MAE)")
 STUDY_BEST_RATE = 10.0  # the rate the thesis found best for both weightings (Figures 7, 8)
-N_BOOTSTRAP = 1000
+N_BOOTSTRAP = 2000
+"""Molecule draws per interval: enough that an end's Monte Carlo error is about 1.6 % of the
+molecules' part of its half-width; a verdict closer than that to flipping is marked borderline."""
 CONFIDENCE = 0.95
 
 
@@ -45,6 +52,12 @@ class Finding:
     thesis: str = ""
     thesis_holds: bool | None = None
     caveats: tuple[str, ...] = ()
+    test: Evidence | None = None
+    """The evidence for and against (None: a verdict by a rule stated in `evidence`)."""
+    primary: bool = False
+    """One of the study's primary claims, judged as a family (adjust_family)."""
+    family: str = "exploratory"
+    """How the verdict's error rate is held: "primary: ..." or "exploratory"."""
 
     @property
     def verdict(self) -> str:
@@ -72,6 +85,20 @@ class Change:
     high: float
     seeds: tuple[int, int] = (1, 1)
     """Training seeds of the reference and of the run."""
+    interval: Interval | None = None
+    """The interval of run - reference, with its standard error and Monte Carlo error."""
+
+    def margin(self, fraction: float) -> float:
+        """The equivalence margin: `fraction` of the reference's figure."""
+        return fraction * abs(self.reference)
+
+    def lowers(self, settings: Settings) -> Evidence:
+        """The test of 'the run lowers the figure' at the settings' margin."""
+        return lowers(self.interval, self.margin(settings.margin), min(self.seeds))
+
+    def raises(self, settings: Settings) -> Evidence:
+        """The test of 'the run raises the figure' at the settings' margin."""
+        return raises(self.interval, self.margin(settings.margin), min(self.seeds))
 
     @property
     def difference(self) -> float:
@@ -98,31 +125,43 @@ def size_mae(report: StratifiedReport) -> dict[int, float]:
 
 
 def macro_change(reference: RunResult, run: RunResult, sizes: Sequence[int], *,
-                 n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> Change | None:
+                 n_bootstrap: int = N_BOOTSTRAP, seed: int = 0,
+                 paired_seeds: bool = False) -> Change | None:
     """Change of the macro MAE over `sizes` from `reference` to `run`, on the molecules both
     evaluated; None when no reported size is in `sizes`."""
-    return _size_change(reference, run, sizes, lambda mae: mae.mean(axis=-1), n_bootstrap,
-                        seed)
+    return _size_change(reference, run, sizes, _macro, n_bootstrap, seed,
+                        paired_seeds=paired_seeds)
 
 
 def spread_change(reference: RunResult, run: RunResult, *, n_bootstrap: int = N_BOOTSTRAP,
-                  seed: int = 0) -> Change | None:
-    """Change of the spread of the per-size MAE (coefficient of variation: standard deviation
-    over mean, across the reported sizes) from `reference` to `run`, with its paired interval."""
-    return _size_change(reference, run, size_mae(reference.report), _cv, n_bootstrap, seed,
-                        min_sizes=2)
+                  seed: int = 0, paired_seeds: bool = False) -> Change | None:
+    """Change of the spread of the per-size MAE (`noise_free_spread`, in the target unit)
+    from `reference` to `run` over the reference's reported sizes, with its interval."""
+    return _size_change(reference, run, size_mae(reference.report), noise_free_spread,
+                        n_bootstrap, seed, min_sizes=2, paired_seeds=paired_seeds)
 
 
-def _cv(mae: np.ndarray) -> np.ndarray:
-    return mae.std(axis=-1) / mae.mean(axis=-1)
+def _macro(per_size: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    return per_size.mean(axis=-1)
+
+
+def noise_free_spread(per_size: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The standard deviation across sizes of the per-size MAE, less what sampling noise alone
+    adds: sqrt(max(0, var_s(MAE_s) - mean_s(noise_s))), noise_s the variance of size s's MAE
+    estimate (its molecules', and its seeds' when k >= 2). The raw spread grows with every
+    size's sampling noise, and a coefficient of variation falls when a cap raises the mean;
+    this one does neither. per_size, noise: (..., n_sizes) -> (...)."""
+    excess = per_size.var(axis=-1, ddof=1) - noise.mean(axis=-1)
+    return np.sqrt(np.maximum(excess, 0.0))
 
 
 def _size_change(reference: RunResult, run: RunResult, sizes: Sequence[int] | Mapping,
-                 measure: Callable[[np.ndarray], np.ndarray], n_bootstrap: int, seed: int,
-                 min_sizes: int = 1) -> Change | None:
-    """`measure` (per-size MAE (..., n_sizes) -> (...)) of both runs over the reported `sizes`,
-    and the percentile interval of run − reference from a paired bootstrap: molecules resampled
-    within each size, the same draw for both runs. None with fewer than `min_sizes` sizes."""
+                 measure: Callable[[np.ndarray, np.ndarray], np.ndarray], n_bootstrap: int,
+                 seed: int, min_sizes: int = 1, paired_seeds: bool = False) -> Change | None:
+    """`measure` (per-size MAE and its noise variance, (..., n_sizes) each -> (...)) of both
+    runs over the reported `sizes`, and the two-level interval of run - reference: molecules
+    resampled within each size, the same draw for both runs. None with fewer than
+    `min_sizes` sizes."""
     reported = set(size_mae(reference.report)) & set(size_mae(run.report))
     wanted = tuple(sorted(int(s) for s in sizes if int(s) in reported))
     if len(wanted) < min_sizes:
@@ -132,23 +171,28 @@ def _size_change(reference: RunResult, run: RunResult, sizes: Sequence[int] | Ma
     ref_err, run_err, mol_sizes = ref_err[:, keep], run_err[:, keep], mol_sizes[keep]
     blocks = [np.flatnonzero(mol_sizes == size) for size in wanted]
 
-    def per_size(errors: np.ndarray) -> np.ndarray:
-        """(..., k, n) errors -> (..., n_sizes): each size's MAE, averaged over the seeds."""
-        return np.stack([errors[..., rows].mean(axis=-1).mean(axis=-1) for rows in blocks],
-                        axis=-1)
+    def figure(errors: np.ndarray) -> np.ndarray:
+        """(..., k, n) errors -> measure of each size's MAE averaged over the seeds."""
+        per_seed = np.stack([errors[..., rows].mean(axis=-1) for rows in blocks], axis=-1)
+        per_size = per_seed.mean(axis=-2)  # (..., n_sizes)
+        k = errors.shape[-2]
+        molecules = np.stack([errors[..., rows].mean(axis=-2).var(axis=-1, ddof=1) / len(rows)
+                              if len(rows) > 1 else np.zeros(errors.shape[:-2])
+                              for rows in blocks], axis=-1)
+        seeds = per_seed.var(axis=-2, ddof=1) / k if k > 1 else 0.0
+        return measure(per_size, molecules + seeds)
 
-    def difference(ref: np.ndarray, new: np.ndarray) -> np.ndarray:
-        return measure(per_size(new)) - measure(per_size(ref))
-
-    low, high = two_level_bootstrap([ref_err, run_err], difference, np.random.default_rng(seed),
-                                    n_bootstrap=n_bootstrap, confidence=CONFIDENCE,
-                                    strata=mol_sizes)
-    return Change(wanted, float(measure(per_size(ref_err))), float(measure(per_size(run_err))),
-                  float(low), float(high), (reference.k, run.k))
+    interval = two_level_interval([ref_err, run_err], lambda ref, new: figure(new) - figure(ref),
+                                  np.random.default_rng(seed), n_bootstrap=n_bootstrap,
+                                  confidence=CONFIDENCE, strata=mol_sizes,
+                                  paired_seeds=paired_seeds and reference.k == run.k)
+    return Change(wanted, float(figure(ref_err)), float(figure(run_err)), float(interval.low),
+                  float(interval.high), (reference.k, run.k), interval)
 
 
 def global_change(reference: RunResult, run: RunResult, *, squared: bool = False,
-                  n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> Change:
+                  n_bootstrap: int = N_BOOTSTRAP, seed: int = 0,
+                  paired_seeds: bool = False) -> Change:
     """Change of the MAE (or the MSE, `squared`) over every test molecule from `reference` to
     `run`, means over seeds, with its two-level paired interval; sizes: every size."""
     ref_err, run_err, mol_sizes = _paired_errors(reference, run)
@@ -157,11 +201,13 @@ def global_change(reference: RunResult, run: RunResult, *, squared: bool = False
     def value(errors: np.ndarray) -> np.ndarray:  # (..., k, n) -> (...)
         return (errors**power).mean(axis=-1).mean(axis=-1)
 
-    low, high = two_level_bootstrap([ref_err, run_err], lambda a, b: value(b) - value(a),
-                                    np.random.default_rng(seed), n_bootstrap=n_bootstrap,
-                                    confidence=CONFIDENCE)
+    interval = two_level_interval([ref_err, run_err], lambda a, b: value(b) - value(a),
+                                  np.random.default_rng(seed), n_bootstrap=n_bootstrap,
+                                  confidence=CONFIDENCE,
+                                  paired_seeds=paired_seeds and reference.k == run.k)
     return Change(tuple(int(s) for s in np.unique(mol_sizes)), float(value(ref_err)),
-                  float(value(run_err)), float(low), float(high), (reference.k, run.k))
+                  float(value(run_err)), float(interval.low), float(interval.high),
+                  (reference.k, run.k), interval)
 
 
 def _paired_errors(a: RunResult, b: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,15 +221,22 @@ def _paired_errors(a: RunResult, b: RunResult) -> tuple[np.ndarray, np.ndarray, 
 
 
 def analyse(analysis: Analysis, results: Mapping[str, RunResult],
-            still_learning: Mapping[str, str] | None = None) -> list[Finding]:
-    """The findings of one analysis of a plan. still_learning: experiment -> why its models
-    were still learning at the end (training.convergence); a finding that rests on such an
-    experiment says so, as does one whose experiments had a single training seed."""
-    findings = FINDINGS[analysis.kind](analysis, results)
+            still_learning: Mapping[str, str] | None = None,
+            settings: Settings | None = None) -> list[Finding]:
+    """The findings of one analysis of a plan, each decided at settings.alpha alone (the
+    primary ones are decided again as a family by `adjust_family`). still_learning:
+    experiment -> why its models were still learning at the end (training.convergence); a
+    finding that rests on such an experiment says so, as does one whose experiments had a
+    single training seed."""
+    settings = settings or Settings()
+    findings = FINDINGS[analysis.kind](analysis, results, settings)
     runs = [results[name] for name in analysis.experiments]
     caveats = []
     if all(run.k == 1 for run in runs):
         caveats.append("one training seed per experiment: training noise not measured")
+    elif any(run.k == 1 for run in runs):
+        caveats.append("an experiment had one training seed: its training noise is not "
+                       "measured")
     learning = [name for name in analysis.experiments if name in (still_learning or {})]
     if 0 < len(learning) <= 2:
         caveats.append("from models still learning (" + "; ".join(
@@ -192,18 +245,49 @@ def analyse(analysis: Analysis, results: Mapping[str, RunResult],
         caveats.append(f"from models still learning ({len(learning)} of "
                        f"{len(analysis.experiments)} experiments: {', '.join(learning)}; "
                        "see each in the report's table of experiments)")
-    return [dataclasses.replace(f, caveats=(*f.caveats, *caveats)) for f in findings]
+    decided = []
+    for f in findings:
+        extra = list(caveats)
+        holds = f.holds
+        if f.test is not None:
+            holds = f.test.decide(settings.alpha)
+            if f.test.borderline:
+                extra.append("borderline: an interval's end lies within two Monte Carlo "
+                             "errors of the threshold it is judged by")
+            if holds is None and f.test.resolve:
+                extra.append(f.test.resolve)
+        decided.append(dataclasses.replace(f, holds=holds, caveats=(*f.caveats, *extra)))
+    return decided
 
 
-def _baseline(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
+def adjust_family(findings: Sequence[Finding], settings: Settings | None = None) -> list[Finding]:
+    """The findings with the primary ones decided together at family-wise level
+    settings.alpha (Holm over each primary claim's p_for and p_against), and each labelled
+    with how its error rate is held."""
+    settings = settings or Settings()
+    primary = [i for i, f in enumerate(findings) if f.primary and f.test is not None]
+    verdicts = family_verdicts([findings[i].test for i in primary], settings.alpha)
+    family = (f"primary: one of {len(primary)} claims judged together at a family-wise "
+              f"{100 * settings.alpha:g} % (Holm)")
+    out = list(findings)
+    for i, holds in zip(primary, verdicts):
+        out[i] = dataclasses.replace(out[i], holds=holds, family=family)
+    return [f if f.primary else dataclasses.replace(
+                f, family=f"exploratory: at {100 * settings.alpha:g} % alone"
+                if f.test is not None else "exploratory: by the rule in its evidence")
+            for f in out]
+
+
+def _baseline(analysis: Analysis, results: Mapping[str, RunResult],
+              settings: Settings) -> list[Finding]:
     run = results[analysis.experiments[0]]
     report = run.report
     factor, unit = error_unit(report.unit)
     findings = [
-        _correlation(run, "size", "Hypothesis 1: the rarer a molecule size is in training, "
-                     "the larger its error"),
-        _correlation(run, "element", "Hypothesis 2: the rarer an element is in training, "
-                     "the larger the error of the molecules that contain it"),
+        _rarity(run, "size", "Hypothesis 1: the rarer a molecule size is in training, "
+                "the larger its error", settings),
+        _rarity(run, "element", "Hypothesis 2: the rarer an element is in training, "
+                "the larger the error of the molecules that contain it", settings),
     ]
     overall = report.overall.summary
     worst = report.worst.get("size")
@@ -218,63 +302,91 @@ def _baseline(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Find
             f"{factor * worst.summary.mae:.1f} {unit} [{factor * worst.summary.mae_ci_low:.1f}, "
             f"{factor * worst.summary.mae_ci_high:.1f}] ({ratio:.1f}x the global figure, "
             f"{worst.train_share * 100:.2f} % of the training set); holds when the two "
-            "intervals do not overlap",
+            "intervals do not overlap (the worst of many sizes: a selected stratum)",
             "one global MSE represents only the frequent molecules", True))
     return findings
 
 
-def _correlation(run: RunResult, kind: str, claim: str) -> Finding:
+def _rarity(run: RunResult, kind: str, claim: str, settings: Settings) -> Finding:
+    """Hypothesis 1 (sizes) or 2 (elements): the rarity elasticity, size held fixed for sizes;
+    the thesis' Spearman correlation quoted beside it."""
     thesis = "confirmed: validation loss inversely correlated with the frequency"
+    strata = run.report.strata(kind)
+    minimum = 4 if kind == "size" else 3
+    if len(strata) < minimum:
+        return Finding(claim, None, f"{len(strata)} {kind} strata: too few to fit the rarity "
+                       f"elasticity (at least {minimum})", thesis, True, primary=True)
+    predictions = run.predictions
+    if kind == "size":
+        members = np.stack([predictions.sizes == s.key for s in strata])
+        covariate = np.array([float(s.key) for s in strata])
+    else:
+        columns = [predictions.elements.index(str(s.key)) for s in strata]
+        members = predictions.presence[:, columns].T
+        covariate = None
+    shares = np.array([max(s.train_share, 1e-12) for s in strata])
+    elasticity = rarity_elasticity(run.seed_errors, members, shares,
+                                   tuple(s.label for s in strata), covariate,
+                                   strata=predictions.sizes, n_bootstrap=N_BOOTSTRAP,
+                                   rng=np.random.default_rng(0), confidence=CONFIDENCE)
+    interval = elasticity.interval
+    # the claim: the rarer, the larger the error, i.e. the elasticity is below zero
+    test = lowers(interval, settings.rarity_margin, run.k)
     corr = run.report.correlations.get(kind)
-    if corr is None or corr.rho is None or not np.isfinite(corr.rho):
-        n = 0 if corr is None else corr.n_strata
-        return Finding(claim, None, f"{n} {kind} strata: too few for a rank correlation",
-                       thesis, True)
-    note = f"; {corr.note}" if corr.note else ""
-    significant = corr.p_value < SIGNIFICANCE
-    holds = None if not significant else bool(corr.rho < 0)
-    seeds = ""
-    if run.k > 1:
-        per_seed = [r.report.correlations.get(kind) for r in run.replicates]
-        held = sum(bool(c is not None and c.holds) for c in per_seed)
-        seeds = (f"; on the MAE averaged over {run.k} training seeds, and it holds on "
-                 f"{held} of the {run.k} seeds' own models")
+    spearman = "" if corr is None or corr.rho is None or not np.isfinite(corr.rho) else (
+        f"; the thesis' statistic, Spearman's rho of share against MAE, is {corr.rho:+.2f} "
+        f"(p = {corr.p_value:.3g}), which confounds rarity with "
+        + ("size" if kind == "size" else "the elements' chemistry"))
+    held = ("with the size held fixed (log MAE = b0 + b1 log share + b2 size)" if kind == "size"
+            else "(log MAE = b0 + b1 log share; element strata overlap, H and C are in almost "
+            "every molecule, and 5 strata leave 3 degrees of freedom: weak evidence at best)")
     return Finding(
-        claim, holds,
-        f"Spearman rho = {corr.rho:+.2f} between {'an' if kind[0] in 'aeiou' else 'a'} {kind}'s "
-        "share of the training set and its "
-        f"MAE over {corr.n_strata} {kind} strata, p = {corr.p_value:.3g} "
-        f"({corr.method}; holds when rho < 0 and p < {SIGNIFICANCE:g}, does not hold when "
-        f"rho > 0 and p < {SIGNIFICANCE:g}){seeds}{note}",
-        thesis, True)
+        claim, test.decide(settings.alpha),
+        f"rarity elasticity b1 = {elasticity.value:+.3f} (95 % CI [{float(interval.low):+.3f}, "
+        f"{float(interval.high):+.3f}], {_interval_method(interval, run.k)}) over "
+        f"{len(strata)} {kind} strata {held}; holds when b1 < 0, does not hold when b1 > "
+        f"-{settings.rarity_margin:g} (a stratum half as common is at most "
+        f"{100 * (2 ** settings.rarity_margin - 1):.0f} % worse){spearman}; an observational "
+        "test across strata: the causal one changes a stratum's count (the caps, the "
+        "per-stratum data value)",
+        thesis, True, test=test, primary=True)
 
 
-def _undersampling(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
+def _undersampling(analysis: Analysis, results: Mapping[str, RunResult],
+                   settings: Settings) -> list[Finding]:
     reference = results[analysis.reference]
     caps = sorted((results[name] for name in analysis.runs),
                   key=lambda r: r.config.subset.cap or 0)
     factor, unit = error_unit(reference.report.unit)
     thesis_h3 = ("not as stated: only the 2,000 cap helped, and only above 18 atoms; "
                  "balancing the data alone did not balance the errors")
-    spreads = [(run, spread_change(reference, run)) for run in caps]
+    paired = settings.paired_seeds
+    spreads = [(run, spread_change(reference, run, paired_seeds=paired)) for run in caps]
+    macros = [(run, macro_change(reference, run, size_mae(reference.report),
+                                 paired_seeds=paired)) for run in caps]
     if any(change is None for _, change in spreads):
-        findings = [Finding(_H3, None, "fewer than 2 sizes are reported", thesis_h3, False)]
+        findings = [Finding(_H3, None, "fewer than 2 sizes are reported", thesis_h3, False,
+                            primary=True)]
     else:
-        verdicts = [c.lower for _, c in spreads]
+        test = any_of([c.lowers(settings) for _, c in spreads])
+        first = spreads[0][1]
         findings = [Finding(
-            _H3, True if True in verdicts else False if all(v is False for v in verdicts)
-            else None,
-            f"coefficient of variation (std / mean) of the per-size MAE over "
-            f"{len(spreads[0][1].sizes)} sizes: {reference.label} {spreads[0][1].reference:.2f}; "
-            + "; ".join(f"{run.label} {c.value:.2f} (95 % CI of the change "
-                        f"[{c.low:+.2f}, {c.high:+.2f}])" for run, c in spreads)
-            + "; holds when a cap lowers it beyond the interval, does not hold when every "
-              "cap raises it",
-            thesis_h3, False)]
+            _H3, test.decide(settings.alpha),
+            f"spread of the per-size MAE over {len(first.sizes)} sizes, less its sampling "
+            f"noise ({unit}): {reference.label} {factor * first.reference:.1f}; "
+            + "; ".join(f"{run.label} {factor * c.value:.1f} (95 % CI of the change "
+                        f"[{factor * c.low:+.1f}, {factor * c.high:+.1f}]; macro MAE "
+                        f"{factor * m.reference:.1f} -> {factor * m.value:.1f})"
+                        for (run, c), (_, m) in zip(spreads, macros))
+            + f"; holds when some cap lowers it (Bonferroni over the {len(spreads)} caps), does "
+              f"not hold when no cap lowers it by more than the margin "
+              f"({factor * first.margin(settings.margin):.1f} {unit}, "
+              f"{100 * settings.margin:g} % of the reference's spread)",
+            thesis_h3, False, test=test, primary=True)]
     lo, hi = analysis.sizes or (19, max(size_mae(reference.report)))
     sizes = range(lo, hi + 1)
     thesis_cap = "the 2,000 cap (the most balanced) helped sizes over 18 atoms"
-    changes = [(run, macro_change(reference, run, sizes)) for run in caps]
+    changes = [(run, macro_change(reference, run, sizes, paired_seeds=paired)) for run in caps]
     if any(change is None for _, change in changes):
         return findings + [Finding(
             f"The most balanced cap lowers the error of sizes {lo}-{hi}", None,
@@ -283,28 +395,33 @@ def _undersampling(analysis: Analysis, results: Mapping[str, RunResult]) -> list
     findings.append(Finding(
         f"The most balanced cap ({first.label}) lowers the error of the large sizes "
         f"({_range(change.sizes)} atoms)",
-        change.lower,
-        _change_text(change, reference.label, first.label, factor, unit), thesis_cap, True))
+        None, _change_text(change, reference.label, first.label, factor, unit, settings),
+        thesis_cap, True, test=change.lowers(settings)))
     if len(changes) > 1:
-        lowered = [c.lower for _, c in changes[1:]]
+        larger = [c for _, c in changes[1:]]
         findings.append(Finding(
             "Only the most balanced cap helps: the larger caps do not lower the error of "
             f"sizes {_range(change.sizes)}",
-            False if True in lowered else True if all(v is False for v in lowered) else None,
-            "; ".join(_change_text(c, reference.label, run.label, factor, unit)
+            None,
+            "; ".join(_change_text(c, reference.label, run.label, factor, unit, settings)
                       for run, c in changes[1:])
-            + "; holds when every larger cap raises it, does not hold when one lowers it",
-            "the 4,000 and 6,000 caps did not help", True))
+            + "; holds when no larger cap lowers it by more than the margin, does not hold "
+              f"when one lowers it (Bonferroni over the {len(larger)} caps)",
+            "the 4,000 and 6,000 caps did not help", True,
+            test=any_of([c.lowers(settings) for c in larger]).swapped()))
     return findings
 
 
-def _rate_sweep(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
+def _rate_sweep(analysis: Analysis, results: Mapping[str, RunResult],
+                settings: Settings) -> list[Finding]:
     reference = results[analysis.reference]
     factor, unit = error_unit(reference.report.unit)
     lo, hi = analysis.sizes or (min(size_mae(reference.report)), max(size_mae(reference.report)))
     thesis = f"r = {STUDY_BEST_RATE:g} was best for both weightings"
+    paired = settings.paired_seeds
     runs = [reference] + [results[name] for name in analysis.runs]
-    changes = {run.label: macro_change(reference, run, range(lo, hi + 1)) for run in runs[1:]}
+    changes = {run.label: macro_change(reference, run, range(lo, hi + 1), paired_seeds=paired)
+               for run in runs[1:]}
     if any(c is None for c in changes.values()):
         return [Finding(f"A positive rate lowers the error of sizes {lo}-{hi}", None,
                         f"no size {lo}-{hi} has enough test molecules to be reported",
@@ -317,44 +434,50 @@ def _rate_sweep(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Fi
     sizes = next(iter(changes.values())).sizes
     listing = ", ".join(f"r = {rates[label]:g}: {factor * value:.1f}"
                         for label, value in sorted(macro.items(), key=lambda kv: rates[kv[0]]))
-    if best == reference.label:
-        rival = min(changes, key=lambda label: changes[label].value)
-        beats = None if changes[rival].lower is None else False
-        detail = ("; the plain loss is best; the closest rate: "
-                  + _change_text(changes[rival], reference.label, rival, factor, unit))
-    else:
-        beats = changes[best].lower
-        detail = "; " + _change_text(changes[best], reference.label, best, factor, unit)
+    detail = "; ".join(_change_text(c, reference.label, label, factor, unit, settings)
+                       for label, c in changes.items())
     findings = [Finding(
-        f"Weighting the loss towards large sizes lowers their error: the best rate beats the "
+        f"Weighting the loss towards large sizes lowers their error: some rate beats the "
         f"plain loss (r = 0) on sizes {_range(sizes)}",
-        beats, f"macro MAE over sizes {_range(sizes)} ({unit}): {listing}{detail}",
-        thesis, True)]
+        None, f"macro MAE over sizes {_range(sizes)} ({unit}): {listing}; {detail}; holds when "
+        f"some rate lowers it (Bonferroni over the {len(changes)} rates, not the best rate "
+        "picked by its estimate and tested alone), does not hold when none lowers it by more "
+        "than the margin",
+        thesis, True, test=any_of([c.lowers(settings) for c in changes.values()]))]
     tested = sorted(rates.values())
     study_rate = next((label for label, r in rates.items() if r == STUDY_BEST_RATE), None)
+    claim = f"The best rate is r = {STUDY_BEST_RATE:g}, as the study found for both weightings"
     if study_rate is None:
         findings.append(Finding(
-            f"The best rate is r = {STUDY_BEST_RATE:g}, as the study found for both weightings",
-            None, f"r = {STUDY_BEST_RATE:g} was not tried (rates tried: "
-                  f"{', '.join(f'{r:g}' for r in tested)})", thesis, True))
+            claim, None, f"r = {STUDY_BEST_RATE:g} was not tried (rates tried: "
+                         f"{', '.join(f'{r:g}' for r in tested)})", thesis, True))
         return findings
-    others = sorted((label for label in macro if label != study_rate), key=macro.get)
-    rival = others[0]
-    versus = macro_change(by_label[rival], by_label[study_rate], range(lo, hi + 1))
-    holds = None if versus is None else versus.lower
+    others = [label for label in macro if label != study_rate]
+    versus = {label: macro_change(by_label[label], by_label[study_rate], range(lo, hi + 1),
+                                  paired_seeds=paired) for label in others}
+    if any(v is None for v in versus.values()):
+        findings.append(Finding(claim, None, "no size reported", thesis, True))
+        return findings
+    # r = 10 is the best when it beats every other rate (each test must hold: the largest p),
+    # and it is not when some other rate beats it (Bonferroni over the others)
+    beats = [v.lowers(settings) for v in versus.values()]
+    beaten = any_of([v.raises(settings) for v in versus.values()])
+    test = Evidence(max(t.p_for for t in beats), beaten.p_for,
+                any(t.borderline for t in beats) or beaten.borderline)
     findings.append(Finding(
-        f"The best rate is r = {STUDY_BEST_RATE:g}, as the study found for both weightings",
-        holds,
+        claim, None,
         f"lowest macro MAE over sizes {_range(sizes)} at r = {rates[best]:g} (rates tried: "
-        f"{', '.join(f'{r:g}' for r in tested)}); r = {STUDY_BEST_RATE:g} against the best "
-        f"other rate (r = {rates[rival]:g}): "
-        + ("no size reported" if versus is None else
-           _change_text(versus, rival, study_rate, factor, unit)),
-        thesis, True))
+        f"{', '.join(f'{r:g}' for r in tested)}); r = {STUDY_BEST_RATE:g} against each other "
+        "rate: " + "; ".join(_change_text(v, label, study_rate, factor, unit, settings)
+                             for label, v in versus.items())
+        + "; holds when r = 10 beats every other rate, does not hold when another rate beats "
+          "it (Bonferroni over the others)",
+        thesis, True, test=test))
     return findings
 
 
-def _directed(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
+def _directed(analysis: Analysis, results: Mapping[str, RunResult],
+              settings: Settings) -> list[Finding]:
     reference = results[analysis.reference]
     run = results[analysis.runs[0]]
     factor, unit = error_unit(reference.report.unit)
@@ -362,59 +485,68 @@ def _directed(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Find
     reported = sorted(size_mae(reference.report))
     inside = [s for s in reported if lo <= s <= hi]
     outside = [s for s in reported if not lo <= s <= hi]
-    change_in = macro_change(reference, run, inside)
-    change_out = macro_change(reference, run, outside)
+    paired = settings.paired_seeds
+    change_in = macro_change(reference, run, inside, paired_seeds=paired)
+    change_out = macro_change(reference, run, outside, paired_seeds=paired)
     per_size = _per_size_changes(reference, run, factor)
     findings = [Finding(
         f"Hypothesis 4: training only on the targeted sizes ({lo}-{hi} atoms) lowers their "
         "error",
-        None if change_in is None else change_in.lower,
+        None,
         "no targeted size is reported" if change_in is None else
-        _change_text(change_in, reference.label, run.label, factor, unit)
+        _change_text(change_in, reference.label, run.label, factor, unit, settings)
         + f"; per size ({unit}): {per_size}",
-        "confirmed: sizes over 19 atoms improved a lot", True)]
+        "confirmed: sizes over 19 atoms improved a lot", True,
+        test=None if change_in is None else change_in.lowers(settings), primary=True)]
     findings.append(Finding(
         "The sizes left out of training get worse",
-        None if change_out is None or change_out.lower is None else not change_out.lower,
+        None,
         "every reported size is targeted" if change_out is None else
-        _change_text(change_out, reference.label, run.label, factor, unit),
-        "confirmed: sizes under 19 atoms got worse", True))
+        _change_text(change_out, reference.label, run.label, factor, unit, settings),
+        "confirmed: sizes under 19 atoms got worse", True,
+        test=None if change_out is None else change_out.raises(settings)))
     return findings
 
 
-def _final(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
+def _final(analysis: Analysis, results: Mapping[str, RunResult],
+           settings: Settings) -> list[Finding]:
     default = results[analysis.reference]
     custom = results[analysis.runs[0]]
     d_name, c_name = analysis.label(default.label), analysis.label(custom.label)
     factor, unit = error_unit(default.report.unit)
     squared = default.report.unit + "²"
-    mse = global_change(custom, default, squared=True)
+    paired = settings.paired_seeds
+    mse = global_change(custom, default, squared=True, paired_seeds=paired)
     findings = [Finding(
         f"The {d_name} model has the lower total MSE (study: 0.0643 against 0.0925 eV²)",
-        mse.lower,
+        None,
         f"test MSE {d_name} {mse.value:.4g} {squared}, {c_name} {mse.reference:.4g} {squared} "
         f"(95 % CI of {d_name} - {c_name}: [{mse.low:+.4g}, {mse.high:+.4g}] {squared}, "
-        f"{_method(mse)}; MAE {factor * default.report.overall.summary.mae:.1f} against "
+        f"{_method(mse)}; margin {mse.margin(settings.margin):.3g} {squared}; MAE "
+        f"{factor * default.report.overall.summary.mae:.1f} against "
         f"{factor * custom.report.overall.summary.mae:.1f} {unit})",
-        "confirmed: default 0.0643 against custom 0.0925 eV²", True)]
+        "confirmed: default 0.0643 against custom 0.0925 eV²", True,
+        test=mse.lowers(settings), primary=True)]
     reported = sorted(size_mae(default.report))
     lo, hi = analysis.sizes or (20, max(reported))
     inside = [s for s in reported if lo <= s <= hi]
     below = [s for s in reported if s < lo]
-    change_in = macro_change(default, custom, inside)
-    change_below = macro_change(default, custom, below)
+    change_in = macro_change(default, custom, inside, paired_seeds=paired)
+    change_below = macro_change(default, custom, below, paired_seeds=paired)
     findings.append(Finding(
         f"The {c_name} model is better on the large sizes ({lo}-{hi} atoms)",
-        None if change_in is None else change_in.lower,
+        None,
         "no such size is reported" if change_in is None else
-        _change_text(change_in, d_name, c_name, factor, unit),
-        "compared per size (its Figure 10); the text gives no verdict", None))
+        _change_text(change_in, d_name, c_name, factor, unit, settings),
+        "compared per size (its Figure 10); the text gives no verdict", None,
+        test=None if change_in is None else change_in.lowers(settings)))
     findings.append(Finding(
         f"The {d_name} model is better on the smaller sizes (under {lo} atoms)",
-        None if change_below is None or change_below.lower is None else not change_below.lower,
+        None,
         "no such size is reported" if change_below is None else
-        _change_text(change_below, d_name, c_name, factor, unit),
-        "compared per size (its Figure 10); the text gives no verdict", None))
+        _change_text(change_below, d_name, c_name, factor, unit, settings),
+        "compared per size (its Figure 10); the text gives no verdict", None,
+        test=None if change_below is None else change_below.raises(settings)))
     times_d, times_c = _run_times(default), _run_times(custom)
     faster = True if max(times_c) < min(times_d) else False if min(times_c) > max(times_d) \
         else None
@@ -429,7 +561,8 @@ def _final(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding
     return findings
 
 
-def _compare(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
+def _compare(analysis: Analysis, results: Mapping[str, RunResult],
+             settings: Settings) -> list[Finding]:
     return []
 
 
@@ -437,7 +570,8 @@ _NOT_IN_THESIS = ("not measured by the thesis, which concluded that QM9's imbala
                   "fixed without saying how")
 
 
-def _learning_curve(analysis: Analysis, results: Mapping[str, RunResult]) -> list[Finding]:
+def _learning_curve(analysis: Analysis, results: Mapping[str, RunResult],
+                    settings: Settings) -> list[Finding]:
     from molstrata.study.curves import curve_analysis, exponent_text, needed_text
 
     curves = curve_analysis(analysis, results)
@@ -498,10 +632,16 @@ def _times_text(times: list[float]) -> str:
 
 
 def _method(change: Change) -> str:
-    if max(change.seeds) > 1:
-        return (f"two-level bootstrap: {change.seeds[0]} and {change.seeds[1]} training seeds, "
-                "then the test molecules")
-    return "paired bootstrap over the test molecules"
+    return _interval_method(change.interval, max(change.seeds), change.seeds)
+
+
+def _interval_method(interval: Interval | None, k: int,
+                     seeds: tuple[int, ...] | None = None) -> str:
+    if interval is None or k == 1:
+        return "paired bootstrap over the test molecules"
+    counts = " and ".join(map(str, seeds)) if seeds else str(k)
+    return (f"{counts} training seeds (t interval, {float(interval.df):.1f} df) and the test "
+            "molecules (paired bootstrap)")
 
 
 def _per_size_changes(reference: RunResult, run: RunResult, factor: float) -> str:
@@ -510,11 +650,14 @@ def _per_size_changes(reference: RunResult, run: RunResult, factor: float) -> st
                      for s in sorted(set(ref) & set(new)))
 
 
-def _change_text(change: Change, ref_label: str, label: str, factor: float, unit: str) -> str:
+def _change_text(change: Change, ref_label: str, label: str, factor: float, unit: str,
+                 settings: Settings | None = None) -> str:
+    margin = "" if settings is None else \
+        f", margin +-{factor * change.margin(settings.margin):.1f} {unit}"
     return (f"macro MAE over sizes {_range(change.sizes)}: {ref_label} "
             f"{factor * change.reference:.1f} -> {label} {factor * change.value:.1f} {unit} "
             f"({100 * change.relative:+.0f} %, 95 % CI of the difference "
-            f"[{factor * change.low:+.1f}, {factor * change.high:+.1f}] {unit}, "
+            f"[{factor * change.low:+.1f}, {factor * change.high:+.1f}] {unit}{margin}, "
             f"{_method(change)})")
 
 
@@ -528,7 +671,7 @@ def _range(sizes: Sequence[int]) -> str:
 
 
 # The claims each analysis kind tests: one entry per kind of plan.ANALYSES.
-FINDINGS: dict[str, Callable[[Analysis, Mapping[str, RunResult]], list[Finding]]] = {
+FINDINGS: dict[str, Callable[[Analysis, Mapping[str, RunResult], Settings], list[Finding]]] = {
     "baseline": _baseline,
     "undersampling": _undersampling,
     "rate_sweep": _rate_sweep,

@@ -6,6 +6,10 @@ A plan is one TOML file (the shipped ones are in molstrata/study/plans/):
     title = "..."
     preset = "seed-default"           # training preset every experiment starts from
     replicates = 3                    # training seeds per experiment (default 1)
+    margin = 0.05                     # equivalence margin: a fraction of the reference's figure
+    rarity_margin = 0.1               # margin of the rarity elasticity (hypotheses 1 and 2)
+    alpha = 0.05                      # family-wise error rate of the primary claims
+    paired_seeds = false              # judge arms trained with the same seeds seed by seed
 
     [defaults.training]               # options for every experiment (any config section)
     epochs = 22
@@ -43,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from molstrata.errors import MolstrataError
+from molstrata.study.verdicts import Settings
 from molstrata.training.config import SECTIONS, TrainConfig, parse_toml, preset, read_text
 
 
@@ -143,6 +148,8 @@ class StudyPlan:
     analyses: tuple[Analysis, ...]
     source: str
     replicates: int = 1
+    verdicts: Settings = field(default_factory=Settings)
+    """How verdicts are made: margins, family-wise level, paired seeds ([study] keys)."""
 
     def experiment(self, name: str) -> Experiment:
         return next(e for e in self.experiments if e.name == name)
@@ -196,8 +203,10 @@ def parse_plan(raw: dict[str, Any], name: str, source: str, text: str = "",
     """Validate a plan's tables and resolve every experiment's config."""
     _known(raw, {"study", "defaults", "experiments", "analyses"}, source, "top level")
     study = _table(raw.get("study", {}), f"{source}: [study]")
-    _known(study, {"title", "description", "preset", "replicates"}, source, "[study]")
+    _known(study, {"title", "description", "preset", "replicates", *VERDICT_KEYS}, source,
+           "[study]")
     replicates = _replicates(study.get("replicates", 1), f"{source}: [study] replicates")
+    verdicts = _verdict_settings(study, source)
     base = study.get("preset", "quick")
     defaults = _table(raw.get("defaults", {}), f"{source}: [defaults]")
     _known(defaults, set(SECTIONS), source, "[defaults]")
@@ -225,7 +234,29 @@ def parse_plan(raw: dict[str, Any], name: str, source: str, text: str = "",
     if duplicate:
         raise MolstrataError(f"{source}: two analyses are named {duplicate!r}; give each a name")
     return StudyPlan(name, study.get("title", name), study.get("description", ""),
-                     tuple(experiments), tuple(analyses), text, replicates)
+                     tuple(experiments), tuple(analyses), text, replicates, verdicts)
+
+
+VERDICT_KEYS = ("margin", "rarity_margin", "alpha", "paired_seeds")
+"""[study] keys declaring how verdicts are made (study.verdicts.Settings), before any run."""
+
+
+def _verdict_settings(study: dict[str, Any], source: str) -> Settings:
+    """The plan's verdict settings: each in its range, or a one-line error naming the fix."""
+    settings = Settings(**{key: study[key] for key in VERDICT_KEYS if key in study})
+    checks = [
+        (isinstance(settings.margin, (int, float)) and 0 < settings.margin < 1,
+         "margin must be a fraction of the reference's figure in (0, 1), e.g. 0.05"),
+        (isinstance(settings.rarity_margin, (int, float)) and 0 < settings.rarity_margin < 1,
+         "rarity_margin must be an elasticity in (0, 1), e.g. 0.1"),
+        (isinstance(settings.alpha, float) and 0 < settings.alpha < 0.5,
+         "alpha must be a family-wise error rate in (0, 0.5), e.g. 0.05"),
+        (isinstance(settings.paired_seeds, bool), "paired_seeds must be true or false"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise MolstrataError(f"{source}: [study] {message}")
+    return settings
 
 
 def _replicates(value: Any, where: str) -> int:

@@ -31,11 +31,12 @@ from molstrata.evaluation.compare import RunResult, compare_runs, group_runs, lo
 from molstrata.report.compare import write_comparison
 from molstrata.report.describe import describe
 from molstrata.report.evaluation_plots import draw_evaluation
-from molstrata.study.findings import analyse
+from molstrata.study.findings import adjust_family, analyse
 from molstrata.study.plan import Replicate, StudyPlan, load_plan
 from molstrata.study.queue import WorkQueue, next_claim
 from molstrata.study.report import write_study_report
 from molstrata.study.results import AnalysisResult, StudyResult
+from molstrata.study.verdicts import Settings
 from molstrata.training.config import TrainConfig
 from molstrata.training.convergence import still_learning
 from molstrata.training.data import is_extensive, load_molecules
@@ -146,13 +147,26 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
             comparison = compare_runs(compared)
             folder = out / "comparisons" / analysis.name
             write_comparison(comparison, folder)
-        findings = analyse(analysis, results, learning)
+        findings = analyse(analysis, results, learning, plan.verdicts)
         analyses.append(AnalysisResult(analysis.name, analysis.kind, analysis.title,
                                        analysis.experiments, comparison, findings, folder))
+    analyses = _judged_as_a_family(analyses, plan.verdicts)
     seconds = time.perf_counter() - started
     result = StudyResult(plan, out, results, analyses, [], seconds, trained, molecules, learning)
     files = write_study_report(result, description)
     return dataclasses.replace(result, report_files=files)
+
+
+def _judged_as_a_family(analyses: list[AnalysisResult],
+                        settings: Settings) -> list[AnalysisResult]:
+    """The analyses with their primary claims decided together (findings.adjust_family)."""
+    flat = adjust_family([f for a in analyses for f in a.findings], settings)
+    out, start = [], 0
+    for analysis in analyses:
+        end = start + len(analysis.findings)
+        out.append(dataclasses.replace(analysis, findings=flat[start:end]))
+        start = end
+    return out
 
 
 def study_text(result: StudyResult) -> str:
@@ -163,7 +177,7 @@ def study_text(result: StudyResult) -> str:
             continue
         lines.append(f"{analysis.title}")
         for finding in analysis.findings:
-            lines.append(f"  [{finding.verdict}] {finding.claim}")
+            lines.append(f"  [{finding.verdict}] {finding.claim} ({finding.family})")
             lines.append(f"      {finding.evidence}")
             lines.append(f"      thesis: {finding.thesis} -> {finding.agreement}")
             for caveat in finding.caveats:

@@ -1,6 +1,7 @@
-"""The two-level bootstrap (training seeds, then test molecules): a difference consistent across
+"""The two-level interval (training seeds, then test molecules): a difference consistent across
 seeds is found, one that flips sign between seeds is not called a win, one seed per arm is the
-molecule-level bootstrap, and the draws keep molecules paired across arms and seeds."""
+molecule-level bootstrap, the draws keep molecules paired across arms and seeds, and the seed
+level is the t interval of a jackknife over seeds (coverage: test_coverage.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from molstrata.evaluation.bootstrap import (
     mean_mae,
     per_seed_mae,
     percentile_bootstrap,
+    resampled_seeds_bootstrap,
     seed_means,
     seed_spread,
     two_level_bootstrap,
+    two_level_interval,
 )
 
 N_MOLECULES = 2000
@@ -77,7 +80,7 @@ def test_one_seed_per_arm_is_the_molecule_level_paired_bootstrap():
     assert abs(other_rng[1] - molecules[1]) < 0.1 * width
 
 
-def test_seeds_are_drawn_per_arm_and_molecules_shared_by_all_arms_and_seeds():
+def test_the_resampled_seeds_bootstrap_draws_seeds_per_arm_and_shares_molecules():
     n = 50
     ks = [3, 1, 2]
     # value = 1000 * seed + molecule: a resampled value says which seed and molecule it is
@@ -98,7 +101,8 @@ def test_seeds_are_drawn_per_arm_and_molecules_shared_by_all_arms_and_seeds():
         rows_seen += len(resampled[0])
         return resampled[0].mean(axis=(1, 2))
 
-    low, high = two_level_bootstrap(arms, check, np.random.default_rng(0), n_bootstrap=300)
+    low, high = resampled_seeds_bootstrap(arms, check, np.random.default_rng(0),
+                                          n_bootstrap=300)
     assert shapes[0] == [(3, n), (1, n), (2, n)] and rows_seen == 300
     assert differ  # each arm draws its own seeds
     assert low.shape == high.shape == ()
@@ -133,7 +137,8 @@ def test_chunks_stay_under_chunk_values_and_add_up(monkeypatch):
     monkeypatch.setattr(bootstrap, "CHUNK", 3 * 100 * 16)  # 16 replicates at a time
     two_level_bootstrap(arms, recording, np.random.default_rng(0), n_bootstrap=100)
     assert max(s[0] for s in sizes) <= 3 * 100 * 16 and max(s[2] for s in sizes) == 16
-    assert sum(s[2] for s in sizes) == 100
+    # 100 bootstrap replicates, the estimate, and one jackknife value per seed of each arm
+    assert sum(s[2] for s in sizes) == 100 + 1 + 3 + 2
 
 
 def test_a_statistic_of_several_values_gets_an_interval_for_each():
@@ -177,3 +182,51 @@ def test_bad_input_is_refused():
         two_level_bootstrap([np.ones((2, 3))], mean_mae, rng, n_bootstrap=0)
     with pytest.raises(MolstrataError, match="confidence must be between 0 and 1"):
         two_level_bootstrap([np.ones((2, 3))], mean_mae, rng, confidence=95)
+
+
+def test_the_molecule_level_keeps_every_seed_and_the_seed_level_is_the_t_interval():
+    n = 40
+    arms = [1000.0 * np.arange(k)[:, None] + np.arange(n)[None, :] for k in (3, 2)]
+
+    def check(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if len(a) > 1:  # a bootstrap chunk: seeds in order, one draw of molecules for both
+            assert (a // 1000 == np.arange(3)[None, :, None]).all()
+            assert (a[:, :2] % 1000 == b % 1000).all()
+        return mean_mae(a) - mean_mae(b)
+
+    two_level_interval(arms, check, np.random.default_rng(0), n_bootstrap=50)
+    # a per-seed figure without molecule noise: the interval is Welch's t interval
+    a = np.array([10.0, 12.0, 11.0])[:, None] + np.zeros((3, 30))
+    b = np.array([14.0, 15.0, 16.0])[:, None] + np.zeros((3, 30))
+    interval = two_level_interval([b, a], mae_difference, np.random.default_rng(1))
+    va, vb = a[:, 0].var(ddof=1) / 3, b[:, 0].var(ddof=1) / 3
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
+    half = float(bootstrap.stats.t.ppf(0.975, df)) * math.sqrt(va + vb)
+    assert interval.estimate == pytest.approx(4.0)
+    assert float(interval.df) == pytest.approx(df)
+    assert (interval.low, interval.high) == (pytest.approx(4.0 - half), pytest.approx(4.0 + half))
+    assert interval.seeds_measured and float(interval.se_molecules) == 0.0
+    assert interval.p_value(0.0) < 0.05 < interval.p_value(4.0 - half + 0.1)
+    # paired seeds: seed r of both arms deleted together; here the arms move together, so
+    # the paired interval is the t interval of the per-seed differences (k - 1 df)
+    b_paired = a + np.array([4.0, 4.2, 3.8])[:, None]
+    paired = two_level_interval([b_paired, a], mae_difference, np.random.default_rng(1),
+                                paired_seeds=True)
+    unpaired = two_level_interval([b_paired, a], mae_difference, np.random.default_rng(1))
+    assert float(paired.df) == pytest.approx(2.0)
+    assert paired.high - paired.low < unpaired.high - unpaired.low
+
+
+def test_p_values_agree_with_the_interval():
+    a, b = _arms([2.0, 1.6, 2.4], noise=3.0, seed=0)
+    interval = two_level_interval([b, a], mae_difference, np.random.default_rng(1))
+    assert interval.p_value(float(interval.low)) == pytest.approx(0.05, abs=1e-6)
+    assert interval.p_value(0.0) < 0.05
+    assert interval.p_below(float(interval.high)) == pytest.approx(0.025, abs=1e-6)
+    # more seeds shrink the seed level: a threshold just inside the interval is resolved by
+    # a few more seeds; one closer to the estimate than the molecules' noise allows, by none
+    inside = float(interval.low) + 0.3 * float(interval.estimate - interval.low)
+    needed = interval.seeds_to_resolve(inside, k=3)
+    assert needed is not None and 3 < needed <= 50
+    too_close = float(interval.estimate) - 0.5 * float(interval.se_molecules)
+    assert interval.seeds_to_resolve(too_close, k=3) is None

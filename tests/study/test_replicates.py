@@ -137,7 +137,7 @@ def test_two_workers_train_each_run_once_and_seeds_differ(plan_file, tmp_path, q
     assert comparison.wins[0].seeds == 2
     assert "two-level" in comparison.wins_table().rows[0][-1]
     h4 = result.analyses[0].findings[0]
-    assert "two-level bootstrap: 2 and 2 training seeds" in h4.evidence
+    assert "2 and 2 training seeds (t interval" in h4.evidence
     assert (out / "experiments" / "base" / "error_by_size.png").is_file()
 
     # and so does the command line's compare, given the folders

@@ -154,7 +154,12 @@ def test_findings_are_computed_for_every_analysis(study):
     assert set(kinds) == {"baseline", "undersampling", "rate_sweep", "directed", "final",
                           "compare"}
     assert kinds["baseline"].findings[0].claim.startswith("Hypothesis 1")
-    assert "Spearman rho" in kinds["baseline"].findings[0].evidence
+    assert "rarity elasticity b1" in kinds["baseline"].findings[0].evidence
+    primary = [f for a in result.analyses for f in a.findings if f.primary]
+    assert [f.claim.split(":")[0] for f in primary][:4] == [
+        "Hypothesis 1", "Hypothesis 2", "Hypothesis 3", "Hypothesis 4"]
+    assert len(primary) == 5 and all(f.family.startswith("primary: one of 5 claims")
+                                     for f in primary)
     for kind in ("undersampling", "rate_sweep", "directed", "final"):
         assert kinds[kind].findings, kind
         for finding in kinds[kind].findings:
