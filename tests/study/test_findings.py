@@ -267,3 +267,21 @@ def test_primary_claims_are_judged_as_a_family(test_set):
     h4, left_out = findings
     assert h4.primary and h4.family.startswith("primary: one of 1 claims")
     assert not left_out.primary and left_out.family.startswith("exploratory")
+
+
+def test_the_worst_size_is_judged_on_the_same_seeds_and_as_the_largest_of_many(test_set):
+    """Seeds that move every size together (by 60 % between the best and the worst seed)
+    widen each size's own interval until the worst size's overlaps the global one; its excess
+    over the global MAE, on the same seeds, is still clear."""
+    worse_12 = [lambda s, f=f: f * (0.2 if s == 12 else 0.1) for f in (1.0, 1.6, 1.1)]
+    group = _replicates(test_set, "baseline", worse_12)
+    report = group.report
+    worst = report.worst["size"]
+    assert worst.key == 12 and worst.summary.mae_ci_low < report.overall.summary.mae_ci_high
+    claim = next(f for f in analyse(_analysis("baseline", "baseline", []), {"baseline": group})
+                 if f.claim.startswith("One global error figure"))
+    assert claim.holds is True and "Bonferroni over the 15 sizes" in claim.evidence
+    flat = _replicates(test_set, "baseline", [lambda s, f=f: f * 0.1 for f in (1.0, 1.3, 0.9)])
+    claim = next(f for f in analyse(_analysis("baseline", "baseline", []), {"baseline": flat})
+                 if f.claim.startswith("One global error figure"))
+    assert claim.holds is not True
