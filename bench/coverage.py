@@ -1,7 +1,8 @@
 """Coverage of a nominal 95 % interval of a difference between two arms' MAE, by simulation:
 molstrata's two-level interval (t over the seeds, bootstrap over the molecules) against the
 percentile bootstrap that resamples seeds and molecules (the method before), at k = 2, 3, 5
-training seeds per arm, for seed- and molecule-dominated noise, null and non-null differences.
+training seeds per arm, for seed- and molecule-dominated noise and for seeds that share 90 % of
+their effect across arms (judged with paired seeds), null and non-null differences.
 
     python bench/coverage.py [--repeats 2000]
 
@@ -27,10 +28,11 @@ def main() -> None:
     started = time.perf_counter()
     print(f"coverage of a nominal 95 % interval, {args.repeats} simulated data sets per cell, "
           f"{simulation.N_MOLECULES} test molecules; noise: seed = 5 % seed-to-seed effect "
-          "on a model's errors, molecule = per-molecule noise dominating")
+          "on a model's errors, molecule = per-molecule noise dominating, shared = seed r's "
+          "effect 90 % shared by both arms, after with paired seeds")
     print(f"{'noise':<9} {'k':>2} {'difference':>10}  {'before (resampled seeds)':>24}  "
           f"{'after (two-level t)':>19}")
-    for kind in ("seed", "molecule"):
+    for kind in ("seed", "molecule", "shared"):
         for k in (2, 3, 5):
             for shift in (0.0, 0.05):
                 before = simulation._coverage(k, kind, shift, "resampled")
