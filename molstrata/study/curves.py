@@ -3,11 +3,18 @@
 For every size and element stratum, its test MAE (mean over training seeds) is set against the
 number of that stratum's molecules in each training subset, not the subset's total, and fitted
 (evaluation.scaling: a power law, or one with a floor where AICc prefers it), with two-level
-bootstrap intervals (seeds, then the stratum's test molecules). From the fits: the molecules a
-stratum needs to reach a target MAE, the fall of the macro-averaged MAE per 1,000 added
-molecules of it (the data advice, ranked), a held-out check (fit without the largest subset,
-predict it), and whether rarer strata learn more slowly (Spearman of the exponent b against
-the stratum's training share). Computed once per analysis and shared by findings and report.
+bootstrap intervals (seeds, then the stratum's test molecules). From the fits: a held-out
+check (fit without the largest subset, predict it) and whether rarer strata learn more slowly
+(Spearman of the exponent b against the stratum's training share).
+
+The advice is what the design measures: growing the whole training set in proportion. In
+nested subsets every stratum's count is its share times the total, so a stratum's curve
+against its own count is its curve against the total, and a "gain per added molecule of this
+stratum" read from it would rank rare strata first by construction. So the advice fits each
+stratum's MAE against the subset's total and says how many training molecules in all, grown
+in proportion, reach the target; what one stratum's own molecules are worth is measured by
+the data_value analysis, which thins one stratum at a time (study/value.py). Computed once
+per analysis and shared by findings and report.
 """
 
 from __future__ import annotations
@@ -50,9 +57,11 @@ class CurveAnalysis:
 
     subsets: the experiments, smallest first; n_train: (m,) their training molecules.
     overall: the global curve. curves[kind][label]: each fitted stratum's Curve (kind: size or
-    element); problems[kind][label]: why a stratum has no fit. advice[kind]: ranked data
-    advice; held_out[kind]: the held-out check; shares[kind][label]: training share in the
-    largest subset; correlation[kind]: (rho, p, n) of share against b over fitted strata.
+    element); problems[kind][label]: why a stratum has no fit. advice[kind]: the
+    proportional-growth advice (each stratum fitted against the subset's total: its n_train
+    and n_needed are totals; in the strata's order); held_out[kind]: the held-out check;
+    shares[kind][label]: training share in the largest subset; correlation[kind]: (rho, p,
+    n) of share against b over fitted strata.
     """
 
     unit: str
@@ -127,8 +136,12 @@ def _compute(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnaly
                 at_n=np.geomspace(max(1.0, item.n_train[usable][0]),
                                   EXTEND * item.n_train[-1], GRID),
                 target_mae=target, n_bootstrap=N_BOOTSTRAP)
-        advice[kind] = data_advice(measured, target, np.random.default_rng([2, _KIND_CODE[kind]]),
-                                   n_bootstrap=N_BOOTSTRAP)
+        proportional = [StratumErrors(item.label, n_total, item.errors) for item in measured]
+        order = {item.label: i for i, item in enumerate(measured)}
+        advice[kind] = sorted(data_advice(proportional, target,
+                                          np.random.default_rng([2, _KIND_CODE[kind]]),
+                                          n_bootstrap=N_BOOTSTRAP),
+                              key=lambda a: order[a.label])
         held[kind] = held_out_check(measured)
         fitted = list(curves[kind])
         if len(fitted) >= 3:

@@ -27,7 +27,15 @@ from molstrata.evaluation.compare import RunResult
 from molstrata.evaluation.rarity import rarity_elasticity
 from molstrata.evaluation.stratified import SIGNIFICANCE, StratifiedReport
 from molstrata.study.plan import Analysis
-from molstrata.study.verdicts import Evidence, Settings, any_of, family_verdicts, lowers, raises
+from molstrata.study.verdicts import (
+    Evidence,
+    Settings,
+    any_of,
+    family_verdicts,
+    lowers,
+    raises,
+    within,
+)
 from molstrata.units import error_unit
 
 _H3 = ("Hypothesis 3: capping every size to the same number of training molecules balances "
@@ -640,6 +648,130 @@ def _learning_curve(analysis: Analysis, results: Mapping[str, RunResult],
     return findings
 
 
+HELD_OUT_TOLERANCE = 0.2
+"""How close the own-data line's prediction of the full arm must be to call it good: within
+20 % of the measured MAE, the whole interval of the difference."""
+
+_THESIS_RARITY = ("rare sizes and elements are predicted worse because they are rare "
+                  "(hypotheses 1 and 2, read from one model across strata)")
+
+
+def _data_value(analysis: Analysis, results: Mapping[str, RunResult],
+                settings: Settings) -> list[Finding]:
+    """Per thinned stratum: more of its own molecules lower its error (the own-data line's
+    change over the measured range, against the margin); across strata: rarer ones gain
+    more per own molecule; the held-out check; no cross effects."""
+    from molstrata.study.value import value_analysis
+
+    value = value_analysis(analysis, results)
+    unit = value.unit
+    findings = []
+    for label in value.strata:
+        claim = (f"{label}: its error depends on its own training molecules: more of them "
+                 "lower its MAE, every other training molecule held fixed")
+        curve = value.curves.get(label)
+        if curve is None:
+            findings.append(Finding(claim, None, value.problems[label], _THESIS_RARITY, True))
+            continue
+        margin = settings.margin * abs(curve.reference)
+        findings.append(Finding(
+            claim, None,
+            f"{own_value_text(curve, unit)}; the line's change over the measured range "
+            f"{_interval_text(curve.range_change, unit)} (margin {margin:.1f} {unit}, "
+            f"{100 * settings.margin:g} % of its MAE with every molecule, "
+            f"{_interval_method(curve.range_change, value.k_seeds)}); holds when that "
+            "change's interval lies below zero, does not hold when it lies above minus the "
+            "margin (its own molecules are worth less than the margin over the whole range)",
+            _THESIS_RARITY, True, test=lowers(curve.range_change, margin, value.k_seeds)))
+    for kind, gradient in value.gradient.items():
+        strata = {label: c for label, c in value.curves.items()
+                  if value.stratum[label][0] == kind}
+        margin = settings.margin * float(np.mean([abs(c.reference) for c in strata.values()]))
+        shares = [c.share for c in strata.values()]
+        findings.append(Finding(
+            f"Rarer {kind}s gain more per own molecule: the rarer a thinned {kind} in training, "
+            "the more 1,000 of its own molecules lower its MAE",
+            None,
+            f"slope of the gain per 1,000 own molecules on log10 of the training share across "
+            f"{len(strata)} thinned {kind} strata (shares {100 * min(shares):.2f}-"
+            f"{100 * max(shares):.2f} %): {_interval_text(gradient, unit)} per 1,000 "
+            f"molecules per tenfold share (margin {margin:.2f}, {100 * settings.margin:g} % of "
+            "their mean MAE); gains: "
+            + ", ".join(f"{label} {-float(c.slope.estimate):+.1f} ({100 * c.share:.2f} %)"
+                        for label, c in strata.items())
+            + "; holds when the slope's interval lies below zero, does not hold when it lies "
+              "above minus the margin; sizes and elements are not pooled",
+            "the thesis measured no gain per molecule; its reading, that rarity causes the "
+            "error, implies that rare strata gain more", None,
+            test=lowers(gradient, margin, value.k_seeds)))
+    checks = [(label, c.held_out) for label, c in value.curves.items()
+              if c.held_out is not None]
+    if checks:
+        tests = [(within(h.difference, HELD_OUT_TOLERANCE * abs(h.measured)), h)
+                 for _, h in checks]
+        findings.append(Finding(
+            "The own-data line extrapolates: fitted without the full training set, it "
+            f"predicts each thinned stratum's MAE there within {100 * HELD_OUT_TOLERANCE:g} %",
+            None,
+            "; ".join(f"{label}: predicted {_interval_text(h.predicted, unit)}, measured "
+                      f"{h.measured:.1f} {unit} (difference "
+                      f"{_interval_text(h.difference, unit)})" for label, h in checks)
+            + f"; holds when every difference's interval lies within +-"
+              f"{100 * HELD_OUT_TOLERANCE:g} % of the measured MAE, does not hold when one "
+              "excludes zero (Bonferroni over the strata)",
+            _NOT_IN_THESIS, None,
+            test=Evidence(max(t.p_for for t, _ in tests),
+                          min(1.0, len(tests) * min(float(h.difference.p_value(0.0))
+                                                    for _, h in tests)))))
+    cells = [(label, value.evaluated[j], value.cross[label], j)
+             for label in value.strata for j in range(len(value.evaluated))
+             if value.evaluated[j] != label and np.isfinite(value.cross[label].estimate[j])]
+    if cells:
+        report = results[analysis.reference].report
+        factor = error_unit(report.unit)[0]
+        mae = {s.label: factor * s.summary.mae for s in (*report.sizes, *report.elements)}
+        tests = [(change, j, settings.margin * mae[other]) for _, other, change, j in cells]
+        p_for = max(float(within(_one(c, j), m).p_for) for c, j, m in tests)
+        p_values = [float(_one(c, j).p_value(0.0)) for c, j, _ in tests]
+        moved = [f"{label} -> {other} {float(c.estimate[j]):+.1f} [{float(c.low[j]):+.1f}, "
+                 f"{float(c.high[j]):+.1f}]" for (label, other, c, j) in cells
+                 if c.low[j] > 0 or c.high[j] < 0]
+        findings.append(Finding(
+            "Thinning a stratum changes only its own error: no other stratum's MAE (on its "
+            "molecules outside the thinned one) moves",
+            None,
+            f"{len(cells)} cross effects of the most thinned arm of each stratum; intervals "
+            f"excluding zero ({unit}): " + ("; ".join(moved) if moved else "none")
+            + "; holds when every cross effect lies within the margin (5 % of the evaluated "
+              "stratum's MAE), does not hold when one lies outside zero (Bonferroni over the "
+              "cells)",
+            _NOT_IN_THESIS, None,
+            test=Evidence(p_for, min(1.0, len(p_values) * min(p_values)))))
+    return findings
+
+
+def own_value_text(curve, unit: str) -> str:
+    """One thinned stratum's own-data value in words, with its intervals."""
+    zero = ("" if curve.at_zero is None else
+            f"; with no own molecule (pure transfer) its MAE is "
+            f"{_interval_text(curve.at_zero, unit)}")
+    return (f"own-data slope {_interval_text(curve.slope, unit)} per 1,000 own molecules over "
+            f"{curve.n_own[0]:,.0f}-{curve.n_own[-1]:,.0f} of them (MAE "
+            + " -> ".join(f"{float(v):.1f}" for v in curve.mae.estimate)
+            + f" {unit}){zero}")
+
+
+def _interval_text(interval: Interval, unit: str) -> str:
+    return (f"{float(interval.estimate):+.2f} [{float(interval.low):+.2f}, "
+            f"{float(interval.high):+.2f}] {unit}")
+
+
+def _one(interval: Interval, j: int) -> Interval:
+    from molstrata.evaluation.data_value import part
+
+    return part(interval, j)
+
+
 def _run_times(run: RunResult) -> list[float]:
     """Seconds of training and evaluation of each replicate."""
     return [float(r.summary.get("total_seconds") or 0.0) + float(r.evaluation_seconds or 0.0)
@@ -700,4 +832,5 @@ FINDINGS: dict[str, Callable[[Analysis, Mapping[str, RunResult], Settings], list
     "final": _final,
     "compare": _compare,
     "learning_curve": _learning_curve,
+    "data_value": _data_value,
 }

@@ -123,14 +123,15 @@ def resolve_sizes(sizes: Sequence[int] | None, max_molecules: int | None,
     return default_sizes(int(0.8 * max_molecules))
 
 
-def write_plan(out_dir: str | os.PathLike, text: str) -> Path:
-    """Write the plan into OUT (so that the same command resumes the same study)."""
-    path = Path(out_dir) / "learning-curve.toml"
+def write_plan(out_dir: str | os.PathLike, text: str,
+               file: str = "learning-curve.toml") -> Path:
+    """Write the plan into OUT/file (so that the same command resumes the same study)."""
+    path = Path(out_dir) / file
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and path.read_text(encoding="utf-8") != text:
         raise MolstrataError(
-            f"{path} holds a learning curve with other options; write this one to another "
-            "--out, or delete the folder to start again"
+            f"{path} holds a plan with other options; write this one to another --out, or "
+            "delete the folder to start again"
         )
     atomic_write_text(path, text)
     return path

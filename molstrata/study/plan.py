@@ -77,6 +77,9 @@ ANALYSES: dict[str, AnalysisKind] = {
     "learning_curve": AnalysisKind("per-stratum learning curves over nested training subsets "
                                    "(subset.max_train), fits and data advice",
                                    needs_reference=False),
+    "data_value": AnalysisKind("per-stratum data value: each stratum's training molecules "
+                               "thinned in turn (subset.thin) against the full training set; "
+                               "own-data curves, cross effects, advice"),
 }
 
 # Options that fix which molecules exist and how they are split: equal across a plan.

@@ -619,22 +619,25 @@ def _learning_curve(result: StudyResult, analysis: AnalysisResult, folder: Path,
             "size's share of the training molecules; line: the global curve's b. Rare sizes "
             "that learn more slowly sit low on the left."))
     for kind, plural, _ in kinds:
-        header = ["stratum", "training_molecules_now", "test_molecules", f"mae_now_{unit}",
-                  "form", "b", "b_ci95_low", "b_ci95_high", "molecules_needed",
-                  "needed_ci95_low", "needed_ci95_high",
-                  f"macro_mae_gain_per_1000_molecules_{unit}", "far_extrapolation", "note"]
-        rows = [[a.label, a.n_train, a.n_test, a.mae_now, a.form, _finite(a.b),
-                 _finite(a.b_interval[0]), _finite(a.b_interval[1]), _finite(a.n_needed),
+        header = ["stratum", "total_training_molecules_now", "share_pct", "test_molecules",
+                  f"mae_now_{unit}", "form", "b_against_total", "b_ci95_low", "b_ci95_high",
+                  "total_molecules_needed", "needed_ci95_low", "needed_ci95_high",
+                  "far_extrapolation", "note"]
+        rows = [[a.label, a.n_train, _finite(100 * curves.shares[kind].get(a.label, np.nan)),
+                 a.n_test, a.mae_now, a.form, _finite(a.b), _finite(a.b_interval[0]),
+                 _finite(a.b_interval[1]), _finite(a.n_needed),
                  _finite(a.n_needed_interval[0]), _finite(a.n_needed_interval[1]),
-                 _finite(a.gain_per_1000), a.extrapolated, a.note]
+                 a.extrapolated, a.note]
                 for a in curves.advice[kind]]
         tables.append(ReportTable(
             f"{analysis.name}_advice_{plural}", number(None, "Table"),
-            f"Data advice per {kind}, ranked by how much one added molecule of it would lower "
-            f"the macro-averaged MAE: its training molecules now, the molecules its fit says "
-            f"it needs to reach {curves.target:g} {unit} (95 % interval; far_extrapolation: "
-            "more than 10 times the largest measured subset, which is not advice), and the "
-            "gain per 1,000 added molecules.", header, rows))
+            f"Proportional growth (advice a), per {kind}: grow the whole training set in "
+            f"proportion, every stratum at its share; the total training molecules each "
+            f"{kind}'s fit against the subset's total says reach {curves.target:g} {unit} "
+            "(95 % interval; far_extrapolation: more than 10 times the largest measured "
+            "subset, which is not advice). It does not say which stratum's molecules do the "
+            "work: that is the per-stratum data value (`molstrata data-value`), which thins "
+            "one stratum at a time.", header, rows))
     check = curves.held_out["size"]
     tables.append(ReportTable(
         f"{analysis.name}_held_out", number(None, "Table"),
@@ -673,24 +676,195 @@ def _curve_points(arms, kind: str, key, label: str, factor: float):
 
 
 def _advice_paragraph(curves, unit: str, needed_text, exponent_text) -> str:
-    """The advice in words: which strata gain most from more data, and what they need."""
+    """The proportional-growth advice in words: the strata that need the most molecules in
+    all to reach the target when the whole training set grows in proportion."""
     parts = []
     for kind in ("size", "element"):
-        ranked = [a for a in curves.advice[kind] if a.form is not None]
-        if not ranked:
+        fitted = sorted((a for a in curves.advice[kind] if a.form is not None),
+                        key=lambda a: -a.n_needed if np.isfinite(a.n_needed) else -np.inf)
+        if not fitted:
             continue
-        top = ranked[:3]
         parts.append(
-            f"Per {kind}, one added molecule helps most for "
-            + "; ".join(f"{a.label} ({a.gain_per_1000:.2f} {unit} of macro MAE per 1,000 added, "
-                        f"{a.n_train:,} now; to reach {curves.target:g} {unit}: "
-                        f"{needed_text(a.n_needed, a.n_needed_interval)} molecules"
+            f"Per {kind}, the most molecules in all are needed for "
+            + "; ".join(f"{a.label} ({needed_text(a.n_needed, a.n_needed_interval)} training "
+                        f"molecules to reach {curves.target:g} {unit}, {a.n_train:,} now"
                         + (", a far extrapolation" if a.extrapolated else "") + ")"
-                        for a in top) + ".")
+                        for a in fitted[:3]) + ".")
     overall = curves.overall
-    return (f"**Data advice.** The global curve falls with {exponent_text(overall)}. "
-            + " ".join(parts) + " Intervals are 95 % two-level bootstrap intervals (training "
-            "seeds, then test molecules); strata without a fit are listed with the reason.")
+    return (f"**Proportional growth.** The global curve falls with {exponent_text(overall)}. "
+            "Grown in proportion (every stratum at its share), the whole training set would "
+            "need: " + " ".join(parts) + " This is what nested subsets measure: every "
+            "stratum's count grows with the total, so these figures do not say which "
+            "stratum's molecules help; what one stratum's own molecules are worth is measured "
+            "by thinning it alone (`molstrata data-value`). Intervals are 95 % two-level "
+            "bootstrap intervals (training seeds, then test molecules); strata without a fit "
+            "are listed with the reason.")
+
+
+def _data_value(result: StudyResult, analysis: AnalysisResult, folder: Path,
+                number: _Numbers) -> ReportSection:
+    from molstrata.report import data_value_plots as plots
+    from molstrata.study.findings import own_value_text
+    from molstrata.study.value import value_analysis
+
+    plan_analysis = next(a for a in result.plan.analyses if a.name == analysis.name)
+    value = value_analysis(plan_analysis, result.results)
+    unit = value.unit
+    factor = error_unit(result.results[value.reference].report.unit)[0]
+    figures, tables = [], []
+    panels = []
+    for label, curve in value.curves.items():
+        seeds = _own_seed_maes(result, value, label, factor)
+        panels.append(plots.OwnPanel(
+            f"{label}: {float(curve.slope.estimate):+.1f} [{float(curve.slope.low):+.1f}, "
+            f"{float(curve.slope.high):+.1f}] {unit} / 1,000", curve.n_own, curve.mae.estimate,
+            curve.mae.low, curve.mae.high, seeds, curve.grid, curve.line.estimate,
+            curve.line.low, curve.line.high))
+    if panels:
+        path = folder / f"{analysis.name}_own_curves.png"
+        plots.own_data_curves(panels, path, unit=unit,
+                              title="Each thinned stratum's test MAE against its own training "
+                                    "molecules, every other training molecule kept")
+        figures.append(ReportFigure(
+            path, number(None),
+            f"Own-data curves: each thinned stratum's test MAE ({unit}; the mean over "
+            f"{value.k_seeds} or more training seeds with its 95 % two-level interval; marks: "
+            "each seed) against its own training molecules, the rest of the training set "
+            "held fixed; line: the least-squares line whose slope is the own-data value (in "
+            f"the panel's title, {unit} per 1,000 own molecules), with its 95 % band. A point "
+            "at zero is the error with no own molecule: what the other strata teach it."))
+    rows = list(value.strata)
+    if rows:
+        cross = np.array([value.cross[label].estimate for label in rows])
+        low = np.array([value.cross[label].low for label in rows])
+        high = np.array([value.cross[label].high for label in rows])
+        path = folder / f"{analysis.name}_cross_effects.png"
+        plots.cross_effect_map(rows, list(value.evaluated), cross, low, high, path, unit=unit,
+                               title="Change of each stratum's MAE when one stratum is "
+                                     "thinned most")
+        figures.append(ReportFigure(
+            path, number(None),
+            f"Cross effects: the change of each evaluated stratum's test MAE ({unit}) from "
+            "the full training set to the most thinned arm of each thinned stratum (rows), "
+            "measured on the evaluated stratum's test molecules outside the thinned one (an "
+            "element stratum and a size share molecules); the thinned stratum's own change "
+            "on its own column; * and bold: the 95 % two-level interval excludes zero; grey: "
+            "no molecule outside the thinned stratum."))
+    e = unit_key(unit)
+    advice_rows = []
+    for label in value.strata:
+        curve = value.curves.get(label)
+        if curve is None:
+            advice_rows.append([label, None, None, None, None, None, None, None, None, None,
+                                None, None, None, None, value.problems[label]])
+            continue
+        zero = curve.at_zero
+        advice_rows.append([
+            label, round(float(curve.n_own[-1])), round(100 * curve.share, 3), curve.n_test,
+            _finite(curve.reference), f"{curve.n_own[0]:,.0f}-{curve.n_own[-1]:,.0f}",
+            _finite(curve.slope.estimate), _finite(curve.slope.low), _finite(curve.slope.high),
+            _finite(curve.top_step.estimate), _finite(curve.top_step.low),
+            _finite(curve.top_step.high),
+            None if zero is None else _finite(zero.estimate), curve.extrapolated,
+            _own_note(curve, unit)])
+    tables.append(ReportTable(
+        f"{analysis.name}_own_value", number(None, "Table"),
+        "Own-data value (advice b): what 1,000 molecules of each thinned stratum change its "
+        f"own MAE by ({unit}; negative: lower), measured by thinning that stratum alone, every "
+        "other training molecule kept: the least-squares slope over the measured range and "
+        "the step between its two largest counts (the value near today's count), with 95 % "
+        "two-level intervals; the MAE with no own molecule (pure transfer) where fraction 0 "
+        "ran; extrapolated: 1,000 molecules reach beyond the measured range, so the rate is a "
+        "direction, not a measurement.",
+        ["stratum", "own_training_molecules", "share_pct", "test_molecules", f"mae_{e}",
+         "measured_range", f"change_per_1000_{e}", "change_ci95_low", "change_ci95_high",
+         f"top_step_per_1000_{e}", "top_step_ci95_low", "top_step_ci95_high",
+         f"mae_at_zero_own_{e}", "extrapolated", "note"], advice_rows))
+    point_rows = []
+    for label, curve in value.curves.items():
+        for j, name in enumerate(value.arms[label]):
+            point_rows.append([label, name, value.fractions[label][j], float(curve.n_own[j]),
+                               _finite(curve.mae.estimate[j]), _finite(curve.mae.low[j]),
+                               _finite(curve.mae.high[j])])
+    tables.append(ReportTable(
+        f"{analysis.name}_own_curves", number(None, "Table"),
+        f"The own-data curves' points: each arm's fraction of the stratum kept, its own "
+        f"training molecules (mean over seeds) and the stratum's test MAE ({unit}, 95 % "
+        "two-level interval).",
+        ["stratum", "experiment", "fraction", "own_training_molecules", f"mae_{e}",
+         "mae_ci95_low", "mae_ci95_high"], point_rows))
+    cross_rows = [[label, other, _finite(value.cross[label].estimate[j]),
+                   _finite(value.cross[label].low[j]), _finite(value.cross[label].high[j]),
+                   _finite(value.removed[label][j])]
+                  for label in value.strata for j, other in enumerate(value.evaluated)]
+    tables.append(ReportTable(
+        f"{analysis.name}_cross_effects", number(None, "Table"),
+        f"Cross effects: the change of each evaluated stratum's MAE ({unit}) on its test "
+        "molecules outside the thinned stratum, from the full training set to the thinned "
+        "stratum's most thinned arm, with 95 % two-level intervals, and the evaluated "
+        "stratum's training molecules that arm lost (mean over seeds; non-zero where the "
+        "strata overlap).",
+        ["thinned", "evaluated", f"change_{e}", "change_ci95_low", "change_ci95_high",
+         "training_molecules_removed"], cross_rows))
+    held_rows = [[label, float(c.n_own[-1]), _finite(c.held_out.predicted.estimate),
+                  _finite(c.held_out.predicted.low), _finite(c.held_out.predicted.high),
+                  _finite(c.held_out.measured), _finite(c.held_out.difference.low),
+                  _finite(c.held_out.difference.high), c.held_out.inside]
+                 for label, c in value.curves.items() if c.held_out is not None]
+    tables.append(ReportTable(
+        f"{analysis.name}_held_out", number(None, "Table"),
+        "Held-out check of the advice: each own-data line fitted without the full training "
+        f"set predicts the stratum's MAE there ({unit}, 95 % interval from the other arms); "
+        "inside: the interval of predicted minus measured holds zero.",
+        ["stratum", "own_training_molecules", f"predicted_{e}", "predicted_ci95_low",
+         "predicted_ci95_high", f"measured_{e}", "difference_ci95_low",
+         "difference_ci95_high", "inside"], held_rows))
+    words = "; ".join(f"{label}: {own_value_text(c, unit)}" for label, c in value.curves.items())
+    paragraphs = [
+        "**What was measured.** Each thinned stratum's training molecules were thinned to a "
+        "few fractions while every other training molecule stayed, and validation and test "
+        "molecules stayed the split's; each replicate draws its own thinned molecules. So "
+        "the change of a stratum's error is the effect of its own molecules, not of a "
+        "training set that grows as a whole. " + (words + "." if words else ""),
+        "**Two kinds of advice, kept apart.** (a) Growing the whole training set in "
+        "proportion is what a learning curve over nested subsets measures (`molstrata "
+        "learning-curve`: the total molecules needed for a target MAE); it says nothing about "
+        "which stratum's molecules did the work. (b) The own-data value above is what adding "
+        "molecules of one stratum alone is worth, within the measured range; beyond it, the "
+        "table flags the rate as an extrapolation.",
+        *_finding_paragraphs(analysis)]
+    return ReportSection(analysis.title, paragraphs, figures, tables)
+
+
+def _own_seed_maes(result: StudyResult, value, label: str, factor: float) -> np.ndarray:
+    """(k, m): each seed's MAE of the thinned stratum in each of its arms, NaN where absent."""
+    from molstrata.evaluation.compare import stratum_rows
+
+    kind, key = value.stratum[label]
+    columns = []
+    for name in value.arms[label]:
+        run = result.results[name]
+        rows = stratum_rows(run.predictions, kind, key)
+        columns.append(factor * run.seed_errors[:, rows].mean(axis=1))
+    width = max(len(c) for c in columns)
+    return np.array([np.r_[c, [np.nan] * (width - len(c))] for c in columns]).T
+
+
+def _own_note(curve, unit: str) -> str:
+    """One plain line: whether its own molecules were measured to matter."""
+    slope = curve.slope
+    if slope.low <= 0 <= slope.high:
+        text = (f"no own-data effect measured: the slope's interval holds zero over "
+                f"{curve.n_own[0]:,.0f}-{curve.n_own[-1]:,.0f} own molecules")
+    elif slope.high < 0:
+        text = (f"its own molecules lower its MAE, about {-float(slope.estimate):.1f} {unit} "
+                "per 1,000")
+    else:
+        text = "its MAE rises with its own molecules over the measured range"
+    if curve.extrapolated:
+        text += (f"; 1,000 molecules is {1000 / max(curve.n_own[-1], 1):.1f} times today's "
+                 "count: an extrapolation")
+    return text
 
 
 def _scaled(value: float | None, factor: float) -> float | None:
@@ -710,4 +884,5 @@ SECTIONS: dict[str, Callable[[StudyResult, AnalysisResult, Path, _Numbers], Repo
     "final": _final,
     "compare": _generic,
     "learning_curve": _learning_curve,
+    "data_value": _data_value,
 }

@@ -53,7 +53,13 @@ class SubsetConfig:
     draw says what seeds the training data's draw: "split" (data.split_seed: every training
     seed trains on the same molecules) or "seed" (runtime.seed: the molecules outside the test
     set are split into train and val anew, and the cap and max_train drawn anew, per training
-    seed, so replicates measure data-sampling noise too; the test molecules stay the same)."""
+    seed, so replicates measure data-sampling noise too; the test molecules stay the same).
+
+    thin names one stratum ("size:12", or "element:F": the molecules that contain F) whose
+    training molecules are thinned, last, to thin_fraction of them (a seeded draw, nested
+    across fractions); every other training molecule, and val and test, stay. An element
+    cannot be thinned to 0: a model has no reference energy or trained embedding for an
+    element no training molecule holds (the per-stratum data value, study/data_value.py)."""
 
     min_size: int | None = None
     max_size: int | None = None
@@ -62,6 +68,27 @@ class SubsetConfig:
     cap: int | None = None
     max_train: int | None = None
     draw: str = "split"
+    thin: str | None = None
+    thin_fraction: float = 1.0
+
+    @property
+    def thinned(self) -> tuple[str, int | str] | None:
+        """The thinned stratum as ("size", N) or ("element", symbol); None when none is named.
+        A name of neither spelling is a MolstrataError naming the fix."""
+        if self.thin is None:
+            return None
+        from molstrata.data.molecules import atomic_number, element_symbol
+
+        kind, _, key = self.thin.partition(":")
+        if kind == "size" and key.isdigit() and int(key) >= 1:
+            return "size", int(key)
+        if kind == "element" and key == key.strip().capitalize():
+            try:
+                return "element", element_symbol(atomic_number(key))
+            except MolstrataError:
+                pass
+        raise MolstrataError(f"impossible option: subset.thin {self.thin!r} must name one "
+                             'stratum as size:N or element:X, e.g. "size:12" or "element:F"')
 
 
 @dataclass
@@ -228,6 +255,12 @@ class TrainConfig:
             (self.subset.draw in DRAWS,
              f"subset.draw must be one of {', '.join(DRAWS)} (what seeds the training "
              "molecules' draw)"),
+            (0 <= self.subset.thin_fraction <= 1,
+             "subset.thin_fraction must be a fraction of the stratum's training molecules in "
+             "[0, 1], e.g. 0.5"),
+            (self.subset.thin is not None or self.subset.thin_fraction == 1,
+             'subset.thin_fraction needs subset.thin, the stratum to thin, e.g. thin = '
+             '"size:12"'),
             (r.dtype in ("float32", "float64"), "runtime.dtype must be float32 or float64"),
             (r.threads is None or r.threads >= 1, "runtime.threads must be >= 1"),
             (r.device == "auto" or r.device == "cpu" or r.device.startswith("cuda"),
@@ -236,6 +269,14 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise MolstrataError(f"impossible option: {message}")
+        thinned = self.subset.thinned
+        if thinned is not None and thinned[0] == "element" and self.subset.thin_fraction == 0:
+            raise MolstrataError(
+                f"impossible option: subset.thin_fraction 0 of element {thinned[1]} leaves no "
+                f"training molecule with {thinned[1]}, which a model cannot then predict (no "
+                "reference energy, no trained embedding); thin it to a fraction > 0, e.g. 0.1"
+            )
+
         from molstrata.training.tracking import TRACKERS
 
         unknown = [name for name in r.track if name not in TRACKERS]

@@ -84,9 +84,10 @@ def prepare(config: TrainConfig, split_file: str | Path | None = None,
 
 def restrict_to_subset(config: TrainConfig, molecules: Molecules, split: Split) -> Split:
     """Keep in train and val only the [subset] molecules, then cap train per size, then keep
-    the first max_train of a seeded permutation of train (nested across max_train). With
-    subset.draw = "seed", train and val are first drawn anew from their union by the run's
-    training seed (the test set is untouched), and the cap and max_train use that seed."""
+    the first max_train of a seeded permutation of train (nested across max_train), then thin
+    the subset.thin stratum's training molecules (`thin_rows`). With subset.draw = "seed",
+    train and val are first drawn anew from their union by the run's training seed (the test
+    set is untouched), and the cap, max_train and the thinning use that seed."""
     s = config.subset
     seed = draw_seed(config)
     if s.draw == "seed":
@@ -101,7 +102,25 @@ def restrict_to_subset(config: TrainConfig, molecules: Molecules, split: Split) 
         order = np.random.default_rng([seed, NESTED_STREAM]).permutation(
             len(split.train))
         split = restrict(split, split.train[np.sort(order[: s.max_train])], parts=("train",))
+    if s.thinned is not None and s.thin_fraction < 1:
+        kept = thin_rows(molecules, split.train, s.thinned, s.thin_fraction, seed)
+        split = restrict(split, kept, parts=("train",))
     return split
+
+
+def thin_rows(molecules: Molecules, train: np.ndarray, stratum: tuple[str, int | str],
+              fraction: float, seed: int) -> np.ndarray:
+    """The training rows `train` with the stratum's ("size", N) or ("element", X) thinned to
+    round(fraction x its count) of them (at least 1 when fraction > 0): the first of a
+    permutation seeded by (seed, THIN_STREAM), so a smaller fraction's molecules are among a
+    larger one's; every row outside the stratum stays. Sorted."""
+    kind, key = stratum
+    inside = (molecules.sizes[train] == key if kind == "size"
+              else molecules.contains(str(key))[train])
+    members = train[inside]
+    keep = 0 if fraction == 0 else max(1, round(fraction * len(members)))
+    order = np.random.default_rng([seed, THIN_STREAM]).permutation(len(members))
+    return np.sort(np.concatenate([train[~inside], members[order[:keep]]]))
 
 
 NESTED_STREAM = 1
@@ -109,6 +128,9 @@ NESTED_STREAM = 1
 
 DRAW_STREAM = 2
 """The random stream of a per-seed train / val draw (subset.draw = "seed")."""
+
+THIN_STREAM = 3
+"""The random stream of a stratum's thinning (subset.thin)."""
 
 
 def draw_seed(config: TrainConfig) -> int:

@@ -32,10 +32,11 @@ def test_learning_curve_runs_end_to_end_and_resumes(tmp_path, qm9_cache_dir, cap
     tables = out / "report" / "tables"
     with open(tables / "learning_curve_advice_sizes.csv", newline="") as handle:
         advice = list(csv.DictReader(handle))
-    assert advice and {"stratum", "molecules_needed", "far_extrapolation"} <= set(advice[0])
-    fitted = [row for row in advice if row["form"]]
-    gains = [float(row["macro_mae_gain_per_1000_molecules_meV"]) for row in fitted]
-    assert gains == sorted(gains, reverse=True)  # ranked by what one more molecule brings
+    # the advice is proportional growth: total molecules needed, no per-stratum gain ranking
+    assert advice and {"stratum", "total_training_molecules_now", "total_molecules_needed",
+                       "far_extrapolation"} <= set(advice[0])
+    assert not any(column.startswith("macro_mae_gain") for column in advice[0])
+    assert {row["total_training_molecules_now"] for row in advice} == {"480"}
     unfit = [row for row in advice if not row["form"]]
     assert all("too few points to fit" in row["note"] for row in unfit)
     assert (tables / "learning_curve_held_out.csv").is_file()
