@@ -74,7 +74,7 @@ class Evidence:
 
 def lowers(interval: Interval, margin: float, k: int = 0) -> Evidence:
     """Claim: the statistic (a change, new - reference) is below zero. For: the interval at
-    its confidence lies below 0 (p_for = 2 P(T > estimate / se)); against: it lies above
+    its confidence lies below 0 (p_for = 2 P(T < estimate / se)); against: it lies above
     -margin. k: the arms' training seeds, to say how many would resolve a cannot tell."""
     estimate, mc = float(interval.estimate), float(np.nan_to_num(interval.mc_error))
     p_for = min(1.0, 2 * float(interval.p_below(0.0)))
