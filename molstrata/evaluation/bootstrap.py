@@ -178,17 +178,16 @@ def two_level_interval(
     """
     arms = [_as_seeds(a) for a in arms]
     _check_settings(n_bootstrap, confidence)
-    n, groups = _check_arms(arms, strata)
+    _, groups = _check_arms(arms, strata)
     ks = [len(a) for a in arms]
+    estimate = np.asarray(statistic(*[a[None] for a in arms]), dtype=np.float64)[0]
     if max(ks) == 1:
         replicates = _molecule_replicates(arms, statistic, rng, n_bootstrap, groups,
                                           draw_seeds=True)
         low, high = _interval([replicates], confidence)
-        estimate = np.asarray(statistic(*[a[None] for a in arms]), dtype=np.float64)[0]
         nan = np.full_like(estimate, np.nan)
         return Interval(estimate, low, high, nan, nan, nan, np.full_like(estimate, np.inf),
                         _percentile_mc_error(replicates, confidence), False, confidence)
-    estimate = np.asarray(statistic(*[a[None] for a in arms]), dtype=np.float64)[0]
     replicates = _molecule_replicates(arms, statistic, rng, n_bootstrap, groups)
     v_mol = replicates.var(axis=0, ddof=1) if n_bootstrap > 1 else np.zeros_like(estimate)
     parts, dfs = _seed_variances(arms, statistic, paired_seeds)

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from molstrata.errors import MolstrataError
-from molstrata.study.learning_curve import RECIPE, write_plan
+from molstrata.study.learning_curve import RECIPE, plan_header, write_plan
+from molstrata.training.config import toml_value
 
 QUICK_MOLECULES = 20_000
 """The quick form's QM9 slice: 16,000 training and 2,000 test molecules."""
@@ -98,17 +99,11 @@ def plan_text(*, strata: Sequence[str], fractions: Sequence[float], epochs: int,
         check.validate()
     recipe = {} if preset else RECIPE
     total = sum(len(experiment_fractions(s, fractions)) for s in strata) + 1
-    lines = [
-        "# A data-value study: one stratum's training molecules thinned at a time.",
-        "[study]",
-        f'title = "Data value: {len(strata)} strata thinned to '
-        f'{", ".join(f"{f:g}" for f in sorted(set(fractions)))}, {total} experiments"',
-        f'preset = "{preset or "seed-default"}"',
-        f"replicates = {replicates}",
-        "",
-        "[defaults.data]",
-        f"max_molecules = {max_molecules}" if max_molecules else "# all of the dataset",
-        "split = [0.8, 0.1, 0.1]",
+    thinned_to = ", ".join(f"{f:g}" for f in sorted(set(fractions)))
+    lines = plan_header(
+        "A data-value study: one stratum's training molecules thinned at a time.",
+        f"Data value: {len(strata)} strata thinned to {thinned_to}, {total} experiments",
+        preset, replicates, max_molecules) + [
         "",
         "[defaults.subset]",
         'draw = "seed"    # each replicate draws its own training (and thinned) molecules',
@@ -117,10 +112,10 @@ def plan_text(*, strata: Sequence[str], fractions: Sequence[float], epochs: int,
         f"epochs = {epochs}",
     ]
     for key, value in recipe.get("training", {}).items():
-        lines.append(f"{key} = {_toml(value)}")
+        lines.append(f"{key} = {toml_value(value)}")
     for section, values in recipe.items():
         if section != "training":
-            lines += ["", f"[defaults.{section}]"] + [f"{k} = {_toml(v)}"
+            lines += ["", f"[defaults.{section}]"] + [f"{k} = {toml_value(v)}"
                                                       for k, v in values.items()]
     lines += ["", "[experiments.full]", 'title = "every training molecule"']
     for stratum in strata:
@@ -188,9 +183,3 @@ def _duration(minutes: float) -> str:
     return f"{minutes / 60:.1f} h"
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)

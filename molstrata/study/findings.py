@@ -193,7 +193,7 @@ def _size_change(reference: RunResult, run: RunResult, sizes: Sequence[int] | Ma
     interval = two_level_interval([ref_err, run_err], lambda ref, new: figure(new) - figure(ref),
                                   np.random.default_rng(seed), n_bootstrap=n_bootstrap,
                                   confidence=CONFIDENCE, strata=mol_sizes,
-                                  paired_seeds=paired_seeds and reference.k == run.k)
+                                  paired_seeds=paired_seeds)
     return Change(wanted, float(figure(ref_err)), float(figure(run_err)), float(interval.low),
                   float(interval.high), (reference.k, run.k), interval)
 
@@ -212,7 +212,7 @@ def global_change(reference: RunResult, run: RunResult, *, squared: bool = False
     interval = two_level_interval([ref_err, run_err], lambda a, b: value(b) - value(a),
                                   np.random.default_rng(seed), n_bootstrap=n_bootstrap,
                                   confidence=CONFIDENCE,
-                                  paired_seeds=paired_seeds and reference.k == run.k)
+                                  paired_seeds=paired_seeds)
     return Change(tuple(int(s) for s in np.unique(mol_sizes)), float(value(ref_err)),
                   float(value(run_err)), float(interval.low), float(interval.high),
                   (reference.k, run.k), interval)

@@ -22,6 +22,7 @@ from typing import Any
 
 from molstrata._files import atomic_write_text
 from molstrata.errors import MolstrataError
+from molstrata.training.config import toml_value
 
 QUICK_MOLECULES = 30_000
 """The quick form's QM9 slice: 24,000 training and 3,000 test molecules."""
@@ -64,20 +65,13 @@ def plan_text(*, sizes: Sequence[int], epochs: int, min_steps: int, replicates: 
         from molstrata.training.config import preset as load_preset
 
         batch = load_preset(preset).training.batch_size
-    lines = [
-        "# A learning curve: one recipe on nested training subsets (subset.max_train).",
-        "[study]",
-        f'title = "Learning curves: {len(sizes)} nested training subsets, '
-        f'{sizes[0]:,} to {sizes[-1]:,} molecules"',
-        f'preset = "{preset or "seed-default"}"',
-        f"replicates = {replicates}",
-        "",
-        "[defaults.data]",
-        f"max_molecules = {max_molecules}" if max_molecules else "# all of the dataset",
-        "split = [0.8, 0.1, 0.1]",
-    ]
+    lines = plan_header(
+        "A learning curve: one recipe on nested training subsets (subset.max_train).",
+        f"Learning curves: {len(sizes)} nested training subsets, {sizes[0]:,} to "
+        f"{sizes[-1]:,} molecules", preset, replicates, max_molecules)
     for section, values in recipe.items():
-        lines += ["", f"[defaults.{section}]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
+        lines += ["", f"[defaults.{section}]"] + [f"{k} = {toml_value(v)}"
+                                                  for k, v in values.items()]
     for n in sizes:
         steps_per_epoch = math.ceil(n / batch)
         n_epochs = max(epochs, math.ceil(min_steps / steps_per_epoch))
@@ -89,6 +83,23 @@ def plan_text(*, sizes: Sequence[int], epochs: int, min_steps: int, replicates: 
               'title = "How much data each stratum needs: per-stratum learning curves"',
               'runs = ["n-*"]', f"target_mae = {target_mae:g}", ""]
     return "\n".join(lines)
+
+
+def plan_header(comment: str, title: str, preset: str | None, replicates: int,
+                max_molecules: int | None) -> list[str]:
+    """The first lines of a written plan: its [study] table and the data every experiment
+    shares (the slice, the 0.8 / 0.1 / 0.1 split)."""
+    return [
+        f"# {comment}",
+        "[study]",
+        f'title = "{title}"',
+        f'preset = "{preset or "seed-default"}"',
+        f"replicates = {replicates}",
+        "",
+        "[defaults.data]",
+        f"max_molecules = {max_molecules}" if max_molecules else "# all of the dataset",
+        "split = [0.8, 0.1, 0.1]",
+    ]
 
 
 def run_learning_curve(out_dir: str | os.PathLike, *, sizes: Sequence[int] | None = None,

@@ -310,7 +310,7 @@ class TrainConfig:
             lines.append(f"[{section}]")
             for key, value in values.items():
                 if value is not None:
-                    lines.append(f"{key} = {_toml_value(value)}")
+                    lines.append(f"{key} = {toml_value(value)}")
             lines.append("")
         return "\n".join(lines)
 
@@ -424,13 +424,14 @@ def parse_duration(text: str, name: str = "duration") -> float:
     return seconds
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """One value as TOML text (a config file's, a written plan's)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return repr(value)
 
 
