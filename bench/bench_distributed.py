@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from schnetpack_pipeline import cpu_model  # noqa: E402  (bench/ is on sys.path)
 
 from molstrata.training.config import TrainConfig  # noqa: E402
-from molstrata.training.run import read_run_summary  # noqa: E402
+from molstrata.training.rundir import read_run_summary  # noqa: E402
 
 CONFIGS = {
     "a": {"model": {"n_atom_basis": 128, "n_filters": 128, "n_interactions": 6, "n_rbf": 20,

@@ -35,7 +35,8 @@ from molstrata.study.plan import load_plan  # noqa: E402
 from molstrata.training.batches import DeviceDataset  # noqa: E402
 from molstrata.training.data import prepare  # noqa: E402
 from molstrata.training.loop import make_optimizer, train_epoch  # noqa: E402
-from molstrata.training.run import build_model, read_run_summary  # noqa: E402
+from molstrata.training.run import build_model  # noqa: E402
+from molstrata.training.rundir import read_run_summary  # noqa: E402
 from molstrata.training.targets import fit_standardization  # noqa: E402
 
 REPEATS = 3
@@ -103,9 +104,11 @@ def main() -> None:
             rates[key] = throughput(config, data, args.sample)
         train_rate, infer_rate = rates[key]
         n_train, n_val = len(data.split.train), len(data.split.val)
-        seconds = plan.replicates * t.epochs * (n_train / train_rate + n_val / infer_rate)
+        seconds = plan.replicates * (t.time_budget or  # a budget run: its budget, + val
+                                     t.epochs * (n_train / train_rate + n_val / infer_rate))
         total += seconds
-        line = (f"{experiment.name:<22}{n_train:>8,}{n_val:>7,}{t.epochs:>7}{t.batch_size:>6}"
+        epochs = t.epochs or "-"
+        line = (f"{experiment.name:<22}{n_train:>8,}{n_val:>7,}{epochs:>7}{t.batch_size:>6}"
                 f"{train_rate:>12,.0f}{seconds / 60:>9.1f} m")
         if args.actual:
             recorded = sum(read_run_summary(args.actual / "runs" / r.key)["train_seconds"]

@@ -27,7 +27,8 @@ from schnetpack_pipeline import cpu_model  # bench/ is on sys.path
 
 from molstrata._files import atomic_write_text
 from molstrata.training.config import TrainConfig, preset
-from molstrata.training.run import RunPaths, read_run_summary, train
+from molstrata.training.run import train
+from molstrata.training.rundir import RunPaths, read_run_summary
 
 ARMS: list[tuple[str, str, dict[str, dict]]] = [
     ("study", "seed-default's model and batch (38 features, batch 512, lr 1e-3, MSE), "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molstrata.evaluation.compare import load_run_result
+from molstrata.evaluation.results import load_run_result
 
 
 def main() -> None:

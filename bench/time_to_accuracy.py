@@ -52,7 +52,8 @@ from molstrata.models.neighbors import neighbor_pairs
 from molstrata.tables import read_csv_rows, write_csv
 from molstrata.training.config import TrainConfig, parse_assignment, preset
 from molstrata.training.data import prepare
-from molstrata.training.run import RunPaths, read_run_summary, train
+from molstrata.training.run import train
+from molstrata.training.rundir import RunPaths, read_run_summary
 from molstrata.training.targets import MAX_Z
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "time_to_accuracy"

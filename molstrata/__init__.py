@@ -8,7 +8,7 @@ From Python (see `molstrata.api`):
     metrics = run.evaluate()                          # metrics.mae_meV, metrics.per_size
     molstrata.compare([run, molstrata.Run.open("runs/other")])
     molstrata.load_model(run.export("model.pt")).predict(atoms).values   # eV
-    molstrata.study("quick", out="results/study")
+    molstrata.run_study("quick", out="results/study")
 
 These names are loaded on first use, so that `import molstrata` and the command line's
 `--help` import neither torch nor matplotlib.
@@ -16,7 +16,7 @@ These names are loaded on first use, so that `import molstrata` and the command 
 
 __version__ = "0.1.0"
 
-API = ("train", "compare", "load_model", "study", "learning_curve", "Run", "Metrics",
+API = ("train", "resume", "compare", "load_model", "run_study", "learning_curve", "Run", "Metrics",
        "RunComparison", "Model", "Prediction", "Records")
 """The public names of `molstrata.api`, available as `molstrata.NAME`."""
 
@@ -26,7 +26,7 @@ __all__ = [*API, "__version__"]
 def __getattr__(name: str):
     from importlib import import_module
 
-    if name == "study":  # the package molstrata.study, callable as the function (see there)
+    if name == "study":  # the package of the study's stages (a study runs: run_study)
         return import_module("molstrata.study")
     if name in API:
         value = getattr(import_module("molstrata.api"), name)

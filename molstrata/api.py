@@ -8,10 +8,10 @@
 
 Each function calls the stage function its command calls (`training.run.train`,
 `evaluation.evaluate.evaluate_run`, `evaluation.compare` and `report.compare`, `deploy`,
-`study.run_study`) and writes the same files. Numbers come back with their unit in their name,
-as in those files: `mae_meV`, `mse_eV2`, `predicted_U0_eV`.
+`study.runner.run_study`) and writes the same files. Numbers come back with their unit in their
+name, as in those files: `mae_meV`, `mse_eV2`, `predicted_U0_eV`.
 
-Options of `train` and `study` are named as in config.toml: a key that belongs to one section
+Options of `train` and `run_study` are named as in config.toml: a key that belongs to one section
 alone goes by itself (`lr=1e-3`, `n_atom_basis=32`, `cap=2000`), any key as `section__key`
 (`subset__min_size=18`) or, through a dict, `**{"training.lr": 1e-3}`. Keys of two sections
 (`min_size`, `max_size`, `contains`, `excludes`: [data] filters every split, [subset] only
@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import math
+import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +40,13 @@ from molstrata.training.config import (
     TrainConfig,
     preset,
 )
+from molstrata.training.rundir import (
+    RunPaths,
+    default_run_dir,
+    read_learning_curve,
+    read_run_config,
+    read_run_summary,
+)
 
 if TYPE_CHECKING:
     from molstrata.data.molecules import Molecules
@@ -48,7 +55,6 @@ if TYPE_CHECKING:
     from molstrata.evaluation.evaluate import Evaluation
     from molstrata.evaluation.stratified import StratifiedReport
     from molstrata.study import StudyResult
-    from molstrata.training.run import RunPaths
 
 PathLike = str | os.PathLike
 
@@ -118,13 +124,9 @@ def resolve_option(name: str, source: str = "molstrata.train") -> tuple[str, str
 
 def resolve_options(options: Mapping[str, Any],
                     source: str = "molstrata.train") -> list[tuple[str, str, Any]]:
-    """(section, key, value) of every option. Asking for `epochs` without `time_budget`
-    drops a preset's time budget, as `molstrata train --epochs` does."""
-    resolved = [(*resolve_option(name, source), value) for name, value in options.items()]
-    given = {(section, key) for section, key, _ in resolved}
-    if ("training", "epochs") in given and ("training", "time_budget") not in given:
-        resolved.insert(0, ("training", "time_budget", None))
-    return resolved
+    """(section, key, value) of every option, for `TrainConfig.apply` (which owns the rules
+    every spelling shares, such as `epochs` replacing a preset's time budget)."""
+    return [(*resolve_option(name, source), value) for name, value in options.items()]
 
 
 def _config(source: PathLike | TrainConfig | Mapping | None) -> tuple[TrainConfig, str]:
@@ -171,11 +173,8 @@ def train(preset_or_config: PathLike | TrainConfig | Mapping | None = None, *,
     each batch, as `molstrata train --devices` does.
     """
     config, name = _config(preset_or_config)
-    for section, key, value in resolve_options(options):
-        config.override(section, key, value, "molstrata.train")
-    config.validate()
+    config.apply(resolve_options(options), "molstrata.train").validate()
     from molstrata.training.launch import worker_devices
-    from molstrata.training.run import default_run_dir
     from molstrata.training.run import train as train_run
 
     if out is None and worker_devices() is not None:
@@ -183,6 +182,21 @@ def train(preset_or_config: PathLike | TrainConfig | Mapping | None = None, *,
                              "must agree on the run directory")
     run_dir = Path(out) if out is not None else default_run_dir(name)
     train_run(config, run_dir, progress=progress, log=_log(progress))
+    return Run(run_dir)
+
+
+def resume(run: PathLike | Run, *, progress: bool = True, **changes: Any) -> Run:
+    """Continue an interrupted run from its last checkpoint as its config.toml says, as
+    `molstrata train --resume` does, and return it. changes: only options that leave the result
+    as it would have been (`device`, `threads`, `cache_dir`); anything else is refused, and so
+    is a finished run (train it further with `train(init_from=run, out=...)`)."""
+    from molstrata.training.run import train as train_run
+
+    run_dir = Path(os.fspath(run))
+    resolved = {(section, key): value for section, key, value
+                in resolve_options(changes, "molstrata.resume")}
+    train_run(None, run_dir, resume=True, changes=resolved, progress=progress,
+              log=_log(progress))
     return Run(run_dir)
 
 
@@ -200,8 +214,6 @@ class Run:
     @classmethod
     def open(cls, path: PathLike) -> Run:
         """The run in `path`, or a MolstrataError when the folder is not a run."""
-        from molstrata.training.run import RunPaths
-
         return cls(RunPaths(path).require().root)
 
     def __fspath__(self) -> str:
@@ -214,48 +226,49 @@ class Run:
     @property
     def config(self) -> TrainConfig:
         """The resolved configuration (config.toml)."""
-        return TrainConfig.from_toml(self._paths().config)
+        return read_run_config(self.path)
 
     @property
     def summary(self) -> dict[str, Any]:
         """run.json: status, epochs, best epoch and MAE (`best_val_mae_meV`), times, reference
         energies; empty until the first epoch ends."""
-        from molstrata.training.run import read_run_summary
-
-        return read_run_summary(self._paths().root)
+        return read_run_summary(RunPaths(self.path).require().root)
 
     @property
     def learning_curve(self) -> Records:
         """learning_curve.csv, one row per epoch: `epoch`, `train_loss_eV2`, `val_loss_eV2`,
         `val_mae_meV`, `lr`, `wall_time_s`, `band_low_eV2`, `band_high_eV2` (an eV target)."""
-        from molstrata.tables import read_csv_rows
-
-        path = self._paths().curve
-        if not path.is_file():
-            return Records()
-        return Records({k: int(v) if k == "epoch" else _float(v) for k, v in row.items()}
-                       for row in read_csv_rows(path, "train the run again"))
+        return Records(read_learning_curve(self.path))
 
     def evaluate(self, split: str = "test", *, dataset: PathLike | None = None,
-                 property_name: str | None = None, unit: str | None = None,
+                 property: str | None = None, unit: str | None = None,
                  checkpoint: str = "best", out: PathLike | None = None,
                  all_sizes: bool = False, n_bootstrap: int = 1000, seed: int = 0,
-                 device: str = "auto", progress: bool = False, plots: bool = False,
-                 **options: Any) -> Metrics | None:
-        """Evaluate as `molstrata evaluate` does: predict a split of the run's data (or
-        another `dataset` file, its target `property_name` in `unit`), write metrics.json,
-        the CSVs, predictions.csv and evaluation.json to `out` (default RUN/eval-SPLIT), and
-        return the numbers; `plots` draws the evaluation's figures there too, as the command
-        does. options: the other keywords of `molstrata.evaluation.evaluate.evaluate_run`.
-        Started by torchrun, every process predicts a share and rank 0 gets the numbers (the
-        others None)."""
+                 min_stratum: int | None = None, skip_periodic: bool = False,
+                 skip_unseen: bool = False, device: str = "auto", progress: bool = False,
+                 plots: bool = False, property_name: str | None = None,
+                 **unknown: Any) -> Metrics | None:
+        """Evaluate as `molstrata evaluate` does, its options named as the command's: predict
+        a split of the run's data (or another `dataset` file, its target `property` in
+        `unit`), write metrics.json, the CSVs, predictions.csv and evaluation.json to `out`
+        (default RUN/eval-SPLIT), and return the numbers; `plots` draws the evaluation's
+        figures there too, as the command does. min_stratum, skip_periodic, skip_unseen: as
+        `molstrata.evaluation.evaluate.evaluate_run`'s; property_name: the former spelling
+        of property. Started by torchrun, every process predicts a share and rank 0 gets the
+        numbers (the others None)."""
+        _refuse_unknown("Run.evaluate", unknown, Run.evaluate, former=["property_name"])
+        if property is not None and property_name is not None:
+            raise MolstrataError("Run.evaluate: give property or property_name (its former "
+                                 "spelling), not both")
         from molstrata.evaluation.evaluate import evaluate_run
 
+        more = {} if min_stratum is None else {"min_stratum": min_stratum}
         evaluation = evaluate_run(
             self.path, split=split, dataset=None if dataset is None else os.fspath(dataset),
-            property_name=property_name, unit=unit, checkpoint=checkpoint, out_dir=out,
-            all_sizes=all_sizes, n_bootstrap=n_bootstrap, seed=seed, device=device,
-            progress=progress, **options)
+            property_name=property if property is not None else property_name, unit=unit,
+            checkpoint=checkpoint, out_dir=out, all_sizes=all_sizes, n_bootstrap=n_bootstrap,
+            seed=seed, device=device, progress=progress, skip_periodic=skip_periodic,
+            skip_unseen=skip_unseen, **more)
         if evaluation is None:  # another rank of a torchrun launch: rank 0 has the numbers
             return None
         figures: list[Path] = []
@@ -273,14 +286,21 @@ class Run:
 
         return export(self.path, out, checkpoint).path
 
-    def _paths(self) -> RunPaths:
-        from molstrata.training.run import RunPaths
 
-        return RunPaths(self.path).require()
-
-
-def _float(text: str | None) -> float:
-    return math.nan if text is None or not text.strip() else float(text)
+def _refuse_unknown(name: str, unknown: Mapping[str, Any], function,
+                    former: Sequence[str] = ()) -> None:
+    """A MolstrataError naming the first keyword `function` does not take, and those it does
+    (but the `former` spellings it still takes)."""
+    if not unknown:
+        return
+    accepted = [p.name for p in inspect.signature(function).parameters.values()
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                and p.name != "self" and p.name not in former]
+    keyword = next(iter(unknown))
+    close = difflib.get_close_matches(keyword, accepted, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise MolstrataError(f"{name}: unknown keyword {keyword!r}; {hint}it takes "
+                         f"{', '.join(accepted)}")
 
 
 # ---- evaluate ------------------------------------------------------------------------------
@@ -318,6 +338,7 @@ class Metrics:
     def of(cls, evaluation: Evaluation, evaluated: str,
            figures: Sequence[Path] = ()) -> Metrics:
         """The Metrics of an `evaluate_run` result (and the figures drawn of it)."""
+        from molstrata.data.molecules import LABEL
         from molstrata.evaluation.files import predictions_table, stratum_table
         from molstrata.evaluation.stratified import ELEMENT, SIZE, SIZE_ELEMENT
         from molstrata.units import error_unit, unit_key
@@ -345,7 +366,8 @@ class Metrics:
             per_element=_records(*stratum_table(report, ELEMENT)),
             per_size_element=_records(*stratum_table(report, SIZE_ELEMENT)),
             hypotheses=hypotheses,
-            predictions=_records(*predictions_table(evaluation.predictions)),
+            predictions=_records(*predictions_table(
+                evaluation.predictions, evaluation.molecules.annotations.get(LABEL))),
             molecules=evaluation.molecules, report=report, out_dir=evaluation.out_dir,
             files=(*evaluation.files, *figures))
 
@@ -429,7 +451,8 @@ def compare(runs: Sequence[Run | PathLike] | Mapping[str, Run | PathLike], *,
     `out`, everything the command writes is written: the tables and plots there, and the
     figures of the evaluations made now in their runs; without it, only those evaluations'
     numbers."""
-    from molstrata.evaluation.compare import compare_runs, load_runs
+    from molstrata.evaluation.compare import compare_runs
+    from molstrata.evaluation.results import load_runs
     from molstrata.report import compare as report
 
     labels = list(runs) if isinstance(runs, Mapping) else None
@@ -460,15 +483,18 @@ def compare(runs: Sequence[Run | PathLike] | Mapping[str, Run | PathLike], *,
 class Prediction:
     """A model's predictions of n structures, in the model's unit (eV for energies).
 
-    values: (n,) float64, reference energies included; NaN for a structure holding an element
-    the model never saw. Also by their column name, e.g. `prediction.predicted_U0_eV`.
-    flags: per structure, its domain-of-applicability flags (empty inside the training domain).
+    values: (n,) float64, reference energies included; NaN for a structure not predicted (a
+    periodic one, or one holding an element the model never saw), as `molstrata predict`
+    does. Also by their column name, e.g. `prediction.predicted_U0_eV`. flags: per
+    structure, its domain-of-applicability flags (empty inside the training domain).
+    lines: what `molstrata predict` prints about these structures (`text`).
     """
 
     target: str
     unit: str
     values: np.ndarray
     flags: tuple[tuple[str, ...], ...]
+    lines: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -498,14 +524,24 @@ class Prediction:
         return self.values if dtype is None else self.values.astype(dtype)
 
     def records(self) -> Records:
-        """One row per structure: index, the prediction (named with its unit), flags."""
-        return Records({"index": i, self.name: float(v), "flags": " ".join(codes)}
+        """One row per structure: index, the prediction (named with its unit), flags, and
+        why it was not predicted (`note`, as in predict's CSV; '' when it was)."""
+        from molstrata.deploy.predict import not_predicted_note
+
+        return Records({"index": i, self.name: float(v), "flags": " ".join(codes),
+                        "note": not_predicted_note(codes)}
                        for i, (v, codes) in enumerate(zip(self.values, self.flags)))
+
+    def text(self) -> str:
+        """What `molstrata predict` prints about these structures: the domain flags, and
+        which were not predicted and why."""
+        return "\n".join(self.lines)
 
     def __repr__(self) -> str:
         flagged = int((~self.in_domain).sum())
+        missing = int(np.isnan(self.values).sum())
         return (f"Prediction({len(self)} structures of {self.target} in {self.unit}, "
-                f"{flagged} flagged outside the training domain)")
+                f"{flagged} flagged outside the training domain, {missing} not predicted)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -527,20 +563,31 @@ class Model:
                 min_stratum: int | None = None) -> Prediction:
         """Predict ASE Atoms (one, or a list) or Molecules, in `unit` (eV for energies), with
         each structure's domain-of-applicability flags (`min_stratum`: training molecules a
-        size or element needs not to be rare; default as `molstrata predict`)."""
+        size or element needs not to be rare; default as `molstrata predict`). As the
+        command, it predicts no periodic structure and none holding an element the model
+        never saw: they get NaN, their flags and a note; `Prediction.text()` says which."""
         from molstrata.data.molecules import Molecules
         from molstrata.deploy.inference import predict_molecules
-        from molstrata.evaluation.domain import DEFAULT_MIN_STRATUM, applicability
+        from molstrata.deploy.predict import not_predicted_lines
+        from molstrata.evaluation.domain import DEFAULT_MIN_STRATUM, applicability, size_range
+        from molstrata.evaluation.domain import summary_text as domain_summary
 
-        molecules = structures if isinstance(structures, Molecules) else _molecules(structures)
-        domain = applicability(molecules, self.model_file.training,
-                               DEFAULT_MIN_STRATUM if min_stratum is None else min_stratum)
-        values = np.full(len(molecules), np.nan)
+        if isinstance(structures, Molecules):
+            molecules, periodic = structures, np.zeros(len(structures), dtype=bool)
+        else:
+            molecules, periodic = _molecules(structures)
+        min_stratum = DEFAULT_MIN_STRATUM if min_stratum is None else min_stratum
+        training = self.model_file.training
+        domain = applicability(molecules, training, min_stratum).with_periodic(periodic)
+        values = np.full(len(periodic), np.nan)
         rows = np.flatnonzero(domain.predictable)
         if len(rows):
-            chosen = molecules if len(rows) == len(molecules) else molecules.subset(rows)
-            values[rows] = predict_molecules(self.model_file, chosen, batch_size=batch_size)
-        return Prediction(self.target, self.unit, values, tuple(domain.flags))
+            chosen = domain.predictable[~periodic]  # over the molecules
+            subset = molecules if chosen.all() else molecules.subset(chosen)
+            values[rows] = predict_molecules(self.model_file, subset, batch_size=batch_size)
+        lines = [domain_summary(domain, size_range(training), min_stratum),
+                 *not_predicted_lines([("", domain.flags)])]
+        return Prediction(self.target, self.unit, values, tuple(domain.flags), tuple(lines))
 
     def calculator(self, **options: Any):
         """An ASE calculator of this model (`molstrata.ase.Calculator`): energies in eV,
@@ -569,16 +616,22 @@ def load_model(path: PathLike | Run, *, device: str = "auto", dtype: str | None 
     return Model(load_model_file(path, where, dtype))
 
 
-def _molecules(structures):
-    """Molecules of one ASE Atoms or a list of them (their properties are not read)."""
+def _molecules(structures) -> tuple[Molecules, np.ndarray]:
+    """(Molecules, periodic: (n,) bool) of one ASE Atoms or a list of them: the periodic
+    structures left out of the molecules, as `molstrata predict` leaves them out (their
+    properties are not read)."""
     from ase import Atoms
 
-    from molstrata.data.ase_io import from_atoms_list
+    from molstrata.data.ase_io import from_atoms_list, periodic_kind
+    from molstrata.data.molecules import Molecules
 
     atoms = [structures] if isinstance(structures, Atoms) else list(structures)
     if not atoms:
         raise MolstrataError("no structures to predict; give ASE Atoms or a list of them")
-    return from_atoms_list(atoms, {})
+    periodic = np.array([periodic_kind(a.pbc) is not None for a in atoms], dtype=bool)
+    if periodic.all():
+        return Molecules.from_lists([], []), periodic
+    return from_atoms_list(atoms, {}, skip_periodic=True), periodic
 
 
 # ---- studies -------------------------------------------------------------------------------
@@ -634,19 +687,19 @@ def learning_curve(*, out: PathLike = "results/learning-curve", sizes=None,
     return _study_of(Path(out), result)
 
 
-def study(plan: PathLike, *, out: PathLike = "results/study", progress: bool = True,
-          device: str = "auto", threads: int | None = None, cache_dir: str | None = None,
-          replicates: int | None = None, workers: int = 1, **options: Any) -> Study:
+def run_study(plan: PathLike, *, out: PathLike = "results/study", progress: bool = True,
+              device: str = "auto", threads: int | None = None, cache_dir: str | None = None,
+              replicates: int | None = None, workers: int = 1, **options: Any) -> Study:
     """Run a study plan (a preset, e.g. "quick", or a plan file) as `molstrata study` does,
     resumably, into `out`. replicates: training seeds per experiment (default: the plan's);
     workers: runs trained at once. options: config options set in every experiment (see the
     module's docstring), e.g. `epochs=2`."""
-    from molstrata.study import run_study
+    from molstrata.study import runner
 
-    result = run_study(os.fspath(plan), out, cache_dir=cache_dir, device=device,
-                       threads=threads, overrides=resolve_options(options, "molstrata.study"),
-                       replicates=replicates, workers=workers, progress=progress,
-                       log=_log(progress))
+    result = runner.run_study(
+        os.fspath(plan), out, cache_dir=cache_dir, device=device, threads=threads,
+        overrides=resolve_options(options, "molstrata.run_study"), replicates=replicates,
+        workers=workers, progress=progress, log=_log(progress))
     return _study_of(Path(out), result)
 
 

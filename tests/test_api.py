@@ -9,12 +9,15 @@ import re
 import subprocess
 import sys
 
+import ase.io
 import numpy as np
 import pytest
 
 import molstrata
-from molstrata.data.ase_io import to_atoms
+from molstrata.cli import main
+from molstrata.data.ase_io import to_atoms, write_extxyz
 from molstrata.errors import MolstrataError
+from molstrata.evaluation.metrics import MIN_INTERVAL_COUNT
 from molstrata.tables import read_csv_rows
 
 TINY = {"max_molecules": 300, "data__excludes": ["F"], "split_seed": 1, "n_atom_basis": 16,
@@ -97,11 +100,15 @@ def test_evaluate_returns_the_numbers_it_writes_with_their_units(runs, metrics):
         metrics.mae_meV)
     assert {h["strata"] for h in metrics.hypotheses} == {"size", "element"}
     assert "mae_meV=" in repr(metrics) and "Per size" in metrics.text()
+    counts = [int(c) for c in text_column(metrics.text(), "Per size", "count")]
     for column in ("MAE meV", "95% CI", "RMSE meV", "MSE eV2"):  # one precision per column
         cells = text_column(metrics.text(), "Per size", column)
         assert len(cells) == len(metrics.per_size)
+        if column == "95% CI":  # none for a size of under MIN_INTERVAL_COUNT molecules
+            assert [c == "-" for c in cells] == [n < MIN_INTERVAL_COUNT for n in counts]
+            cells = [c for c in cells if c != "-"]
         numbers = [d for c in cells for d in re.findall(r"\d+(?:\.(\d+))?(?:e[-+]\d+)?", c)]
-        assert len(numbers) >= len(cells) and len({len(d) for d in numbers}) == 1, cells
+        assert len(numbers) >= len(cells) and len({len(d) for d in numbers}) <= 1, cells
     with pytest.raises(AttributeError, match="no attribute 'mae_eV'; its numbers are"):
         metrics.mae_eV  # noqa: B018
 
@@ -132,6 +139,55 @@ def test_the_model_file_predicts_what_evaluate_predicted(runs, metrics, tmp_path
     from_run = molstrata.load_model(runs[0], device="cpu").predict(atoms[:5])
     np.testing.assert_allclose(from_run.values, evaluated[:5], rtol=0, atol=1e-5)
     assert len(prediction.records()) == len(atoms)
+
+
+def test_predict_flags_a_periodic_structure_and_carries_on_as_the_command_does(
+        runs, metrics, tmp_path, capsys):
+    from ase.build import bulk
+
+    model = molstrata.load_model(runs[0].export(tmp_path / "model.pt"), device="cpu")
+    atoms = [to_atoms(metrics.molecules, i) for i in range(4)]
+    cell = bulk("Cu", "fcc", a=3.6)
+    prediction = model.predict(atoms[:2] + [cell] + atoms[2:])
+    evaluated = np.array(metrics.predictions.column("predicted_eV"))[:4]
+    np.testing.assert_allclose(np.delete(prediction.values, 2), evaluated, rtol=0, atol=1e-5)
+    assert np.isnan(prediction.values[2]) and prediction.flags[2] == ("periodic",)
+    assert prediction.records()[2]["note"] == ("not predicted: periodic structure (the models "
+                                               "know molecules only)")
+    assert prediction.records()[0]["note"] == ""
+    assert "not predicted (periodic: the models know molecules only): structure 2" in \
+        prediction.text().splitlines()
+    assert "1 periodic (not predicted)" in prediction.text()
+    # the same words as `molstrata predict` on a file of these structures
+    path = tmp_path / "mixed.extxyz"
+    ase.io.write(path, atoms[:2] + [cell] + atoms[2:], format="extxyz")
+    assert main(["predict", str(tmp_path / "model.pt"), str(path), "-o",
+                 str(tmp_path / "p"), "-q", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"not predicted (periodic: the models know molecules only): {path} structure 2" in \
+        printed
+    only_cells = model.predict([cell, cell])
+    assert np.isnan(only_cells.values).all() and "structures 0, 1" in only_cells.text()
+
+
+def test_evaluate_takes_the_commands_names_and_refuses_unknown_keywords(runs, metrics,
+                                                                       tmp_path):
+    path = tmp_path / "test.extxyz"
+    write_extxyz(metrics.molecules, path)
+    named = runs[0].evaluate(dataset=path, property="U0", unit="eV", n_bootstrap=20,
+                             out=tmp_path / "own", min_stratum=0)
+    assert named.numbers["n_molecules"] == len(metrics.molecules)
+    np.testing.assert_allclose(named.predictions.column("predicted_eV"),
+                               metrics.predictions.column("predicted_eV"), rtol=0, atol=1e-5)
+    cases = [({"propertyname": "U0"}, "Run.evaluate: unknown keyword 'propertyname'; did you "
+                                      "mean property? it takes split, dataset, property, unit"),
+             ({"bootstrap": 20}, "unknown keyword 'bootstrap'; did you mean n_bootstrap?"),
+             ({"property": "U0", "property_name": "U0"}, "give property or property_name")]
+    for options, message in cases:
+        with pytest.raises(MolstrataError, match=re.escape(message)) as error:
+            runs[0].evaluate(dataset=path, out=tmp_path / "never", **options)
+        assert "\n" not in str(error.value)
+    assert not (tmp_path / "never").exists()
 
 
 def test_compare_sets_two_runs_side_by_side(runs, metrics, tmp_path):
@@ -193,8 +249,8 @@ kind = "directed"
 reference = "base"
 runs = ["big"]
 """)
-    study = molstrata.study(plan, out=tmp_path / "study", progress=False,
-                            cache_dir=str(qm9_cache_dir), threads=1, epochs=1)
+    study = molstrata.run_study(plan, out=tmp_path / "study", progress=False,
+                                cache_dir=str(qm9_cache_dir), threads=1, epochs=1)
     assert set(study.runs) == {"base", "big"}
     assert all(len(runs) == 1 and runs[0].config.training.epochs == 1
                for runs in study.runs.values())
@@ -221,11 +277,22 @@ def test_learning_curve_from_python(tmp_path, qm9_cache_dir):
 def test_import_molstrata_imports_neither_torch_nor_matplotlib():
     code = ("import sys, molstrata; molstrata.Run; molstrata.Records; "
             "heavy = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
-            "print(heavy, callable(molstrata.study), molstrata.study.__name__, "
-            "sorted(set(molstrata.__all__) - set(dir(molstrata))))")
+            "print(heavy, sorted(set(molstrata.__all__) - set(dir(molstrata))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == ["[]", "True", "molstrata.study", "[]"]
+    assert out == ["[]", "[]"]
+
+
+def test_the_study_package_and_the_function_that_runs_a_study_have_two_names():
+    """`molstrata.study` was both the package and, through a swapped module class, the
+    function; the package is a plain module now and the function is `run_study`."""
+    code = ("import types, molstrata, molstrata.study as package; "
+            "print(type(package) is types.ModuleType, molstrata.study is package, "
+            "callable(package), molstrata.run_study.__module__, "
+            "package.run_study.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "True", "False", "molstrata.api", "molstrata.study.runner"]
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         molstrata.nope  # noqa: B018
 

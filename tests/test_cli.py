@@ -147,6 +147,30 @@ def test_train_evaluate_end_to_end_on_a_qm9_slice(tmp_path, qm9_cache_dir, capsy
             "evaluation.json"} <= files
     metrics = json.loads((run_dir / "eval-test" / "metrics.json").read_text())
     assert metrics["schema"] == "molstrata-metrics" and metrics["global"]["count"] == 30
+    assert "replaced" not in out
+
+
+def test_evaluate_takes_threads_and_says_which_earlier_files_it_replaced(
+        tmp_path, qm9_cache_dir, capsys):
+    import torch
+
+    run_dir = tmp_path / "run"
+    code, out, err = run(capsys, "train", "--cache-dir", qm9_cache_dir, "--epochs", "1",
+                         "--threads", "1", "-q", "-o", run_dir, *TINY)
+    assert code == 0, err
+    threads = torch.get_num_threads()
+    try:
+        for _ in range(2):
+            code, out, err = run(capsys, "evaluate", run_dir, "--bootstrap", "20",
+                                 "--threads", "1")
+            assert code == 0, err
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads((run_dir / "eval-test" / "evaluation.json").read_text())["threads"] == 1
+    written = sorted(p.name for p in (run_dir / "eval-test").iterdir())
+    line = out.strip().splitlines()[-1]
+    assert line.startswith(f"replaced {len(written)} earlier files in {run_dir / 'eval-test'}: ")
+    assert sorted(line.split(": ", 1)[1].split(", ")) == written
 
 
 STUDY_PLAN = """
@@ -186,7 +210,7 @@ def test_study_plan_file_runs_and_reuses_its_training(tmp_path, qm9_cache_dir, c
     assert (tmp_path / "s" / "report" / "report.html").is_file()
     code, out, err = run(capsys, *argv)
     assert code == 0, err
-    assert "reusing 2 finished run(s) of 2" in out and "== [" not in out  # nothing retrained
+    assert "reusing 2 finished runs of 2" in out and "== [" not in out  # nothing retrained
 
 
 def test_train_imbalance_options_reach_the_config(tmp_path, qm9_cache_dir, capsys):
@@ -270,6 +294,12 @@ def test_every_train_option_is_either_a_config_field_or_classified_for_resume():
     assert set(RESULT_NEUTRAL) <= set(SHORTCUTS.values())
 
 
+def mark_interrupted(run_dir) -> None:
+    """Make a finished run resumable, as if Ctrl-C had stopped it in its last epoch."""
+    summary = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+
+
 def test_resume_applies_threads_device_and_cache_dir_and_refuses_the_rest(
         tmp_path, qm9_cache_dir, capsys):
     import torch
@@ -280,15 +310,17 @@ def test_resume_applies_threads_device_and_cache_dir_and_refuses_the_rest(
         code, out, err = run(capsys, "train", "--cache-dir", qm9_cache_dir, "--epochs", "1",
                              "--threads", "2", "-q", "-o", run_dir, *TINY)
         assert code == 0 and ", 2 threads" in out, err
+        mark_interrupted(run_dir)
         code, out, err = run(capsys, "train", "--resume", run_dir, "--threads", "1",
                              "--device", "cpu", "--cache-dir", qm9_cache_dir, "-q")
         assert code == 0, err
-        assert ", 1 threads" in out and "device cpu" in out
+        assert ", 1 thread" in out and ", 1 threads" not in out and "device cpu" in out
         code, out, err = run(capsys, "train", "--resume", run_dir, "--set", "training.lr=0.1")
         assert code == 2 and "drop --set training.lr=0.1" in err and "--threads" in err
+        mark_interrupted(run_dir)
         code, out, err = run(capsys, "train", "--resume", run_dir, "--set", "runtime.threads=1",
                              "-q")
-        assert code == 0 and ", 1 threads" in out, err
+        assert code == 0 and ", 1 thread" in out and ", 1 threads" not in out, err
     finally:
         torch.set_num_threads(threads)
     assert 'threads = 2' in (run_dir / "config.toml").read_text()  # the run's own record
@@ -335,7 +367,7 @@ def test_init_from_trains_a_finished_run_further_on_its_split(tmp_path, qm9_cach
 
 
 def test_a_busy_cpu_is_named_with_the_fix():
-    from molstrata.training.run import busy_cpu
+    from molstrata.training.machine import busy_cpu
 
     assert busy_cpu(2, others=0.2, cores=2) is None
     message = busy_cpu(2, others=2.0, cores=2)
@@ -347,10 +379,10 @@ def test_this_process_s_own_work_does_not_count_as_a_busy_cpu(monkeypatch):
     Here the machine's busy time is this process's own plus 0.75 of a core elsewhere."""
     import time
 
-    import molstrata.training.run as run_module
+    import molstrata.training.machine as machine
 
     start = time.perf_counter()
-    monkeypatch.setattr(run_module, "_machine_busy_s", lambda: time.process_time()
+    monkeypatch.setattr(machine, "_machine_busy_s", lambda: time.process_time()
                         + 0.75 * (time.perf_counter() - start))
 
     def burn(seconds):  # this process keeps a core busy through the window
@@ -358,4 +390,48 @@ def test_this_process_s_own_work_does_not_count_as_a_busy_cpu(monkeypatch):
         while time.perf_counter() < end:
             pass
 
-    assert run_module.others_busy_cores(0.3, wait=burn) == pytest.approx(0.75, abs=0.05)
+    assert machine.others_busy_cores(0.3, wait=burn) == pytest.approx(0.75, abs=0.05)
+
+
+def test_training_into_a_log_writes_one_line_per_epoch_and_no_bar(tmp_path, qm9_cache_dir,
+                                                                   capsys):
+    """stderr captured here is no terminal, as a log file is not: no bar redraws itself."""
+    code, out, err = run(capsys, "train", "--cache-dir", qm9_cache_dir, "--epochs", "2",
+                         "--threads", "1", "-o", tmp_path / "run", *TINY)
+    assert code == 0, err
+    assert "\r" not in err + out and "batch/s" not in err
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("epoch")] \
+        == ["epoch   1", "epoch   2"]
+
+
+@pytest.mark.parametrize("option", ["--property", "--target"])
+def test_train_names_the_files_property_as_every_command_does(option):
+    from molstrata.cli import build_parser
+    from molstrata.cli.train import _train_config
+
+    args = build_parser().parse_args(["train", option, "gap", "--epochs", "1"])
+    assert _train_config(args).data.target == "gap"
+
+
+def test_study_help_describes_every_shipped_plan(capsys):
+    from molstrata.cli.study import PRESETS
+    from molstrata.study.presets import plan_presets
+
+    assert set(PRESETS) == set(plan_presets())
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in plan_presets():
+        assert f"{name}: {' '.join(PRESETS[name].split())}" in text
+
+
+def test_a_dry_run_describes_the_data_and_lengths_the_study_will_use(tmp_path, tiny_extxyz,
+                                                                    capsys):
+    """With --set data.dataset=FILE it still said "8,000 QM9 molecules"."""
+    code, out, err = run(capsys, "study", "--dry-run", "--replicates", "1", "--set",
+                         f"data.dataset={tiny_extxyz}", "--set", "training.epochs=1")
+    assert code == 0, err
+    assert "QM9" not in out and "27 epochs" not in out
+    assert "data: tiny.extxyz (8,000-molecule slice), property U0" in out
+    assert "1 training seed per experiment: 11 runs" in out
+    assert "custom " in out and "batch 16, 1 epoch, lr" in out

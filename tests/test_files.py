@@ -17,7 +17,7 @@ from molstrata.data.splits import load_split, random_split, save_split
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.files import load_metrics
 from molstrata.training.checkpoints import load_checkpoint, save_checkpoint
-from molstrata.training.run import read_run_summary
+from molstrata.training.rundir import read_run_summary
 
 FIX = "write it again with `thing make`"
 
@@ -132,7 +132,7 @@ def test_run_summaries_are_empty_before_the_first_epoch_and_refused_when_damaged
     assert read_run_summary(tmp_path) == {}
     _write(tmp_path / "run.json", '{"format": "molstrata-run", "version": 1, "status": "fin')
     with pytest.raises(MolstrataError, match=r"run summary .*run.json is not valid JSON.*"
-                                             r"molstrata train --resume"):
+                                             r"delete it and resume the run"):
         read_run_summary(tmp_path)
     _write(tmp_path / "run.json", {"format": "molstrata-run", "version": 1, "status": "done"})
     assert read_run_summary(tmp_path)["status"] == "done"

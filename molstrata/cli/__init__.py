@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from molstrata import __version__
 from molstrata.cli import data, deploy, evaluate, study, train
 from molstrata.cli.common import Parser
-from molstrata.errors import Interrupted, MolstrataError, ReportedElsewhere
+from molstrata.errors import Interrupted, MolstrataError, OptionError, ReportedElsewhere
 
 INTERRUPTED_STATUS = 130
 """The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells expect."""
@@ -44,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except MolstrataError as error:
         rank = os.environ.get("RANK", "0")  # one of torchrun's processes: say which
-        print(f"molstrata: error{f' (rank {rank})' if rank != '0' else ''}: {error}",
-              file=sys.stderr)
+        print(f"molstrata: error{f' (rank {rank})' if rank != '0' else ''}: "
+              f"{_as_typed(error, args.command_parser)}", file=sys.stderr)
         return INTERRUPTED_STATUS if isinstance(error, Interrupted) else 2
     except KeyboardInterrupt:
         print("molstrata: interrupted", file=sys.stderr)
@@ -54,3 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     return 0
+
+
+def _as_typed(error: MolstrataError, command: Parser) -> str:
+    """The error's message, an option named as the command line spells it (--min-stratum
+    where the library says min_stratum)."""
+    if isinstance(error, OptionError) and (flag := command.flag(error.option)) is not None:
+        return f"{flag} {error.problem}"
+    return error.cli or str(error)

@@ -5,15 +5,38 @@ loading a dataset with the data stage's filters. Imports neither torch nor matpl
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterable
+from pathlib import Path
 
 from molstrata.errors import MolstrataError
+from molstrata.wording import counted
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line that points at --help."""
+    """An argument parser whose errors are one line that points at the --help of the command
+    they concern. The parsed namespace's `command_parser` is the innermost (sub)command's."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(command_parser=self)  # a subcommand's default replaces its parent's
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, with unknown options reported by the subcommand given them."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parsed.command_parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def flag(self, dest: str) -> str | None:
+        """This command's long option that sets `dest` (--min-stratum for min_stratum)."""
+        for action in self._actions:
+            if action.dest == dest:
+                return next((s for s in action.option_strings if s.startswith("--")), None)
+        return None
 
 
 def add_common(parser, *, device: bool = True, device_default: str | None = "auto",
@@ -78,3 +101,28 @@ def load(args: argparse.Namespace):
 def check_cap(cap: int | None) -> None:
     if cap is not None and cap < 1:
         raise MolstrataError(f"--cap must be at least 1 molecule per size, got {cap}")
+
+
+def existing_files(*paths: str | os.PathLike | None) -> set[Path]:
+    """The files at `paths` (None: none) and inside those that are folders, as they are now:
+    what a command's output may replace."""
+    found = set()
+    for path in (Path(p) for p in paths if p is not None):
+        if path.is_file():
+            found.add(path.resolve())
+        elif path.is_dir():
+            found.update(p.resolve() for p in path.rglob("*") if p.is_file())
+    return found
+
+
+def replaced_line(before: set[Path], written: Iterable[str | os.PathLike]) -> str | None:
+    """One line naming the files of `written` that `before` (`existing_files`) held, which
+    this command replaced; None when it replaced nothing. Output files are overwritten, as
+    make and compilers do (an evaluation is re-run after more training), and said to be."""
+    replaced = [Path(p) for p in written if Path(p).resolve() in before]
+    if not replaced:
+        return None
+    folders = {p.parent for p in replaced}
+    names = ", ".join(p.name if len(folders) == 1 else str(p) for p in replaced)
+    where = f" in {folders.pop()}" if len(folders) == 1 else ""
+    return f"replaced {counted(len(replaced), 'earlier file')}{where}: {names}"

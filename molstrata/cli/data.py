@@ -7,6 +7,7 @@ from pathlib import Path
 
 from molstrata.cli.common import Parser, add_dataset_options, check_cap, load
 from molstrata.errors import MolstrataError
+from molstrata.wording import counted
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -115,4 +116,4 @@ def _export(args: argparse.Namespace) -> None:
     if args.cap is not None:
         molecules = undersample(molecules, args.cap, seed=args.seed)
     (write_db if suffix == ".db" else write_extxyz)(molecules, args.out)
-    print(f"wrote {len(molecules):,} molecules to {args.out}")
+    print(f"wrote {counted(len(molecules), 'molecule')} to {args.out}")

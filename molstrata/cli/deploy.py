@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from molstrata.cli.common import add_common
+from molstrata.cli.common import add_common, existing_files, replaced_line
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,7 +38,11 @@ def _register_export(commands: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> None:
     from molstrata.deploy.export import export
 
-    print(export(args.source, args.out, checkpoint=args.checkpoint).text())
+    before = existing_files(args.out)
+    exported = export(args.source, args.out, checkpoint=args.checkpoint)
+    print(exported.text())
+    if (replaced := replaced_line(before, [exported.path])) is not None:
+        print(replaced)
 
 
 def _register_predict(commands: argparse._SubParsersAction) -> None:
@@ -65,7 +69,8 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
                          help="the target as the files hold it, to report the error (e.g. "
                               "energy); default: the model's target, where a file declares it")
     predict.add_argument("--unit", metavar="UNIT",
-                         help="unit of --property in the files (e.g. eV, Hartree, kcal/mol)")
+                         help="unit of --property in the files (e.g. eV, Hartree, kcal/mol); "
+                              "alone, the unit of the model's target")
     predict.add_argument("--min-stratum", type=int, default=DEFAULT_MIN_STRATUM, metavar="N",
                          help="flag a structure whose size, element or size x element held "
                               f"fewer than N training molecules (default: {DEFAULT_MIN_STRATUM}"
@@ -84,11 +89,14 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from molstrata.deploy.predict import predict_files, split_paths, summary_text
+    from molstrata.deploy.predict import output_paths, predict_files, split_paths, summary_text
 
     models, files = split_paths(args.paths)
+    before = existing_files(*output_paths(args.out, files))
     result = predict_files(
         models, files, args.out, property_name=args.property_name, unit=args.unit,
         min_stratum=args.min_stratum, batch_size=args.batch_size, device=args.device,
         dtype=args.dtype, compile_model=args.compile, progress=not args.quiet)
     print(summary_text(result))
+    if (replaced := replaced_line(before, [result.csv_path, result.extxyz_path])) is not None:
+        print(replaced)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from molstrata.cli.common import add_common
+from molstrata.cli.common import add_common, existing_files, replaced_line
 from molstrata.errors import MolstrataError
 from molstrata.evaluation import DEFAULT_MIN_STRATUM, SPLITS
 
@@ -31,6 +32,10 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--skip-periodic", action="store_true",
                           help="leave out FILE's periodic structures (slabs, bulk cells) "
                                "instead of refusing it")
+    evaluate.add_argument("--skip-unseen", action="store_true",
+                          help="leave out the molecules holding an element no training "
+                               "molecule has (predict flags them and does not predict them) "
+                               "instead of refusing them, and say which")
     evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"],
                           help="best (default: the epoch of the lowest validation loss) or "
                                "last")
@@ -43,7 +48,7 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
                           help="with --dataset, flag a molecule whose size, element or size x "
                                "element held fewer than N training molecules (default: "
                                f"{DEFAULT_MIN_STRATUM})")
-    add_common(evaluate, quiet=None)
+    add_common(evaluate, threads=True, quiet=None)
     evaluate.add_argument("-o", "--out", metavar="DIR", help="default: RUN/eval-SPLIT")
     evaluate.add_argument("--devices", type=int, metavar="N",
                           help="predict on N processes of this machine (torchrun --standalone "
@@ -62,14 +67,22 @@ def _evaluate(args: argparse.Namespace) -> None:
                              "structures)")
     if launch_devices(args.argv, args.devices, args.device):
         return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    before = existing_files(*Path(args.run).glob("eval-*"), args.out)
     evaluation = evaluate_run(
         args.run, split=args.split, dataset=args.dataset, property_name=args.property_name,
         unit=args.unit, checkpoint=args.checkpoint, out_dir=args.out, all_sizes=args.all_sizes,
         n_bootstrap=args.bootstrap, seed=args.seed, device=args.device,
-        min_stratum=args.min_stratum, skip_periodic=args.skip_periodic)
+        min_stratum=args.min_stratum, skip_periodic=args.skip_periodic,
+        skip_unseen=args.skip_unseen)
     if evaluation is not None:  # rank 0 (or the only process)
         figures = draw_evaluation(evaluation, evaluation.out_dir)
         print(summary_text(evaluation, figures))
+        if (replaced := replaced_line(before, [*evaluation.files, *figures])) is not None:
+            print(replaced)
 
 
 def _register_compare(commands: argparse._SubParsersAction) -> None:

@@ -7,6 +7,16 @@ import textwrap
 
 from molstrata.cli.common import add_common
 
+PRESETS = {
+    "quick": "the default; the whole study in miniature, 8,000 QM9 molecules, a small model, "
+             "three training seeds per experiment, minutes on a CPU",
+    "standard": "the study on all of QM9 with three training seeds per experiment and the "
+                "time-to-accuracy recipe (5 epochs), under 2 hours of a 2-core CPU",
+    "seed": "the thesis' study on all of QM9 as it was run (22 epochs, batch 512), one "
+            "training seed, hours on a GPU",
+}
+"""What each shipped study plan is, for `study --help`, as its file's comments say."""
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     _register_study(commands)
@@ -16,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _register_study(commands: argparse._SubParsersAction) -> None:
-    from molstrata.study.plan import plan_presets
+    from molstrata.study.presets import plan_presets
 
     study = commands.add_parser(
         "study", help="run the study: describe, train, evaluate, report",
@@ -26,8 +36,9 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     study.add_argument("plan", nargs="?", metavar="PLAN.toml",
                        help="a study plan file (see molstrata/study/plans/ for the format)")
     study.add_argument("--preset", choices=plan_presets(),
-                       help="a shipped plan: quick (the whole study in miniature, minutes on a "
-                            "CPU; the default) or seed (the thesis' study on all of QM9)")
+                       help="a shipped plan (molstrata/study/plans/NAME.toml): " + "; ".join(
+                           f"{name}: {PRESETS.get(name, 'see its file')}"
+                           for name in plan_presets()))
     study.add_argument("--replicates", type=int, metavar="K",
                        help="train every experiment with K training seeds (default: the plan's "
                             "[study] replicates, else 1); intervals then include training noise")
@@ -52,7 +63,9 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
 def _study(args: argparse.Namespace) -> None:
     from molstrata.errors import MolstrataError
     from molstrata.study import load_plan, run_study, study_text
+    from molstrata.study.plan import dataset_name
     from molstrata.training.config import parse_assignment
+    from molstrata.wording import counted
 
     if args.plan and args.preset:
         raise MolstrataError("give a plan file or --preset, not both")
@@ -62,15 +75,15 @@ def _study(args: argparse.Namespace) -> None:
         overrides.append(parse_assignment(f"subset.draw={args.draw}"))
     if args.dry_run:
         study = load_plan(plan, overrides, replicates=args.replicates)
-        print(f"{study.title}\n{study.replicates} training seed(s) per experiment: "
-              f"{len(study.runs)} runs\n")
+        data = study.experiments[0].config.data  # the same in every experiment
+        print(f"{study.title}\ndata: {dataset_name(study.experiments[0].config)}, property "
+              f"{data.target}\n{counted(study.replicates, 'training seed')} per experiment: "
+              f"{counted(len(study.runs), 'run')}\n")
         for e in study.experiments:
             t, m = e.config.training, e.config.model
-            length = (f"{t.epochs} epochs" if t.time_budget is None
-                      else f"{t.time_budget / 60:.4g} min")
             print(f"  {e.name:<22} {e.title}\n  {'':<22} {m.representation} "
                   f"{m.n_atom_basis}x{m.n_interactions}; subset {_subset(e.config)}; "
-                  f"{length}, batch {t.batch_size}, lr {t.lr:g}, "
+                  f"{t.length}, batch {t.batch_size}, lr {t.lr:g}, "
                   f"loss {t.loss_weighting} r={t.rate:g}")
         for a in study.analyses:
             print(f"  analysis {a.name} ({a.kind}): {', '.join(a.experiments)}")

@@ -7,32 +7,16 @@ from pathlib import Path
 
 from molstrata.cli.common import add_common
 from molstrata.errors import MolstrataError
+from molstrata.training.config import SHORTCUTS
 
-SHORTCUTS = {
-    "dataset": ("data", "dataset"), "target": ("data", "target"), "unit": ("data", "unit"),
-    "cache_dir": ("data", "cache_dir"), "max_molecules": ("data", "max_molecules"),
-    "skip_periodic": ("data", "skip_periodic"),
-    "epochs": ("training", "epochs"), "time_budget": ("training", "time_budget"),
-    "batch_size": ("training", "batch_size"), "lr": ("training", "lr"),
-    "init_from": ("training", "init_from"), "representation": ("model", "representation"),
-    "device": ("runtime", "device"),
-    "threads": ("runtime", "threads"), "seed": ("runtime", "seed"), "track": ("runtime", "track"),
-    "compile": ("runtime", "compile"),
-    "cap": ("subset", "cap"), "loss_weighting": ("training", "loss_weighting"),
-    "rate": ("training", "rate"), "alpha": ("training", "alpha"),
-    "train_min_size": ("subset", "min_size"), "train_max_size": ("subset", "max_size"),
-    "draw": ("subset", "draw"),
-}
-"""The options that set one config field each: the owner of what `--resume` accepts, which is
-those of them whose field is RESULT_NEUTRAL (and --set of those fields)."""
 NEW_RUN_ONLY = ("config", "preset", "out")
 """The options that describe a new run, and that a resumed run (its own config) refuses."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from molstrata.training import LOSS_WEIGHTINGS
     from molstrata.training.config import DEFAULT_PRESET, DRAWS, PRESETS
     from molstrata.training.tracking import TRACKERS
-    from molstrata.training.weights import LOSS_WEIGHTS
 
     train = commands.add_parser(
         "train", help="train a SchNet or PaiNN model; writes a run directory",
@@ -60,8 +44,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                              "length cannot change on --resume)")
     quick = train.add_argument_group("shortcuts")
     quick.add_argument("--dataset", metavar="qm9|FILE", help="data.dataset")
-    quick.add_argument("--target", metavar="NAME", help="data.target, e.g. U0, gap")
-    quick.add_argument("--unit", metavar="UNIT", help="data.unit of the target in FILE")
+    quick.add_argument("--property", "--target", dest="target", metavar="NAME",
+                       help="data.target: the property to learn, as evaluate, predict and data "
+                            "name it (on QM9 e.g. U0, gap; in FILE its name there)")
+    quick.add_argument("--unit", metavar="UNIT", help="data.unit of --property in FILE")
     quick.add_argument("--cache-dir", metavar="DIR", help="data.cache_dir (QM9 cache)")
     quick.add_argument("--max-molecules", type=int, metavar="N", help="data.max_molecules")
     quick.add_argument("--representation", metavar="NAME",
@@ -92,7 +78,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     imbalance.add_argument("--cap", type=int, metavar="N",
                            help="subset.cap: undersample training to at most N molecules per "
                                 "size (the study used 2000, 4000, 6000)")
-    imbalance.add_argument("--loss-weighting", choices=list(LOSS_WEIGHTS),
+    imbalance.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS,
                            help="training.loss_weighting: per-molecule loss weight v(s), "
                                 "normalised to mean 1 over the training set")
     imbalance.add_argument("--rate", type=float, metavar="R",
@@ -130,16 +116,8 @@ def _train_config(args: argparse.Namespace):
         raise MolstrataError("give --config or --preset, not both")
     config = TrainConfig.from_toml(args.config) if args.config else preset(
         args.preset or DEFAULT_PRESET)
-    if args.epochs is not None and args.time_budget is not None:
-        raise MolstrataError("give --epochs or --time-budget, not both: a run is as long as "
-                             "one of them")
-    if args.epochs is not None:
-        config.training.time_budget = None  # epochs asked for: no budget from the preset
-    for name in _given(args, SHORTCUTS):
-        config.override(*SHORTCUTS[name], getattr(args, name), "command line")
-    for assignment in args.set:
-        config.override(*parse_assignment(assignment), "--set")
-    return config.validate()
+    given = [(*SHORTCUTS[name], getattr(args, name)) for name in _given(args, SHORTCUTS)]
+    return config.apply([*given, *map(parse_assignment, args.set)], "command line").validate()
 
 
 def _resume_changes(args: argparse.Namespace) -> dict:
@@ -153,13 +131,19 @@ def _resume_changes(args: argparse.Namespace) -> dict:
         return MolstrataError(f"--resume continues a run exactly as its config.toml says; "
                               f"drop {option} (it may change only {allowed})")
 
+    def typed(name: str) -> str:
+        """The option string of `name` as the command line gave it (--target or --property)."""
+        strings = next(a.option_strings for a in args.command_parser._actions if a.dest == name)
+        return next((s for s in strings for word in args.argv
+                     if word == s or word.startswith(s + "=")), strings[0])
+
     changes = {}
     for name in _given(args, SHORTCUTS):
         if SHORTCUTS[name] not in RESULT_NEUTRAL:
-            raise refuse("--" + name.replace("_", "-"))
+            raise refuse(typed(name))
         changes[SHORTCUTS[name]] = getattr(args, name)
     for name in _given(args, NEW_RUN_ONLY):
-        raise refuse("--" + name.replace("_", "-"))
+        raise refuse(typed(name))
     for assignment in args.set:
         section, key, value = parse_assignment(assignment)
         if (section, key) not in RESULT_NEUTRAL:
@@ -171,7 +155,8 @@ def _resume_changes(args: argparse.Namespace) -> dict:
 def _train(args: argparse.Namespace) -> None:
     from molstrata.training.distributed import is_main_process
     from molstrata.training.launch import launch_devices, worker_devices
-    from molstrata.training.run import default_run_dir, resumed_config, summary_line, train
+    from molstrata.training.run import resumed_config, summary_line, train
+    from molstrata.training.rundir import default_run_dir
 
     if args.resume:
         run_dir = args.resume

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from ase.io.extxyz import key_val_dict_to_str, key_val_str_to_dict
 from ase.io.formats import UnknownFileTypeError, string2index
 
 from molstrata._files import atomic_open, atomic_path
-from molstrata.data.molecules import Molecules
+from molstrata.data.molecules import LABEL, Molecules
+from molstrata.data.values import energy_scale_warning
 from molstrata.errors import MolstrataError
 from molstrata.units import (
     canonical_unit,
@@ -38,8 +40,13 @@ from molstrata.units import (
     internal_unit,
 )
 
-ID_KEY = "molstrata_id"
-"""Info / key_value_pairs key holding a molecule's molstrata id."""
+ID_KEY = LABEL
+"""Info / key_value_pairs key holding a molecule's molstrata id: an integer, or a string
+('mol88169') kept as the `LABEL` annotation."""
+
+OWN_ID_KEYS = ("id", "name")
+"""Keys of a file's own identifiers, read in this order where the structures carry no
+molstrata_id: the first that every structure carries, and no two share, names them."""
 
 UNITS_KEY = "molstrata_units"
 """extxyz info key declaring property units, e.g. 'U0=eV gap=eV' (extxyz has no file header)."""
@@ -95,8 +102,12 @@ def read_molecules(
     skip_periodic: leave out periodic structures (slabs, bulk cells) instead of refusing the
         file; `read_file` also says which were left out.
 
-    Values are stored in molstrata's internal unit for their dimension. ids are the db row
-    ids, else the 0-based index in the file, unless every structure carries `molstrata_id`.
+    Values are stored in molstrata's internal unit for their dimension. ids are the integers
+    of `molstrata_id` where every structure carries one, else the db row ids or the 0-based
+    index in the file. String identifiers (a string `molstrata_id`, else the first of
+    `OWN_ID_KEYS` every structure carries with no two alike) are kept as the `LABEL`
+    annotation, which output files name the molecules by. Two structures with one
+    `molstrata_id` are refused.
     """
     return read_file(path, properties, index, energy_aliases=energy_aliases,
                      skip_periodic=skip_periodic).molecules
@@ -105,11 +116,21 @@ def read_molecules(
 @dataclass(frozen=True)
 class Reading:
     """What one read of a file gave: its molecules, how many structures the selection held,
-    and the file ids of the periodic structures left out (`skip_periodic`)."""
+    the file ids of the periodic structures left out (`skip_periodic`), lines to tell the
+    user (`notes`: how the molecules are identified where the file's own ids could not be
+    kept, a warning when energies look like another unit), and the names of the numbers the
+    first structure holds without a unit (`undeclared`), which were not read."""
 
     molecules: Molecules
     n_structures: int
     skipped_periodic: tuple[int, ...]
+    notes: tuple[str, ...] = ()
+    undeclared: tuple[str, ...] = ()
+
+    def messages(self, source: str | os.PathLike) -> list[str]:
+        """Every line to tell the user about this read: what was left out, then the notes."""
+        skipped = self.skipped_text(source)
+        return [skipped] * (skipped is not None) + list(self.notes)
 
     def skipped_text(self, source: str | os.PathLike) -> str | None:
         """One line saying what was left out, for the user; None when nothing was."""
@@ -299,6 +320,7 @@ def _pack(
     if declared is None:
         declared = _units_from_info(first[1].info)
     file_units = _file_units(properties, declared, source)
+    undeclared = _undeclared(first, declared, file_units)
     columns = _Columns(
         names=list(file_units),
         source=source,
@@ -321,7 +343,54 @@ def _pack(
             f"{source} holds only periodic structures ({n_structures}); molstrata handles "
             "molecules only: give a file with non-periodic structures"
         )
-    return Reading(columns.build(file_units), n_structures, tuple(i for i, _ in periodic))
+    molecules, notes = columns.build(file_units)
+    notes += _scale_warnings(molecules, file_units, properties, source)
+    return Reading(molecules, n_structures, tuple(i for i, _ in periodic), tuple(notes),
+                   undeclared)
+
+
+def _undeclared(first: Frame, declared: Mapping[str, str],
+                file_units: Mapping[str, str]) -> tuple[str, ...]:
+    """Names of the numbers the first structure holds (info, db row, calculator) for which
+    the file declares no unit and the caller asked for none."""
+    _, atoms, extra = first
+    skip = _RESERVED | set(declared) | set(file_units) | set(OWN_ID_KEYS)
+    names = [name for src in (atoms.info, *extra, _calc_results(atoms)) for name, value in
+             src.items() if name not in skip and _is_number(value)]
+    return tuple(dict.fromkeys(names))
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        return False
+    array = np.asarray(value)
+    return array.dtype.kind in "iuf" and array.size == 1
+
+
+def _scale_warnings(molecules: Molecules, file_units: Mapping[str, str],
+                    properties: Mapping[str, str | None] | None, source: str) -> list[str]:
+    """`molstrata.data.values.energy_scale_warning` for every energy read, with the fix: the
+    unit option where the caller gave the unit, the file's declaration where it gave it."""
+    given = properties or {}
+    notes = []
+    for name, unit in file_units.items():
+        if dimension(unit) != "energy" or not len(molecules):
+            continue
+        fix = partial(_unit_fix, source=source, name=name, unit=unit,
+                      declared=given.get(name) is None)
+        note = energy_scale_warning(molecules, name, unit, source, fix)
+        if note is not None:
+            notes.append(note)
+    return notes
+
+
+def _unit_fix(other: str, *, source: str, name: str, unit: str, declared: bool) -> str:
+    """How to read property `name` in unit `other`: fix the file's declaration, or give the
+    unit option in each place a file is read from."""
+    if declared:
+        return f"fix the unit {source} declares for {name} ({unit} -> {other})"
+    return (f"give their unit: --unit {other} (command line; [data] unit in a train config; "
+            f"unit={other!r} in Python)")
 
 
 def periodic_kind(pbc: np.ndarray) -> str | None:
@@ -399,7 +468,8 @@ class _Columns:
     numbers: list[np.ndarray] = field(default_factory=list)
     positions: list[np.ndarray] = field(default_factory=list)
     file_ids: list[int] = field(default_factory=list)
-    given_ids: list[int] | None = field(default_factory=list)
+    given_ids: dict[str, list[int | str] | None] = field(
+        default_factory=lambda: {key: [] for key in (ID_KEY, *OWN_ID_KEYS)})
     values: dict[str, list[float]] = field(default_factory=dict)
     texts: dict[str, list[str]] | None = None
 
@@ -416,22 +486,26 @@ class _Columns:
             if value is _MISSING:
                 raise _missing_error(name, file_id, sources, self.source)
             self.values.setdefault(name, []).append(_scalar(value, name, file_id, self.source))
-        self._add_id(_lookup(ID_KEY, atoms, sources, frozenset()), file_id)
+        for key, ids in self.given_ids.items():
+            if ids is not None:
+                self._add_id(key, ids, _lookup(key, atoms, sources, frozenset()), file_id)
         self._add_texts(sources)
 
-    def _add_id(self, value: Any, file_id: int) -> None:
-        if self.given_ids is None:
-            return
-        if value is _MISSING:
-            self.given_ids = None
-            return
-        number = np.asarray(value)
-        if number.dtype.kind not in "iu" or number.size != 1:
+    def _add_id(self, key: str, ids: list[int | str], value: Any, file_id: int) -> None:
+        """Take one structure's identifier under `key`; a key some structure lacks, or holds
+        something else than an integer or a string under, names no molecules."""
+        number = np.asarray(value) if value is not _MISSING else None
+        if isinstance(value, str):
+            ids.append(value)
+        elif number is not None and number.dtype.kind in "iu" and number.size == 1:
+            ids.append(int(number.reshape(())))
+        elif key == ID_KEY and value is not _MISSING:
             raise MolstrataError(
                 f"{ID_KEY} of structure {file_id} in {self.source} is {value!r}, not an "
-                f"integer; fix or remove {ID_KEY}"
+                f"integer or a string; fix or remove {ID_KEY}"
             )
-        self.given_ids.append(int(number.reshape(())))
+        else:
+            self.given_ids[key] = None
 
     def _add_texts(self, sources: tuple[Mapping[str, Any], ...]) -> None:
         """Keep the string-valued keys every structure so far has: the annotations."""
@@ -448,21 +522,69 @@ class _Columns:
             else:
                 del self.texts[name]
 
-    def build(self, file_units: Mapping[str, str]) -> Molecules:
-        """The Molecules, with each property converted to its internal unit."""
+    def build(self, file_units: Mapping[str, str]) -> tuple[Molecules, list[str]]:
+        """The Molecules, with each property converted to its internal unit, and the notes
+        on how they are identified (see `identify`)."""
         units = {name: internal_unit(unit) for name, unit in file_units.items()}
         properties = {
             name: convert(self.values.get(name, []), file_units[name], units[name])
             for name in self.names
         }
-        return Molecules.from_lists(
+        ids, labels, notes = self.identify()
+        annotations = dict(self.texts or {})
+        if labels is not None:
+            annotations[LABEL] = labels
+        molecules = Molecules.from_lists(
             self.numbers,
             self.positions,
             properties=properties,
             units=units,
-            ids=self.file_ids if self.given_ids is None else self.given_ids,
-            annotations=self.texts,
+            ids=ids,
+            annotations=annotations,
         )
+        return molecules, notes
+
+    def identify(self) -> tuple[list[int], list[str] | None, list[str]]:
+        """(ids, string identifiers or None, notes): the first key of `ID_KEY`, then
+        `OWN_ID_KEYS`, that every structure carries names them; integers are the ids,
+        anything else is kept as strings, the ids being the file ids. Two structures sharing
+        a `molstrata_id` are refused; a key of the file's own with repeated values (a
+        molecule's name on each of its conformers) names no structures, which a note says."""
+        notes = []
+        for key, values in self.given_ids.items():
+            if values is None or not self.file_ids:
+                continue
+            repeated = _repeated(values)
+            if repeated is not None:
+                first, second = (self.file_ids[i] for i in repeated)
+                value = values[repeated[0]]
+                if key == ID_KEY:
+                    raise MolstrataError(
+                        f"structures {first} and {second} of {self.source} share {ID_KEY} "
+                        f"{value!r}; each structure needs its own: make them unique, or "
+                        f"remove {ID_KEY} from every structure to number them by position"
+                    )
+                notes.append(
+                    f"structures {first} and {second} of {self.source} share {key} {value!r}, "
+                    f"so {key} does not identify them: they are numbered by position; give "
+                    f"each a unique {ID_KEY} to keep ids of your own"
+                )
+                continue
+            if all(isinstance(v, int) for v in values):
+                return list(values), None, notes
+            return self.file_ids, [str(v) for v in values], notes
+        return self.file_ids, None, notes
+
+
+def _repeated(values: list[int | str]) -> tuple[int, int] | None:
+    """Positions of the first two equal identifiers (compared as text), or None."""
+    seen: dict[str, int] = {}
+    for position, value in enumerate(values):
+        key = str(value)
+        if key in seen:
+            return seen[key], position
+        seen[key] = position
+    return None
 
 
 def _check_molecule(atoms: Atoms, file_id: int, source: str) -> None:
@@ -524,7 +646,8 @@ def _missing_error(
 
 def to_atoms(molecules: Molecules, i: int) -> Atoms:
     """Molecule i as non-periodic ASE Atoms; info holds its properties (keys are the names),
-    molstrata_id, the annotations as strings and the property units (`UNITS_KEY`)."""
+    molstrata_id (its string identifier where it has one, `LABEL`), the annotations as
+    strings and the property units (`UNITS_KEY`)."""
     numbers, positions = molecules.atoms_of(i)
     atoms = Atoms(numbers=numbers.astype(np.int64), positions=positions, pbc=False)
     atoms.info.update({name: float(values[i]) for name, values in molecules.properties.items()})
@@ -552,8 +675,9 @@ def write_db(molecules: Molecules, path: str | os.PathLike) -> None:
     """Write all molecules to a new ASE database, replacing any file there atomically.
 
     Properties go to row.data as 1-element arrays and the units to the metadata, as SchNetPack
-    2 reads them; molstrata_id goes to key_value_pairs; annotations (free strings, which ASE
-    refuses in key_value_pairs when they look like numbers) go to row.data.
+    2 reads them; the integer molstrata_id goes to key_value_pairs; annotations (free strings,
+    which ASE refuses in key_value_pairs when they look like numbers) go to row.data, string
+    identifiers (`LABEL`) under molstrata_id, where the reader looks first.
     """
     _check_names(molecules, "ASE database", set())
     metadata = {
@@ -567,7 +691,10 @@ def write_db(molecules: Molecules, path: str | os.PathLike) -> None:
             for i in range(len(molecules)):
                 atoms = to_atoms(molecules, i)
                 info, atoms.info = atoms.info, {}
-                db.write(atoms, key_value_pairs={ID_KEY: info[ID_KEY]}, data=_db_data(info))
+                data = _db_data(info)
+                if LABEL in molecules.annotations:
+                    data[LABEL] = info[ID_KEY]
+                db.write(atoms, key_value_pairs={ID_KEY: int(molecules.ids[i])}, data=data)
         db.metadata = metadata
 
 
@@ -590,6 +717,8 @@ def _check_names(molecules: Molecules, fmt: str, reserved: set[str]) -> None:
     """Refuse names the format cannot hold as keys, or that clash with reserved keys."""
     names = [*molecules.properties, *molecules.annotations]
     for name in names:
+        if name == LABEL and name in molecules.annotations:
+            continue  # the molecules' own identifiers, written as their molstrata_id
         if not _EXTXYZ_KEY.fullmatch(name) or name in reserved | _RESERVED:
             raise MolstrataError(
                 f"cannot write {name!r} to {fmt}: names must be letters, digits and '_' and not "

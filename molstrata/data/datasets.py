@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from molstrata.data.molecules import Molecules
-from molstrata.errors import MolstrataError
+from molstrata.errors import OptionError
 
 QM9_NAMES = ("qm9", "QM9")
 
@@ -30,16 +30,16 @@ def load_dataset(
     For a file, `property_name` is the name of the per-structure property to read and `unit`
     its unit in the file (None: taken from the file's metadata where it has one).
     skip_periodic leaves a file's periodic structures out (else they are refused), and `log`
-    (e.g. print) is told how many were left out. QM9 has none.
+    (e.g. print) is told how many were left out, how the molecules are identified where the
+    file's own ids could not be kept, and whether its energies look like another unit
+    (`molstrata.data.ase_io.Reading.messages`). QM9 has none of these.
     """
     if is_qm9(dataset):
         from molstrata.data.qm9 import load_qm9
 
         if unit is not None:
-            raise MolstrataError(
-                "--unit applies to a file given with --dataset; QM9's units are known "
-                "(energies in eV): drop --unit"
-            )
+            raise OptionError("unit", "applies to a property read from a file; QM9's units "
+                                      "are known (energies in eV): leave it out")
         molecules = load_qm9(cache_root, progress=progress)
         if property_name is not None:
             molecules.property(property_name)
@@ -49,11 +49,11 @@ def load_dataset(
     path = Path(dataset)
     properties = {property_name: unit} if property_name else {}
     if unit is not None and property_name is None:
-        raise MolstrataError("--unit needs --property: name the property the unit belongs to")
+        raise OptionError("unit", "needs the property it belongs to: name that property too")
     reading = read_file(path, properties, skip_periodic=skip_periodic)
-    note = reading.skipped_text(path)
-    if note is not None and log is not None:
-        log(note)
+    if log is not None:
+        for line in reading.messages(path):
+            log(line)
     return reading.molecules
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from molstrata.data.molecules import Molecules, atomic_number, element_symbol
 from molstrata.errors import MolstrataError
+from molstrata.wording import counted
 
 
 def filter_mask(
@@ -46,7 +47,8 @@ def apply_filters(
     if not mask.any():
         described = describe_filters(min_size, max_size, contains, excludes)
         raise MolstrataError(
-            f"no molecule left after filters ({described}) out of {len(molecules)} molecules; "
+            f"no molecule left after filters ({described}) out of "
+            f"{counted(len(molecules), 'molecule')}; "
             "relax the filters"
         )
     return molecules if mask.all() else molecules.subset(mask)

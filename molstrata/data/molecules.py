@@ -21,6 +21,11 @@ from molstrata.units import canonical_unit, convert
 
 Index = np.ndarray | slice | Iterable[int]
 
+LABEL = "molstrata_id"
+"""The annotation holding the molecules' own identifiers where their file gave strings
+('mol88169'): `ids` are then the structures' positions in the file. It is named after the key
+files hold ids under, so that writing the molecules gives each its identifier back."""
+
 
 def element_symbol(z: int) -> str:
     """Chemical symbol of atomic number z ('H' for 1)."""
@@ -43,10 +48,12 @@ class Molecules:
     positions: (n_atoms_total, 3) Cartesian coordinates in Å.
     offsets: (n_molecules + 1,) start of each molecule's atoms; offsets[0] = 0,
         offsets[-1] = n_atoms_total.
-    ids: (n_molecules,) stable integer id of each molecule (QM9's index, or the row in a file).
+    ids: (n_molecules,) stable integer id of each molecule (QM9's index, a file's integer
+        molstrata_id, or the structure's position in its file).
     properties: name -> (n_molecules,) float64 values, in `units[name]`.
     units: name -> unit of that property (see `molstrata.units`).
-    annotations: name -> (n_molecules,) strings (e.g. SMILES).
+    annotations: name -> (n_molecules,) strings (e.g. SMILES); `LABEL` holds the molecules'
+        own identifiers where their file gave strings (see `identifiers`).
     """
 
     numbers: np.ndarray
@@ -72,7 +79,9 @@ class Molecules:
         if self.ids.shape != (n_mol,):
             raise ValueError(f"ids must have shape ({n_mol},), got {self.ids.shape}")
         if len(np.unique(self.ids)) != n_mol:
-            raise ValueError("ids must be unique: each names one molecule")
+            unique, counts = np.unique(self.ids, return_counts=True)
+            raise ValueError(f"ids must be unique: each names one molecule; "
+                             f"{unique[counts > 1][:5].tolist()} repeat")
         for name, values in {**self.properties, **self.annotations}.items():
             if values.shape != (n_mol,):
                 raise ValueError(f"{name!r} must have shape ({n_mol},), got {values.shape}")
@@ -171,6 +180,13 @@ class Molecules:
         """(numbers (n,), positions (n, 3)) of molecule i, as views."""
         start, stop = self.offsets[i], self.offsets[i + 1]
         return self.numbers[start:stop], self.positions[start:stop]
+
+    def identifiers(self) -> list[int | str]:
+        """Each molecule's identifier as its file gave it, for output files: the `LABEL`
+        annotation where the molecules have one (string ids), else the integer id."""
+        if LABEL in self.annotations:
+            return self.annotations[LABEL].tolist()
+        return self.ids.tolist()
 
     def property(self, name: str, unit: str | None = None) -> np.ndarray:
         """(n_molecules,) values of a property, converted to `unit` when given."""

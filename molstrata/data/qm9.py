@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import molstrata
 from molstrata.data import cache
 from molstrata.data.molecules import Molecules
 from molstrata.errors import MolstrataError
+from molstrata.progress import progress_bar
 from molstrata.units import conversion_factor
 
 N_MOLECULES = 130_831
@@ -160,13 +160,14 @@ def parse_csv(folder: Path, progress: bool = True) -> dict[str, np.ndarray]:
     columns = ["Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang"]
     columns += [spec.column for spec in QM9_PROPERTIES.values()]
     rows: dict[str, list[str]] = {name: [] for name in columns}
-    with tqdm(total=N_MOLECULES, desc="parsing QM9 CSV", unit="mol", disable=not progress) as bar:
+    with progress_bar(total=N_MOLECULES, show=progress, desc="parsing QM9 CSV",
+                      unit="mol") as bar:
         for name in PARTS:
             _read_part(folder / name, columns, rows, bar)
     return _pack(rows)
 
 
-def _read_part(path: Path, columns: list[str], rows: dict[str, list[str]], bar: tqdm) -> None:
+def _read_part(path: Path, columns: list[str], rows: dict[str, list[str]], bar) -> None:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader, None) or []

@@ -22,9 +22,8 @@ from molstrata.deploy.modelfile import (
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.stratified import TrainingCounts
 from molstrata.training.checkpoints import model_from_checkpoint
-from molstrata.training.config import TrainConfig
 from molstrata.training.data import prepare
-from molstrata.training.run import RunPaths, read_run_summary
+from molstrata.training.rundir import RunPaths, read_run_config, read_run_summary
 
 CHECKPOINTS = ("best", "last")
 SUFFIXES = {".pt": "model file", ".pt2": "torch.export program"}
@@ -79,7 +78,7 @@ def run_document(run_dir: str | os.PathLike, checkpoint: str = "best") -> dict:
     if checkpoint not in CHECKPOINTS:
         raise MolstrataError(f"unknown checkpoint {checkpoint!r}; use best or last")
     paths = RunPaths(run_dir).require()
-    config = TrainConfig.from_toml(paths.config)
+    config = read_run_config(paths.root)
     model, payload = model_from_checkpoint(paths.best if checkpoint == "best" else paths.last,
                                            config.runtime.dtype)
     data = prepare(config, paths.split, progress=False)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
-from tqdm.auto import tqdm
 
 from molstrata._files import atomic_path
 from molstrata.data.ase_io import UNITS_KEY
@@ -35,7 +34,7 @@ from molstrata.deploy.inference import (
 )
 from molstrata.deploy.modelfile import ModelFile, load_model_file
 from molstrata.deploy.structures import StructureFile, read_structures
-from molstrata.errors import MolstrataError
+from molstrata.errors import MolstrataError, OptionError
 from molstrata.evaluation.domain import (
     DEFAULT_MIN_STRATUM,
     PERIODIC,
@@ -47,9 +46,11 @@ from molstrata.evaluation.domain import (
 )
 from molstrata.evaluation.domain import summary_text as domain_summary
 from molstrata.evaluation.offsets import ReferenceOffset, fit_reference_offset
+from molstrata.progress import progress_bar
 from molstrata.tables import write_csv
 from molstrata.training.distributed import resolve_device
 from molstrata.units import error_unit, unit_key
+from molstrata.wording import counted
 
 MODEL_SUFFIXES = (".pt", ".pth")
 """What `molstrata predict` takes for a model file; every other path is a structure file."""
@@ -143,17 +144,15 @@ def predict_files(
 
     property_name / unit: the target as the files hold it (e.g. 'energy', 'kcal/mol'), to
     report the reference and the error; by default the model's target, where a file declares
-    it with its unit. out: the output path without suffix (default: FIRST_FILE_predictions in
-    the current folder). batch_size: default 128 on a CPU, 2048 on a GPU. compile_model: run
-    the models under torch.compile.
+    it with its unit (a unit alone is that of the model's target). out: the output path
+    without suffix (default: FIRST_FILE_predictions in the current folder). batch_size:
+    default 128 on a CPU, 2048 on a GPU. compile_model: run the models under torch.compile.
     """
     started = time.perf_counter()
     if batch_size is not None and batch_size < 1:
-        raise MolstrataError(f"--batch-size must be at least 1, got {batch_size}")
-    if unit is not None and property_name is None:
-        raise MolstrataError("--unit needs --property: name the property the unit belongs to")
+        raise OptionError("batch_size", f"must be at least 1, got {batch_size}")
     if min_stratum < 0:
-        raise MolstrataError(f"--min-stratum must be 0 or more, got {min_stratum}")
+        raise OptionError("min_stratum", f"must be 0 or more, got {min_stratum}")
     files = [Path(f) for f in files]
     csv_path, extxyz_path = output_paths(out, files)
     target_device = resolve_device(device)
@@ -161,6 +160,8 @@ def predict_files(
     members = [load_model_file(path, target_device, dtype) for path in models]
     _check_ensemble(members)
     first = members[0]
+    if unit is not None and property_name is None:
+        property_name = first.target
     inputs = [read_structures(path, first.target, first.unit, property_name, unit)
               for path in files]
     domain = Applicability.concatenate([
@@ -169,8 +170,8 @@ def predict_files(
 
     total = sum(len(f) for f in inputs)
     per_model = []
-    with tqdm(total=total * len(members), unit="mol", desc="predicting",
-              disable=not progress) as bar:
+    with progress_bar(total=total * len(members), show=progress, unit="mol",
+                      desc="predicting") as bar:
         for member in members:
             network = compiled(member.model) if compile_model else None
             values = np.full(total, np.nan)
@@ -228,7 +229,7 @@ def output_paths(out: str | os.PathLike | None, inputs: Sequence[Path]) -> tuple
     for path in (csv_path, extxyz_path):
         if any(path.resolve() == given.resolve() for given in inputs):
             raise MolstrataError(f"the output {path} would overwrite an input file; choose "
-                                 "another -o")
+                                 "another output path")
     return csv_path, extxyz_path
 
 
@@ -260,8 +261,14 @@ def _write(result: Predictions) -> None:
 
 def _notes(result: Predictions) -> list[str]:
     """Per structure: why it was not predicted, or ''."""
-    return ["" if ok else "not predicted: " + ", ".join(_reasons(codes))
-            for ok, codes in zip(result.domain.predictable, result.domain.flags)]
+    return [not_predicted_note(codes) for codes in result.domain.flags]
+
+
+def not_predicted_note(codes: Sequence[str]) -> str:
+    """Why a structure with these domain flags is not predicted, or '' when it is: the note
+    column of predict's CSV and of `molstrata.Model.predict`'s records."""
+    reasons = _reasons(codes)
+    return "not predicted: " + ", ".join(reasons) if reasons else ""
 
 
 def _reasons(codes: Sequence[str]) -> list[str]:
@@ -354,19 +361,19 @@ def summary_text(result: Predictions) -> str:
     done = int(np.isfinite(result.predicted).sum())
     models = (result.models[0].name if len(result.models) == 1
               else f"an ensemble of {len(result.models)} models (mean and standard deviation)")
-    lines = [f"predicted {result.target} ({result.unit}) for {done:,} of {n:,} structures in "
-             f"{len(result.files)} file{'s' * (len(result.files) > 1)} with {models}, "
+    lines = [f"predicted {result.target} ({result.unit}) for {done:,} of "
+             f"{counted(n, 'structure')} in {counted(len(result.files), 'file')} with {models}, "
              f"{result.seconds:.1f} s"]
     training_range = size_range([m.training for m in result.models])
     lines.append(domain_summary(result.domain, training_range, result.min_stratum))
-    periodic = _listed(result, lambda codes: PERIODIC in codes, lambda codes: "")
-    if periodic:
-        lines.append(f"not predicted (periodic: the models know molecules only): {periodic}")
-    unseen = _listed(result, lambda codes: any(c.startswith(UNSEEN) for c in codes),
-                     lambda codes: " (" + " ".join(c.split(":", 1)[1] for c in codes
-                                                   if c.startswith(UNSEEN)) + ")")
-    if unseen:
-        lines.append(f"not predicted (element never seen in training): {unseen}")
+    groups, start = [], 0
+    for f in result.files:
+        groups.append((str(f.path), result.domain.flags[start : start + len(f)]))
+        start += len(f)
+    lines.extend(not_predicted_lines(groups))
+    for f in result.files:
+        lines.extend(f.notes)
+    lines.extend(_unit_notices(result))
     lines.extend(_error_lines(result))
     for f, offset in result.detected_offsets():
         lines.append(offset.hint(result.target, f"the references in {f.path}"))
@@ -376,24 +383,60 @@ def summary_text(result: Predictions) -> str:
     return "\n".join(lines)
 
 
-def _listed(result: Predictions, chosen, detail, shown: int = 10) -> str:
+def not_predicted_lines(groups: Sequence[tuple[str, Sequence[Sequence[str]]]]) -> list[str]:
+    """The summary's lines on the structures not predicted and why. groups: (a file's name,
+    or '' for structures given in Python; the domain flags of its structures)."""
+    lines = []
+    periodic = _listed(groups, lambda codes: PERIODIC in codes, lambda codes: "")
+    if periodic:
+        lines.append(f"not predicted (periodic: the models know molecules only): {periodic}")
+    unseen = _listed(groups, lambda codes: any(c.startswith(UNSEEN) for c in codes),
+                     lambda codes: " (" + " ".join(c.split(":", 1)[1] for c in codes
+                                                   if c.startswith(UNSEEN)) + ")")
+    if unseen:
+        lines.append(f"not predicted (element never seen in training): {unseen}")
+    return lines
+
+
+def _listed(groups: Sequence[tuple[str, Sequence[Sequence[str]]]], chosen, detail,
+            shown: int = 10) -> str:
     """'a.xyz structures 3, 7 (Cl); b.xyz structure 0 (Br)': the structures whose codes are
     `chosen`, each with its `detail`, at most `shown` of them."""
-    parts, k, listed, total = [], 0, 0, 0
-    for f in result.files:
+    parts, listed, total = [], 0, 0
+    for name, flags in groups:
         items = []
-        for i in range(len(f)):
-            codes = result.domain.flags[k]
+        for i, codes in enumerate(flags):
             if chosen(codes):
                 total += 1
                 if listed < shown:
                     items.append(f"{i}{detail(codes)}")
                     listed += 1
-            k += 1
         if items:
-            parts.append(f"{f.path} structure{'s' * (len(items) > 1)} {', '.join(items)}")
+            where = f"{name} " if name else ""
+            parts.append(f"{where}structure{'s' * (len(items) > 1)} {', '.join(items)}")
     more = total - listed
     return "; ".join(parts) + (f"; and {more:,} more" if more > 0 else "")
+
+
+def _unit_notices(result: Predictions) -> list[str]:
+    """A line for each file that holds the target (or an energy) with no unit: without one it
+    gets no reference and no error columns, and how to give it."""
+    lines = []
+    for f in result.files:
+        if f.reference is not None:
+            continue
+        if result.target in f.undeclared:
+            held, option = result.target, "--unit UNIT (Python: unit='UNIT')"
+        elif "energy" in f.undeclared:
+            held = "energy"
+            option = ("--property energy --unit UNIT, if it is the model's "
+                      f"{result.target} (Python: property_name='energy', unit='UNIT')")
+        else:
+            continue
+        lines.append(f"no reference or error for {f.path}: it holds {held} but declares no "
+                     f"unit for it; to compare the predictions with it, give its unit: "
+                     f"{option}")
+    return lines
 
 
 def _error_lines(result: Predictions) -> list[str]:
@@ -405,7 +448,7 @@ def _error_lines(result: Predictions) -> list[str]:
     errors = np.abs(result.predicted - result.reference) * factor
     flagged = result.domain.flagged
     parts = [f"MAE against the files' reference: {errors[both].mean():.2f} {unit} over "
-             f"{int(both.sum()):,} structures"]
+             f"{counted(int(both.sum()), 'structure')}"]
     for label, mask in (("inside the domain", both & ~flagged), ("flagged", both & flagged)):
         if mask.any():
             parts.append(f"{label} {errors[mask].mean():.2f} {unit} ({int(mask.sum()):,})")

@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms
 from ase.outputs import all_outputs
 
-from molstrata.data.ase_io import SPK_DISTANCE_KEY, is_database, read_file, to_atoms
+from molstrata.data.ase_io import SPK_DISTANCE_KEY, Reading, is_database, read_file, to_atoms
 from molstrata.data.molecules import Molecules
 from molstrata.errors import MolstrataError
 from molstrata.units import canonical_unit, conversion_factor
@@ -72,7 +72,9 @@ class StructureFile:
     periodic: (n_structures,) bool. reference: (n_structures,) the target in the model's unit
     (NaN for a periodic structure), None where the file does not hold it. extras: per
     structure what `Extras` keeps, or None. periodic_atoms: the periodic structures (positions
-    and cell in Å, their calculator results in `extras`), in file order.
+    and cell in Å, their calculator results in `extras`), in file order. notes: the reader's
+    lines for the user (`Reading.notes`); undeclared: numbers the file holds with no unit,
+    which were not read (`Reading.undeclared`).
     """
 
     path: Path
@@ -82,6 +84,8 @@ class StructureFile:
     reference_name: str | None
     extras: list[Extras | None]
     periodic_atoms: list[Atoms]
+    notes: tuple[str, ...] = ()
+    undeclared: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.periodic)
@@ -106,11 +110,12 @@ class StructureFile:
         out[self.periodic] = [len(atoms) for atoms in self.periodic_atoms]
         return out
 
-    def ids(self) -> list[int | None]:
-        """The molecules' ids (as training reads them); None for a periodic structure."""
-        out: list[int | None] = [None] * len(self)
-        for row, i in zip(self.molecule_rows.tolist(), self.molecules.ids.tolist()):
-            out[row] = int(i)
+    def ids(self) -> list[int | str | None]:
+        """The molecules' identifiers (as training reads them: the file's own where it has
+        them, `Molecules.identifiers`); None for a periodic structure."""
+        out: list[int | str | None] = [None] * len(self)
+        for row, i in zip(self.molecule_rows.tolist(), self.molecules.identifiers()):
+            out[row] = i
         return out
 
     def atoms(self) -> Iterator[Atoms]:
@@ -136,18 +141,20 @@ def read_structures(path: str | Path, target: str, unit: str, property_name: str
     path = Path(path)
     properties = {property_name: property_unit} if property_name else None
     try:
-        molecules = read_file(path, properties, skip_periodic=True).molecules
+        reading = read_file(path, properties, skip_periodic=True)
     except MolstrataError:
         if not _only_periodic(path):
             raise
-        molecules = Molecules.from_lists([], [])
+        reading = Reading(Molecules.from_lists([], []), 0, ())
+    molecules, notes, undeclared = reading.molecules, reading.notes, reading.undeclared
     periodic, extras, periodic_atoms = _plain_pass(path)
     if int((~periodic).sum()) != len(molecules):
         raise RuntimeError(f"{path}: {len(molecules)} molecules read, but ASE finds "
                            f"{int((~periodic).sum())} non-periodic structures")
     name = property_name or (target if target in molecules.properties else None)
     if name is None:
-        return StructureFile(path, molecules, periodic, None, None, extras, periodic_atoms)
+        return StructureFile(path, molecules, periodic, None, None, extras, periodic_atoms,
+                             notes, undeclared)
     try:
         values = np.asarray(molecules.property(name, unit), dtype=np.float64)
     except MolstrataError as error:
@@ -155,7 +162,8 @@ def read_structures(path: str | Path, target: str, unit: str, property_name: str
                              f"{target} ({error})") from None
     reference = np.full(len(periodic), np.nan)
     reference[~periodic] = values
-    return StructureFile(path, molecules, periodic, reference, name, extras, periodic_atoms)
+    return StructureFile(path, molecules, periodic, reference, name, extras, periodic_atoms,
+                         notes, undeclared)
 
 
 def _plain_pass(path: Path) -> tuple[np.ndarray, list[Extras | None], list[Atoms]]:

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.data.molecules import Molecules, atomic_number, element_symbol
-from molstrata.errors import MolstrataError
+from molstrata.errors import OptionError
 from molstrata.evaluation import DEFAULT_MIN_STRATUM
 from molstrata.evaluation.stratified import TrainingCounts
+from molstrata.wording import counted
 
 UNSEEN = "unseen_element"
 OUTSIDE = "size_outside_training"
@@ -153,8 +154,8 @@ def applicability(
     leaves, and is predictable only if every model saw all of its elements.
     """
     if min_stratum < 0:
-        raise MolstrataError(f"--min-stratum must be 0 or more training molecules, got "
-                             f"{min_stratum}")
+        raise OptionError("min_stratum", f"must be 0 or more training molecules, got "
+                                         f"{min_stratum}")
     domains = _as_list(domains)
     limits = size_range(domains)
     n = len(molecules)
@@ -224,7 +225,8 @@ def summary_text(result: Applicability, training_sizes: tuple[int, int],
     n = len(result)
     flagged = int(result.flagged.sum())
     if flagged == 0:
-        return (f"domain of applicability: all {n:,} structures lie inside the training domain "
+        return (f"domain of applicability: {'all ' * (n > 1)}{counted(n, 'structure')} "
+                f"{'lie' if n > 1 else 'lies'} inside the training domain "
                 f"(sizes {training_sizes[0]}-{training_sizes[1]} atoms, every stratum >= "
                 f"{min_stratum} training molecules)")
     reasons = []
@@ -233,5 +235,5 @@ def summary_text(result: Applicability, training_sizes: tuple[int, int],
         if kind == OUTSIDE:
             detail += f" {training_sizes[0]}-{training_sizes[1]}"
         reasons.append(f"{count:,} {detail}")
-    return (f"domain of applicability: {flagged:,} of {n:,} structures flagged: "
+    return (f"domain of applicability: {flagged:,} of {counted(n, 'structure')} flagged: "
             f"{', '.join(reasons)} (rare: < {min_stratum} training molecules)")

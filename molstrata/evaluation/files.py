@@ -6,7 +6,9 @@ Units are spelled in every key. For an eV target, MAE and RMSE are in meV and MS
 (keys `mae_meV`, `rmse_meV`, `mse_eV2`); a target in another unit keeps it (MAE in Debye,
 MSE in Debye2; compound units as `kcal_per_mol`, `kcal_per_mol_squared`). `ci95` pairs are
 [low, high] of a 95 % percentile-bootstrap interval over molecules (the level is in the key:
-`ci90` at 0.90). Shares are percent of the TRAINING molecules.
+`ci90` at 0.90); [null, null] for a stratum of fewer than settings.min_interval_count
+molecules, too few for an interval to mean its level. Shares are percent of the TRAINING
+molecules.
 
     {
       "schema": "molstrata-metrics", "schema_version": 1, "molstrata_version": "0.1.0",
@@ -14,7 +16,8 @@ MSE in Debye2; compound units as `kcal_per_mol`, `kcal_per_mol_squared`). `ci95`
       "units": {"mae": "meV", "rmse": "meV", "mse": "eV2", "train_share": "percent"},
       "n_molecules": 26166,                     # molecules evaluated
       "settings": {"seed": 0, "n_bootstrap": 1000, "confidence": 0.95,
-                   "ci_method": "...", "min_share_percent": 1.0, "all_sizes": false},
+                   "ci_method": "...", "min_share_percent": 1.0, "all_sizes": false,
+                   "min_interval_count": 10},
       "global": STRATUM,
       "per_size": [STRATUM + {"size": 18}, ...],               # sizes ascending
       "per_element": [STRATUM + {"element": "F"}, ...],         # atomic-number order
@@ -45,9 +48,11 @@ MSE in Debye2; compound units as `kcal_per_mol`, `kcal_per_mol_squared`). `ci95`
 The size × element cells are those of the reported sizes. CSVs: `metrics_by_size.csv`,
 `metrics_by_element.csv`, `metrics_by_size_element.csv` hold one row per stratum with the
 columns stratum, n_atoms and/or element, count, train_count, train_share_percent, mae_meV,
-mae_ci95_low_meV, mae_ci95_high_meV, rmse_meV, ..., mse_eV2, ...; `predictions.csv` one row per
+mae_ci95_low_meV, mae_ci95_high_meV, rmse_meV, ..., mse_eV2, ... (interval cells empty below
+min_interval_count molecules); `predictions.csv` one row per
 molecule: id, n_atoms, elements (Hill order, e.g. CHNO), true_eV, predicted_eV, error_meV
-(error = predicted - true).
+(error = predicted - true); molecules whose file named them with strings ('mol88169') have
+these names in a column molstrata_id after id, which is then their position in the file.
 """
 
 from __future__ import annotations
@@ -55,11 +60,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from molstrata._files import atomic_write_text, read_versioned_json
+from molstrata.data.molecules import LABEL
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.metrics import (
     ErrorSummary,
@@ -79,6 +86,7 @@ from molstrata.evaluation.stratified import (
 )
 from molstrata.tables import format_table, write_csv
 from molstrata.units import error_unit, squared_unit, unit_key
+from molstrata.wording import counted
 
 SCHEMA = __doc__
 """The metrics.json and CSV format, as documented above (the README points here)."""
@@ -100,10 +108,13 @@ PREDICTIONS_CSV = "predictions.csv"
 
 
 def write_metrics(
-    report: StratifiedReport, predictions: Predictions, out_dir: str | os.PathLike
+    report: StratifiedReport, predictions: Predictions, out_dir: str | os.PathLike,
+    labels: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write metrics.json, the three stratum CSVs and predictions.csv into `out_dir`, each
-    atomically; return their paths. Everything is built before the first file is written."""
+    atomically; return their paths. Everything is built before the first file is written.
+    labels: the molecules' own string identifiers, in the order of `predictions`, for
+    predictions.csv (`molstrata.data.molecules.LABEL`)."""
     if predictions.unit != report.unit or predictions.target != report.target:
         raise ValueError(
             f"predictions of {predictions.target} [{predictions.unit}] do not belong to a report "
@@ -112,7 +123,7 @@ def write_metrics(
     out = Path(out_dir)
     text = json.dumps(_nulls(metrics_json(report)), indent=2, allow_nan=False) + "\n"
     tables = {kind: stratum_table(report, kind) for kind in CSV_FILES}
-    rows = predictions_table(predictions)
+    rows = predictions_table(predictions, labels)
     files = [out / METRICS_JSON]
     atomic_write_text(files[0], text)
     for kind, (header, body) in tables.items():
@@ -156,6 +167,7 @@ def metrics_json(report: StratifiedReport) -> dict[str, Any]:
             "ci_method": CI_METHOD,
             "min_share_percent": 100 * report.min_share,
             "all_sizes": report.all_sizes,
+            "min_interval_count": report.min_interval_count,
         },
         "global": stratum(report.overall),
         "per_size": [stratum(s) for s in report.sizes],
@@ -200,19 +212,25 @@ def stratum_table(report: StratifiedReport, kind: str) -> tuple[list[str], list[
     rows = []
     for s in strata:
         key = list(s.key) if isinstance(s.key, tuple) else [s.key]
-        values = s.summary.report_row(report.unit).values()
+        values = [None if math.isnan(v) else v for v in s.summary.report_row(report.unit).values()]
         rows.append([s.label, *key, s.count, s.train_count, 100 * s.train_share, *values])
     return header, rows
 
 
-def predictions_table(predictions: Predictions) -> tuple[list[str], list[list[Any]]]:
-    """(header, rows) of predictions.csv: one molecule a row, units in the column names."""
+def predictions_table(predictions: Predictions, labels: Sequence[str] | None = None,
+                      ) -> tuple[list[str], list[list[Any]]]:
+    """(header, rows) of predictions.csv: one molecule a row, units in the column names, the
+    molecules' own string identifiers (`labels`) as a column molstrata_id where given."""
     factor, unit = error_unit(predictions.unit)
     target = unit_key(predictions.unit)
-    header = ["id", "n_atoms", "elements", f"true_{target}", f"predicted_{target}",
-              f"error_{unit_key(unit)}"]
+    named = labels is not None
+    header = ["id", *[LABEL] * named, "n_atoms", "elements", f"true_{target}",
+              f"predicted_{target}", f"error_{unit_key(unit)}"]
+    if named and len(labels) != len(predictions):
+        raise ValueError(f"{len(labels)} labels for {len(predictions)} predictions")
     columns = (
         predictions.ids.tolist(),
+        *([[str(label) for label in labels]] if named else []),
         predictions.sizes.tolist(),
         predictions.element_labels().tolist(),
         predictions.true.tolist(),
@@ -297,6 +315,8 @@ def _report_from_json(doc: dict[str, Any]) -> StratifiedReport:
         confidence=confidence,
         min_share=float(settings["min_share_percent"]) / 100,
         all_sizes=bool(settings["all_sizes"]),
+        # a file written before the minimum gave every stratum its interval
+        min_interval_count=int(settings.get("min_interval_count", 1)),
     )
 
 
@@ -317,9 +337,14 @@ def format_summary(report: StratifiedReport) -> str:
         return [s.label, s.count, f"{100 * s.train_share:.2f}", *_metric_cells(values)]
 
     n_train = report.training.n_molecules
+    shown = [report.overall, *report.sizes, *report.elements]
+    too_few = any(s.count < report.min_interval_count for s in shown)
     parts = [
-        f"{report.target} [{report.unit}]: {report.n_molecules:,} molecules evaluated, model "
-        f"trained on {n_train:,}; {level}s from {report.n_bootstrap:,} bootstrap resamples",
+        f"{report.target} [{report.unit}]: {counted(report.n_molecules, 'molecule')} "
+        f"evaluated, model trained on {n_train:,}; {level}s from {report.n_bootstrap:,} "
+        "bootstrap resamples"
+        + (f"; no CI (-) where a stratum holds fewer than {report.min_interval_count} "
+           "molecules, too few for one" if too_few else ""),
         format_table(header, [row(report.overall)], title="Overall"),
     ]
     if report.sizes:
@@ -331,9 +356,10 @@ def format_summary(report: StratifiedReport) -> str:
     if report.omitted_sizes:
         n_left = sum(report.omitted_sizes.values())
         parts.append(
-            f"Not reported per size: {len(report.omitted_sizes)} sizes "
-            f"({', '.join(str(s) for s in report.omitted_sizes)} atoms) holding {n_left:,} "
-            "molecules; evaluate --all-sizes (all_sizes=True in Python) reports them"
+            f"Not reported per size: {counted(len(report.omitted_sizes), 'size')} "
+            f"({', '.join(str(s) for s in report.omitted_sizes)} atoms) holding "
+            f"{counted(n_left, 'molecule')}; evaluate --all-sizes (all_sizes=True in Python) "
+            "reports them"
         )
     if report.elements:
         parts.append(format_table(header, [row(s) for s in report.elements], title="Per element"))
@@ -410,16 +436,21 @@ def _stratum_from_json(
         mse=float(d[f"mse_{sq_key}"]),
         mae=d[f"mae_{e_key}"] / factor,
         rmse=d[f"rmse_{e_key}"] / factor,
-        mae_ci_low=mae_ci[0] / factor,
-        mae_ci_high=mae_ci[1] / factor,
-        rmse_ci_low=rmse_ci[0] / factor,
-        rmse_ci_high=rmse_ci[1] / factor,
-        mse_ci_low=float(mse_ci[0]),
-        mse_ci_high=float(mse_ci[1]),
+        mae_ci_low=_bound(mae_ci[0]) / factor,
+        mae_ci_high=_bound(mae_ci[1]) / factor,
+        rmse_ci_low=_bound(rmse_ci[0]) / factor,
+        rmse_ci_high=_bound(rmse_ci[1]) / factor,
+        mse_ci_low=_bound(mse_ci[0]),
+        mse_ci_high=_bound(mse_ci[1]),
         confidence=confidence,
     )
     share = float(d["train_share_percent"]) / 100
     return StratumMetrics(kind, key, d["label"], int(d["train_count"]), share, summary)
+
+
+def _bound(value: float | None) -> float:
+    """An interval's end as metrics.json holds it: null (no interval) is NaN."""
+    return math.nan if value is None else float(value)
 
 
 def _metric_cells(values: list[float]) -> list[object]:

@@ -196,7 +196,7 @@ def fit_curve(n_train: np.ndarray, mae: np.ndarray) -> Fit:
     distinct = len(np.unique(n_train))
     if distinct < MIN_POINTS:
         raise MolstrataError(f"too few points to fit: {distinct} distinct training counts "
-                             f"({MIN_POINTS} needed); give more --sizes or a larger slice")
+                             f"({MIN_POINTS} needed); give more subset sizes or a larger slice")
     m = len(mae)
     a, b, rss = fit_power_law(n_train, mae)
     aicc_p = float(aicc(rss, m, FORMS[POWER]))
@@ -220,7 +220,7 @@ def fit_problem(n_train: np.ndarray, n_test: int, label: str) -> str | None:
         return None
     return (f"{label}: too few points to fit: {points} subset sizes with distinct training "
             f"counts of at least {MIN_MOLECULES} ({MIN_POINTS} needed) and {n_test} test "
-            f"molecules ({MIN_TEST} needed); give more --sizes or a larger slice")
+            f"molecules ({MIN_TEST} needed); give more subset sizes or a larger slice")
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,6 +20,7 @@ from molstrata.data.strata import stratum_label
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.metrics import (
     EXACT_MAX_N,
+    MIN_INTERVAL_COUNT,
     ErrorSummary,
     spearman,
     spearman_method,
@@ -27,6 +28,8 @@ from molstrata.evaluation.metrics import (
 )
 from molstrata.units import canonical_unit
 
+ALL = "all"
+"""The kind of the one stratum holding every evaluated molecule."""
 SIZE = "size"
 ELEMENT = "element"
 SIZE_ELEMENT = "size_element"
@@ -43,7 +46,8 @@ HYPOTHESES = {
 SIGNIFICANCE = 0.05
 """A hypothesis `holds` when rho < 0 and p < SIGNIFICANCE."""
 
-_SEED_CODES = {"all": 0, SIZE: 1, ELEMENT: 2, SIZE_ELEMENT: 3}
+_STREAM_CODES = {ALL: 0, SIZE: 1, ELEMENT: 2, SIZE_ELEMENT: 3}
+"""The seed component of each kind of stratum (see `stratum_rng`)."""
 
 
 # ---- inputs ------------------------------------------------------------------------------
@@ -244,6 +248,8 @@ class StratifiedReport:
     confidence: float
     min_share: float
     all_sizes: bool
+    min_interval_count: int = MIN_INTERVAL_COUNT
+    """Strata of fewer molecules have no confidence interval (NaN bounds)."""
 
     def strata(self, kind: str) -> list[StratumMetrics]:
         """The strata of one kind ('size', 'element' or 'size_element')."""
@@ -263,6 +269,7 @@ def stratified_metrics(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed_errors: np.ndarray | None = None,
+    min_interval_count: int = MIN_INTERVAL_COUNT,
 ) -> StratifiedReport:
     """Errors overall, per size, per element and per size × element, with bootstrap CIs.
 
@@ -275,6 +282,9 @@ def stratified_metrics(
     set (or its counts): each stratum's training share is set against its MAE to test
     hypotheses 1 and 2. Every stratum draws its bootstrap from its own seed derived from `seed`
     and its key, so results are reproducible and do not depend on which other strata are asked.
+    A stratum of fewer than `min_interval_count` evaluated molecules gets its figures and no
+    interval (metrics.MIN_INTERVAL_COUNT says why); the 1 % filter cannot do this on a small
+    set, where 1 % is under one molecule.
     """
     if len(predictions) == 0:
         raise MolstrataError("no predictions to evaluate; give at least one molecule")
@@ -292,8 +302,9 @@ def stratified_metrics(
 
     def measure(kind: str, key, rows: np.ndarray) -> StratumMetrics:
         label = "all molecules" if kind == "all" else stratum_label(key)
-        rng = np.random.default_rng([seed, _SEED_CODES[kind], *_key_ints(key)])
-        summary = summarize(errors[:, rows], rng, n_bootstrap, confidence, name=label)
+        rng = stratum_rng(seed, kind, key)
+        summary = summarize(errors[:, rows], rng, n_bootstrap, confidence, name=label,
+                            min_count=min_interval_count)
         if kind == "all":
             return StratumMetrics(kind, None, label, training.n_molecules, 1.0, summary)
         train_count = training.count(kind, key)
@@ -336,6 +347,7 @@ def stratified_metrics(
         confidence=confidence,
         min_share=min_share,
         all_sizes=all_sizes,
+        min_interval_count=min_interval_count,
     )
 
 
@@ -404,6 +416,15 @@ def _size_element_groups(predictions: Predictions) -> Iterator[tuple[tuple[int, 
             cell = rows[predictions.presence[rows, k]]
             if len(cell):
                 yield (size, symbol), cell
+
+
+def stratum_rng(seed: int, kind: str, key: int | str | tuple[int, str] | None = None
+                ) -> np.random.Generator:
+    """The random stream of one stratum's resampling: seeded by `seed`, the stratum's kind
+    (ALL, SIZE, ELEMENT or SIZE_ELEMENT) and its key (a size, an element, a (size, element)
+    cell, or the stratum's index), so that each stratum draws its own stream, the same
+    whichever other strata are drawn. Every per-stratum bootstrap takes its stream here."""
+    return np.random.default_rng([seed, _STREAM_CODES[kind], *_key_ints(key)])
 
 
 def _key_ints(key: int | str | tuple[int, str] | None) -> list[int]:

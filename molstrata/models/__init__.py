@@ -1,8 +1,9 @@
 """The model stage: SchNet and PaiNN as in SchNetPack 2.1.1, their building blocks, the pair
-geometry they read, and `EnergyModel`."""
+geometry they read, SchNet's backends, and `EnergyModel`."""
 
 from molstrata.models.activations import ACTIVATIONS, shifted_softplus
 from molstrata.models.atomwise import AGGREGATIONS, Atomwise, aggregate
+from molstrata.models.backends import BACKENDS
 from molstrata.models.dense import Dense
 from molstrata.models.geometry import GEOMETRIES, pair_geometry
 from molstrata.models.messages import MessageSums
@@ -17,6 +18,7 @@ __all__ = [
     "ACTIVATIONS",
     "AGGREGATIONS",
     "Atomwise",
+    "BACKENDS",
     "CosineCutoff",
     "Dense",
     "EnergyModel",

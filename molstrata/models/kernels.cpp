@@ -1,21 +1,23 @@
-// SchNet's hot spots on a CPU: the continuous-filter convolution over half pairs, in one pass
-// over the pairs, and a linear layer's bias with the softplus after it, in one pass over the
-// layer's output (bias_softplus_f32 and its backward, further down).
+// SchNet's hot spots on a CPU: the continuous-filter convolution over a batch's pairs, in one
+// pass over the pairs, and a linear layer's bias with the softplus after it, in one pass over
+// the layer's output (bias_softplus and its backward, further down).
 //
 // Built by molstrata/models/kernels.py on first use (a C++ compiler and OpenMP; no PyTorch
 // headers) and called through ctypes with the data pointers of contiguous tensors.
 //
 // Pair p = (i, j) carries the filter w_p = f_p * c_p (c_p = 1 without a cutoff array) and
-// sends messages both ways:
-//   forward   out_i += h_j w_p,  out_j += h_i w_p
-//   backward  grad_h_i += g_j w_p,  grad_h_j += g_i w_p,  grad_f_p = (g_i h_j + g_j h_i) c_p
+// sends the message j -> i; with both_ways (half pairs: each unordered pair once) also i -> j:
+//   forward   out_i += h_j w_p                       [out_j += h_i w_p]
+//   backward  grad_h_j += g_i w_p  [grad_h_i += g_j w_p],  grad_f_p = (g_i h_j [+ g_j h_i]) c_p
 // The pairs are read once, in order, and no (pairs x width) temporaries are written; the
 // atom rows the pairs touch stay in the cache.
 //
 // Threads: the pairs of molecule m are pair_offsets[m] .. pair_offsets[m + 1] - 1 and touch
-// only that molecule's atoms, so threads that take whole molecules never write the same row.
-// Without molecule offsets (n_molecules = 0) one thread does all pairs.
+// only that molecule's atoms (MessageSums checks it where a batch is built), so threads that
+// take whole molecules never write the same row. Without molecule offsets (n_molecules = 0)
+// one thread does all pairs.
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -40,7 +42,23 @@ void molecule_range(const int64_t* pair_offsets, int64_t n_molecules, int t, int
     *last = boundary(t + 1);
 }
 
-template <typename T>
+// fn(p0, p1) over the pairs, split between threads by whole molecules.
+template <typename F>
+void over_molecules(const int64_t* pair_offsets, int64_t n_molecules, int64_t n_pairs,
+                    int threads, F fn) {
+    if (n_molecules <= 0 || threads <= 1) {
+        fn(int64_t(0), n_pairs);
+        return;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        int64_t first, last;
+        molecule_range(pair_offsets, n_molecules, t, threads, &first, &last);
+        fn(pair_offsets[first], pair_offsets[last]);
+    }
+}
+
+template <bool Both, typename T>
 void forward_pairs(const T* h, const T* f, const T* c, const int64_t* idx_i,
                    const int64_t* idx_j, T* out, int64_t width, int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
@@ -54,12 +72,12 @@ void forward_pairs(const T* h, const T* f, const T* c, const int64_t* idx_i,
         for (int64_t k = 0; k < width; ++k) {
             const T w = fp[k] * cp;
             oi[k] += hj[k] * w;
-            oj[k] += hi[k] * w;
+            if (Both) oj[k] += hi[k] * w;
         }
     }
 }
 
-template <typename T>
+template <bool Both, typename T>
 void backward_pairs(const T* g, const T* h, const T* f, const T* c, const int64_t* idx_i,
                     const int64_t* idx_j, T* grad_h, T* grad_f, int64_t width, int64_t p0,
                     int64_t p1) {
@@ -76,53 +94,43 @@ void backward_pairs(const T* g, const T* h, const T* f, const T* c, const int64_
 #pragma GCC ivdep
             for (int64_t k = 0; k < width; ++k) {
                 const T w = fp[k] * cp;
-                oi[k] += gj[k] * w;
+                if (Both) oi[k] += gj[k] * w;
                 oj[k] += gi[k] * w;
             }
         }
         if (grad_f) {
             T* of = grad_f + p * width;
 #pragma GCC ivdep
-            for (int64_t k = 0; k < width; ++k) of[k] = (gi[k] * hj[k] + gj[k] * hi[k]) * cp;
+            for (int64_t k = 0; k < width; ++k)
+                of[k] = (Both ? gi[k] * hj[k] + gj[k] * hi[k] : gi[k] * hj[k]) * cp;
         }
     }
 }
 
 template <typename T>
-void forward(const T* h, const T* f, const T* c, const int64_t* idx_i, const int64_t* idx_j,
-             const int64_t* pair_offsets, int64_t n_molecules, int64_t n_pairs, int64_t width,
-             int threads, T* out) {
-    if (n_molecules <= 0 || threads <= 1) {
-        forward_pairs(h, f, c, idx_i, idx_j, out, width, 0, n_pairs);
-        return;
-    }
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int t = 0; t < threads; ++t) {
-        int64_t first, last;
-        molecule_range(pair_offsets, n_molecules, t, threads, &first, &last);
-        forward_pairs(h, f, c, idx_i, idx_j, out, width, pair_offsets[first],
-                      pair_offsets[last]);
-    }
+void pair_conv(const T* h, const T* f, const T* c, const int64_t* idx_i, const int64_t* idx_j,
+               const int64_t* pair_offsets, int64_t n_molecules, int64_t n_pairs, int64_t width,
+               int both_ways, int threads, T* out) {
+    over_molecules(pair_offsets, n_molecules, n_pairs, threads, [=](int64_t p0, int64_t p1) {
+        if (both_ways) forward_pairs<true>(h, f, c, idx_i, idx_j, out, width, p0, p1);
+        else forward_pairs<false>(h, f, c, idx_i, idx_j, out, width, p0, p1);
+    });
 }
 
 template <typename T>
-void backward(const T* g, const T* h, const T* f, const T* c, const int64_t* idx_i,
-              const int64_t* idx_j, const int64_t* pair_offsets, int64_t n_molecules,
-              int64_t n_pairs, int64_t width, int threads, T* grad_h, T* grad_f) {
-    if (n_molecules <= 0 || threads <= 1) {
-        backward_pairs(g, h, f, c, idx_i, idx_j, grad_h, grad_f, width, 0, n_pairs);
-        return;
-    }
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-    for (int t = 0; t < threads; ++t) {
-        int64_t first, last;
-        molecule_range(pair_offsets, n_molecules, t, threads, &first, &last);
-        backward_pairs(g, h, f, c, idx_i, idx_j, grad_h, grad_f, width, pair_offsets[first],
-                       pair_offsets[last]);
-    }
+void pair_conv_backward(const T* g, const T* h, const T* f, const T* c, const int64_t* idx_i,
+                        const int64_t* idx_j, const int64_t* pair_offsets, int64_t n_molecules,
+                        int64_t n_pairs, int64_t width, int both_ways, int threads, T* grad_h,
+                        T* grad_f) {
+    over_molecules(pair_offsets, n_molecules, n_pairs, threads, [=](int64_t p0, int64_t p1) {
+        if (both_ways)
+            backward_pairs<true>(g, h, f, c, idx_i, idx_j, grad_h, grad_f, width, p0, p1);
+        else
+            backward_pairs<false>(g, h, f, c, idx_i, idx_j, grad_h, grad_f, width, p0, p1);
+    });
 }
 
-// exp(x) for x in [-87, 0], written to vectorise (no calls into libm): x = n ln 2 + r with
+// float32: exp(x) for x in [-87, 0], written to vectorise (no calls into libm): x = n ln 2 + r with
 // |r| <= ln 2 / 2, exp(r) by a degree-7 polynomial, 2^n from the exponent bits.
 inline float exp_nonpositive(float x) {
     const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
@@ -178,6 +186,14 @@ inline float softplus_slope(float s) {
     return s < 0.5f ? small : large;
 }
 
+// In float64 (the precision the gradients are checked in) from libm: softplus(x) =
+// max(x, 0) + log1p(exp(-|x|)), x > 20 giving x as PyTorch does; its slope -expm1(-s).
+inline double softplus(double x) {
+    return x > 20.0 ? x : (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
+}
+
+inline double softplus_slope(double s) { return -std::expm1(-s); }
+
 template <typename F>
 void rows_in_parallel(int64_t rows, int64_t width, int threads, F fn) {
     if (threads <= 1 || rows * width < (1 << 16)) {  // too small to share
@@ -188,25 +204,19 @@ void rows_in_parallel(int64_t rows, int64_t width, int threads, F fn) {
     for (int t = 0; t < threads; ++t) fn(t, rows * t / threads, rows * (t + 1) / threads);
 }
 
-}  // namespace
-
-extern "C" {
-
-int molstrata_kernels_version() { return 2; }
-
 // s = softplus(z + b), b added to every row of z (rows x width): a linear layer's bias and
 // its activation in one pass over its output. The rows are walked as one flat array, 16 rows
 // (a multiple of any vector's length) at a time with b repeated 16 times, so that no width
 // leaves a scalar remainder in every row.
-void bias_softplus_f32(const float* z, const float* b, float* s, int64_t rows, int64_t width,
-                       int threads) {
+template <typename T>
+void bias_softplus(const T* z, const T* b, T* s, int64_t rows, int64_t width, int threads) {
     rows_in_parallel(rows, width, threads, [=](int, int64_t r0, int64_t r1) {
         const int64_t block = 16 * width, n = (r1 - r0) * width;
-        std::vector<float> tiled(block);
+        std::vector<T> tiled(block);
         for (int64_t k = 0; k < block; ++k) tiled[k] = b[k % width];
-        const float* bt = tiled.data();
-        const float* zp = z + r0 * width;
-        float* sp = s + r0 * width;
+        const T* bt = tiled.data();
+        const T* zp = z + r0 * width;
+        T* sp = s + r0 * width;
         for (int64_t i = 0; i < n; i += block) {
             const int64_t m = n - i < block ? n - i : block;
 #pragma GCC ivdep
@@ -216,16 +226,17 @@ void bias_softplus_f32(const float* z, const float* b, float* s, int64_t rows, i
 }
 
 // grad_z = grad_s * softplus'(z), from s = softplus(z); grad_b (threads x width, zeroed):
-// thread t adds its rows' grad_z to row t. Walked as bias_softplus_f32 walks its rows.
-void bias_softplus_backward_f32(const float* grad_s, const float* s, float* grad_z,
-                                float* grad_b, int64_t rows, int64_t width, int threads) {
+// thread t adds its rows' grad_z to row t. Walked as bias_softplus walks its rows.
+template <typename T>
+void bias_softplus_backward(const T* grad_s, const T* s, T* grad_z, T* grad_b, int64_t rows,
+                            int64_t width, int threads) {
     rows_in_parallel(rows, width, threads, [=](int t, int64_t r0, int64_t r1) {
         const int64_t block = 16 * width, n = (r1 - r0) * width;
-        std::vector<float> sums(block, 0.0f);
-        float* acc = sums.data();
-        const float* gp = grad_s + r0 * width;
-        const float* sp = s + r0 * width;
-        float* out = grad_z + r0 * width;
+        std::vector<T> sums(block, T(0));
+        T* acc = sums.data();
+        const T* gp = grad_s + r0 * width;
+        const T* sp = s + r0 * width;
+        T* out = grad_z + r0 * width;
         for (int64_t i = 0; i < n; i += block) {
             const int64_t m = n - i < block ? n - i : block;
 #pragma GCC ivdep
@@ -234,30 +245,44 @@ void bias_softplus_backward_f32(const float* grad_s, const float* s, float* grad
                 acc[k] += out[i + k];
             }
         }
-        float* gb = grad_b + t * width;
+        T* gb = grad_b + t * width;
         for (int64_t k = 0; k < block; ++k) gb[k % width] += acc[k];
     });
 }
 
-// The convolution's entry points for one element type T, named with suffix S (f32, f64).
-#define MOLSTRATA_CONVOLUTION(T, S)                                                          \
-    void half_pair_conv_##S(const T* h, const T* f, const T* c, const int64_t* idx_i,      \
-                            const int64_t* idx_j, const int64_t* pair_offsets,             \
-                            int64_t n_molecules, int64_t n_pairs, int64_t width,           \
-                            int threads, T* out) {                                         \
-        forward(h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width, threads, \
-                out);                                                                      \
-    }                                                                                      \
-    void half_pair_conv_backward_##S(const T* g, const T* h, const T* f, const T* c,       \
-                                     const int64_t* idx_i, const int64_t* idx_j,           \
-                                     const int64_t* pair_offsets, int64_t n_molecules,     \
-                                     int64_t n_pairs, int64_t width, int threads,          \
-                                     T* grad_h, T* grad_f) {                               \
-        backward(g, h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width,      \
-                 threads, grad_h, grad_f);                                                 \
+}  // namespace
+
+extern "C" {
+
+int molstrata_kernels_version() { return 3; }
+
+// The entry points for one element type T, named with suffix S (f32, f64).
+#define MOLSTRATA_KERNELS(T, S)                                                             \
+    void pair_conv_##S(const T* h, const T* f, const T* c, const int64_t* idx_i,          \
+                       const int64_t* idx_j, const int64_t* pair_offsets,                 \
+                       int64_t n_molecules, int64_t n_pairs, int64_t width, int both_ways, \
+                       int threads, T* out) {                                             \
+        pair_conv(h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs, width,       \
+                  both_ways, threads, out);                                               \
+    }                                                                                     \
+    void pair_conv_backward_##S(const T* g, const T* h, const T* f, const T* c,           \
+                                const int64_t* idx_i, const int64_t* idx_j,               \
+                                const int64_t* pair_offsets, int64_t n_molecules,         \
+                                int64_t n_pairs, int64_t width, int both_ways,            \
+                                int threads, T* grad_h, T* grad_f) {                      \
+        pair_conv_backward(g, h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs,  \
+                           width, both_ways, threads, grad_h, grad_f);                    \
+    }                                                                                     \
+    void bias_softplus_##S(const T* z, const T* b, T* s, int64_t rows, int64_t width,     \
+                           int threads) {                                                 \
+        bias_softplus(z, b, s, rows, width, threads);                                     \
+    }                                                                                     \
+    void bias_softplus_backward_##S(const T* grad_s, const T* s, T* grad_z, T* grad_b,    \
+                                    int64_t rows, int64_t width, int threads) {           \
+        bias_softplus_backward(grad_s, s, grad_z, grad_b, rows, width, threads);          \
     }
 
-MOLSTRATA_CONVOLUTION(float, f32)
-MOLSTRATA_CONVOLUTION(double, f64)
+MOLSTRATA_KERNELS(float, f32)
+MOLSTRATA_KERNELS(double, f64)
 
 }  // extern "C"

@@ -1,22 +1,24 @@
-"""SchNet's CPU hot spots as compiled kernels (kernels.cpp): the convolution over half pairs,
-and a linear layer's bias with the softplus after it.
+"""SchNet's CPU hot spots as compiled kernels (kernels.cpp): the convolution over a batch's
+pairs, and a linear layer's bias with the softplus after it; the "kernel-openmp" backend of
+backends.py.
 
 PyTorch's ops run the convolution as a gather of (2 n_pairs, width) sender features, a product
 with the filters and a sum per receiver, each a pass over tensors too big for the caches, and
 as many again in the backward. The kernel reads each pair's filter once, in order, and adds
-both messages straight into the two atoms' rows, which stay in the cache; the backward gives
-the features' and the filters' gradients in one more pass. It also applies the cosine cutoff
-on the fly, so the filters are never multiplied by it in memory. `bias_softplus` adds a
-layer's bias and takes the softplus in one pass (float32, within 3 ulp of PyTorch's), and its
-backward reads only the result, so the pre-activation is never kept.
+its messages straight into the atoms' rows, which stay in the cache; the backward gives the
+features' and the filters' gradients in one more pass. It also applies the cosine cutoff on
+the fly, so the filters are never multiplied by it in memory. `bias_softplus` adds a layer's
+bias and takes the softplus in one pass (float32 within 3 ulp of PyTorch's), and its backward
+reads only the result, so the pre-activation is never kept.
 
 The kernels are C++ with OpenMP and no PyTorch headers: on first use they are compiled (about
-a second) with the machine's C++ compiler ($CXX, else c++, g++ or clang++) into molstrata's
-cache folder (`data.cache.cache_dir()`, under kernels/), keyed by the source, the compiler and
-the CPU, and loaded with ctypes; the library links the OpenMP runtime PyTorch has loaded, so
-it shares PyTorch's threads. Without a compiler, or with MOLSTRATA_KERNELS=0, molstrata uses
-PyTorch's ops (`MessageSums`) and computes the same function, more slowly; `status()` says
-which and why.
+a second; torch.utils.cpp_extension, whose PyTorch headers take about 26 s to compile on a
+2-core Xeon, was measured and not taken) with the machine's C++ compiler ($CXX, else c++, g++
+or clang++) into molstrata's cache folder (`data.cache.cache_dir()`, under kernels/), keyed by
+the source, the compiler and the CPU, and loaded with ctypes; the library links the OpenMP
+runtime PyTorch has loaded, so it shares PyTorch's threads. Without a compiler, or with
+MOLSTRATA_KERNELS=0, SchNet runs the "torch" backend and computes the same function, more
+slowly; `status()` says which and why.
 """
 
 from __future__ import annotations
@@ -32,14 +34,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 ENV_VAR = "MOLSTRATA_KERNELS"
 """Set to 0 (or off, false, no) to use PyTorch's ops instead of the compiled kernels."""
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-VERSION = 2
+VERSION = 3
 """What `molstrata_kernels_version` of a built library must return."""
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -73,6 +74,15 @@ def library() -> ctypes.CDLL | None:
     return _state["library"]
 
 
+def _loaded() -> ctypes.CDLL:
+    """The library a model that chose the kernels runs, whatever $MOLSTRATA_KERNELS says
+    since."""
+    lib = _state.get("library") or library()
+    if lib is None:
+        raise KernelBuildError(f"the compiled kernels cannot run here: {status()}")
+    return lib
+
+
 def status() -> str:
     """A few words: whether SchNet runs the compiled kernels on a CPU, and if not why
     (building them if need be)."""
@@ -86,13 +96,6 @@ def status() -> str:
 def built() -> Path | None:
     """The compiled library this process loaded, if any."""
     return _state.get("path") if library() is not None else None
-
-
-def usable(h: torch.Tensor) -> bool:
-    """Whether the kernels can run on `h`: a CPU tensor of float32 or float64, eager (not
-    while torch.compile or torch.export traces), and a kernel library here."""
-    return (h.device.type == "cpu" and h.dtype in _SUFFIX
-            and not torch.compiler.is_compiling() and library() is not None)
 
 
 def build(directory: Path | None = None) -> Path:
@@ -150,18 +153,15 @@ def _load(path: Path) -> ctypes.CDLL:
             raise KernelBuildError(f"{path} is another version; delete it")
     except (OSError, AttributeError) as error:
         raise KernelBuildError(f"cannot load {path} ({error})") from None
-    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    p, i64, n = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for suffix in _SUFFIX.values():
-        forward = getattr(lib, f"half_pair_conv_{suffix}")
-        forward.argtypes = [p, p, p, p, p, p, i64, i64, i64, ctypes.c_int, p]
-        forward.restype = None
-        backward = getattr(lib, f"half_pair_conv_backward_{suffix}")
-        backward.argtypes = [p, p, p, p, p, p, p, i64, i64, i64, ctypes.c_int, p, p]
-        backward.restype = None
-    lib.bias_softplus_f32.argtypes = [p, p, p, i64, i64, ctypes.c_int]
-    lib.bias_softplus_f32.restype = None
-    lib.bias_softplus_backward_f32.argtypes = [p, p, p, p, i64, i64, ctypes.c_int]
-    lib.bias_softplus_backward_f32.restype = None
+        for name, argtypes in (
+                ("pair_conv", [p, p, p, p, p, p, i64, i64, i64, n, n, p]),
+                ("pair_conv_backward", [p, p, p, p, p, p, p, i64, i64, i64, n, n, p, p]),
+                ("bias_softplus", [p, p, p, i64, i64, n]),
+                ("bias_softplus_backward", [p, p, p, p, i64, i64, n])):
+            function = getattr(lib, f"{name}_{suffix}")
+            function.argtypes, function.restype = argtypes, None
     return lib
 
 
@@ -204,23 +204,21 @@ def _pointer(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
 
-class _HalfPairConvolution(torch.autograd.Function):
-    """out_i = sum over pairs (i, j) and (j, i) of h_j * filters_p * cutoff_p; the backward
-    gives the gradients of h and of filters (not of cutoff)."""
+class _PairConvolution(torch.autograd.Function):
+    """out_i = sum over pairs (i, j) of h_j * filters_p * cutoff_p, and with both_ways the same
+    over (j, i); the backward gives the gradients of h and of filters (not of cutoff)."""
 
     @staticmethod
-    def forward(ctx, h, filters, cutoff, idx_i, idx_j, pair_offsets):
-        h, filters = h.contiguous(), filters.contiguous()
-        cutoff = None if cutoff is None else cutoff.contiguous()
+    def forward(ctx, h, filters, cutoff, idx_i, idx_j, pair_offsets, both_ways):
         out = torch.zeros_like(h)
-        lib = library()
-        getattr(lib, f"half_pair_conv_{_SUFFIX[h.dtype]}")(
+        molecules = 0 if pair_offsets is None else len(pair_offsets) - 1
+        getattr(_loaded(), f"pair_conv_{_SUFFIX[h.dtype]}")(
             h.data_ptr(), filters.data_ptr(), _pointer(cutoff), idx_i.data_ptr(),
-            idx_j.data_ptr(), _pointer(pair_offsets), _molecules(pair_offsets), len(idx_i),
-            h.shape[1], torch.get_num_threads(), out.data_ptr())
+            idx_j.data_ptr(), _pointer(pair_offsets), molecules, len(idx_i), h.shape[1],
+            both_ways, torch.get_num_threads(), out.data_ptr())
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(h, filters, cutoff, idx_i, idx_j, pair_offsets)
-            ctx.lib = lib  # the backward runs the same library, whatever happens meanwhile
+            ctx.molecules, ctx.both_ways = molecules, both_ways
         return out
 
     @staticmethod
@@ -230,27 +228,26 @@ class _HalfPairConvolution(torch.autograd.Function):
         grad = grad.contiguous()
         grad_h = torch.zeros_like(h) if ctx.needs_input_grad[0] else None
         grad_filters = torch.empty_like(filters) if ctx.needs_input_grad[1] else None
-        getattr(ctx.lib, f"half_pair_conv_backward_{_SUFFIX[h.dtype]}")(
+        getattr(_loaded(), f"pair_conv_backward_{_SUFFIX[h.dtype]}")(
             grad.data_ptr(), h.data_ptr(), filters.data_ptr(), _pointer(cutoff),
-            idx_i.data_ptr(), idx_j.data_ptr(), _pointer(pair_offsets),
-            _molecules(pair_offsets), len(idx_i), h.shape[1], torch.get_num_threads(),
-            _pointer(grad_h), _pointer(grad_filters))
-        return grad_h, grad_filters, None, None, None, None
+            idx_i.data_ptr(), idx_j.data_ptr(), _pointer(pair_offsets), ctx.molecules,
+            len(idx_i), h.shape[1], ctx.both_ways, torch.get_num_threads(), _pointer(grad_h),
+            _pointer(grad_filters))
+        return grad_h, grad_filters, None, None, None, None, None
 
 
 class _BiasSoftplus(torch.autograd.Function):
-    """softplus(z + bias), float32, in one pass; the backward reads only the result."""
+    """softplus(z + bias) in one pass; the backward reads only the result."""
 
     @staticmethod
     def forward(ctx, z, bias):
         z, bias = z.contiguous(), bias.contiguous()
         out = torch.empty_like(z)
-        lib = library()
-        lib.bias_softplus_f32(z.data_ptr(), bias.data_ptr(), out.data_ptr(), z.shape[0],
-                              z.shape[1], torch.get_num_threads())
+        getattr(_loaded(), f"bias_softplus_{_SUFFIX[z.dtype]}")(
+            z.data_ptr(), bias.data_ptr(), out.data_ptr(), z.shape[0], z.shape[1],
+            torch.get_num_threads())
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(out)
-            ctx.lib = lib
         return out
 
     @staticmethod
@@ -261,42 +258,46 @@ class _BiasSoftplus(torch.autograd.Function):
         threads = torch.get_num_threads()
         grad_z = torch.empty_like(out)
         grad_bias = out.new_zeros(threads, out.shape[1])  # a row per thread, summed here
-        ctx.lib.bias_softplus_backward_f32(grad.data_ptr(), out.data_ptr(), grad_z.data_ptr(),
-                                           grad_bias.data_ptr(), out.shape[0], out.shape[1],
-                                           threads)
+        getattr(_loaded(), f"bias_softplus_backward_{_SUFFIX[out.dtype]}")(
+            grad.data_ptr(), out.data_ptr(), grad_z.data_ptr(), grad_bias.data_ptr(),
+            out.shape[0], out.shape[1], threads)
         return grad_z, grad_bias.sum(0) if ctx.needs_input_grad[1] else None
+
+
+def _check(*tensors: torch.Tensor) -> None:
+    """The kernels read raw float32 or float64 memory on the CPU: refuse anything else."""
+    dtype = tensors[0].dtype
+    if dtype not in _SUFFIX or any(t.dtype != dtype or t.device.type != "cpu" for t in tensors):
+        raise ValueError(f"the compiled kernels take float32 or float64 CPU tensors of one "
+                         f"dtype, got {[(str(t.dtype), t.device.type) for t in tensors]}")
 
 
 def bias_softplus(z: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """softplus(z + bias) for z (rows, width) and bias (width,): a linear layer's bias and
     activation in one pass, and a backward that needs only the result (its slope is
-    1 - exp(-softplus)). Within 3 ulp of PyTorch's; float32 on a CPU with the kernel
-    (`usable(z)`), PyTorch's ops otherwise."""
-    if z.dtype != torch.float32 or z.dim() != 2 or not usable(z):
-        return F.softplus(z + bias)
+    1 - exp(-softplus)). float32 within 3 ulp of PyTorch's; float64 from libm."""
+    _check(z, bias)
+    if z.dim() != 2 or bias.shape != (z.shape[1],):
+        raise ValueError(f"z {tuple(z.shape)} and bias {tuple(bias.shape)} do not fit")
     return _BiasSoftplus.apply(z, bias)
 
 
-def _molecules(pair_offsets: torch.Tensor | None) -> int:
-    return 0 if pair_offsets is None else len(pair_offsets) - 1
-
-
-def half_pair_convolution(h: torch.Tensor, filters: torch.Tensor, cutoff: torch.Tensor | None,
-                          sums) -> torch.Tensor:
+def pair_convolution(h: torch.Tensor, filters: torch.Tensor, cutoff: torch.Tensor | None,
+                     pairs, both_ways: bool = True) -> torch.Tensor:
     """(n_atoms, width): for each atom i the sum over its pairs (i, j) of h_j * filter * cutoff,
-    messages flowing both ways along every half pair of `sums` (a `MessageSums`, whose indices
-    were checked against its n_atoms).
+    and with both_ways (half pairs) the messages along (j, i) too.
 
     h: (n_atoms, width); filters: (n_pairs, width); cutoff: (n_pairs,) or None (filters already
-    cut off); all of one dtype on the CPU. Differentiable in h and filters; cutoff must not need
-    a gradient. Call only where `usable(h)`."""
-    n_pairs, width = filters.shape
-    if h.shape != (sums.n_atoms, width) or n_pairs != sums.n_pairs:
+    cut off); pairs: a `MessageSums`, which checked the indices against its n_atoms and that
+    each molecule's pairs join only its own atoms, so that its molecule offsets can split the
+    pairs between threads (without them one thread runs). Differentiable in h and filters;
+    cutoff must not need a gradient."""
+    _check(h, filters, *([] if cutoff is None else [cutoff]))
+    if h.shape != (pairs.n_atoms, filters.shape[1]) or len(filters) != pairs.n_pairs:
         raise ValueError(f"features {tuple(h.shape)} and filters {tuple(filters.shape)} do not "
-                         f"fit the batch's {sums.n_atoms} atoms and {sums.n_pairs} pairs")
-    if filters.dtype != h.dtype or (cutoff is not None and cutoff.dtype != h.dtype):
-        raise ValueError("features, filters and cutoff must share one dtype")
-    if cutoff is not None and (cutoff.requires_grad or cutoff.shape != (n_pairs,)):
+                         f"fit the batch's {pairs.n_atoms} atoms and {pairs.n_pairs} pairs")
+    if cutoff is not None and (cutoff.requires_grad or cutoff.shape != (pairs.n_pairs,)):
         raise ValueError("cutoff must be (n_pairs,) and need no gradient")
-    return _HalfPairConvolution.apply(h, filters, cutoff, sums.idx_i, sums.idx_j,
-                                      sums.pair_offsets)
+    return _PairConvolution.apply(
+        h.contiguous(), filters.contiguous(), None if cutoff is None else cutoff.contiguous(),
+        pairs.idx_i, pairs.idx_j, pairs.pair_offsets, int(both_ways))

@@ -113,6 +113,12 @@ class EnergyModel(nn.Module):
         return self._hyperparameters["cutoff"]
 
     @property
+    def backend(self) -> str:
+        """The name of the backend the representation runs on its device (SchNet's are in
+        backends.py: 'kernel-openmp' or 'torch'; PaiNN runs 'torch'), for run.json."""
+        return self.representation.backend
+
+    @property
     def aggregation(self) -> str:
         return self.head.aggregation
 
@@ -152,8 +158,8 @@ class EnergyModel(nn.Module):
         half_pairs=True (the default) expects each unordered pair within the neighbour cutoff
         once (i < j); half_pairs=False expects directed pairs, both i->j and j->i. sums: the
         batch's `MessageSums` for half pairs (`DeviceDataset` batches carry them on CPUs),
-        which make the sums over messages faster; None sums them with index_add. Add
-        `reference` for the full prediction (see `predict`).
+        which let SchNet's compiled convolution split the pairs between threads; None runs
+        it on one. Add `reference` for the full prediction (see `predict`).
         """
         x = self.representation(numbers, geometry, idx_i, idx_j, half_pairs, sums)
         o = self.head.atom_outputs(x)

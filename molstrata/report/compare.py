@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -23,22 +22,16 @@ import numpy as np
 
 from molstrata._files import atomic_write_text
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import (
-    ALL,
-    MIN_TESTED,
-    Comparison,
-    RunResult,
-    StratumWin,
-    compare_runs,
-    load_runs,
-)
-from molstrata.evaluation.stratified import StratumMetrics
+from molstrata.evaluation.compare import Comparison, compare_runs
+from molstrata.evaluation.results import RunResult, load_runs
+from molstrata.evaluation.stratified import ALL, StratumMetrics
+from molstrata.evaluation.wins import MIN_TESTED, StratumWin
 from molstrata.report import evaluation_plots
 from molstrata.report.plots import plt, save_figure
 from molstrata.tables import column_formatter, format_cells, format_table, write_csv
 from molstrata.training.config import TrainConfig
 from molstrata.training.convergence import still_learning
-from molstrata.training.run import RunPaths
+from molstrata.training.rundir import read_split_ids
 from molstrata.units import error_unit, squared_unit
 
 CSV_FILES = {"overview": "comparison.csv", "per_size": "per_size.csv",
@@ -137,8 +130,9 @@ def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list
 @dataclass(frozen=True)
 class ValidationSet:
     """The molecules a run's learning curve was validated on. `text` names them for a legend
-    ("val: sizes ≥ 18, 1,204 molecules"); `key` tells two sets apart: the dataset's
-    fingerprint and the validation ids of the run's split.json, else the text."""
+    ("val: sizes ≥ 18, 1,204 molecules"); `key` tells two sets apart: the distinct (dataset
+    fingerprint, validation ids) of the split.json of the run, or of each run of a group,
+    else the text."""
 
     text: str
     key: object
@@ -146,14 +140,16 @@ class ValidationSet:
 
 def validation_set(run: RunResult) -> ValidationSet:
     """The validation set of a run, from its config's filters and its split.json (a run
-    directed at some sizes validates on those sizes only)."""
-    ids = _validation_ids(run.run_dir)
+    directed at some sizes validates on those sizes only); a group's from its replicates'
+    runs, one set when they share a split."""
+    ids = {read_split_ids(member.run_dir, "val") for member in run.replicates or (run,)}
+    known = None not in ids
     counts = run.summary.get("n_molecules")
-    count = len(ids[1]) if ids is not None else (
+    count = len(next(iter(ids))[1]) if known and len(ids) == 1 else (
         counts.get("val") if isinstance(counts, dict) else None)
     text = f"val: {_selection_text(run.config)}" + (
         f", {count:,} molecules" if isinstance(count, int) else "")
-    return ValidationSet(text, text if ids is None else ids)
+    return ValidationSet(text, frozenset(ids) if known else text)
 
 
 def validation_sets(comparison: Comparison) -> dict[str, ValidationSet]:
@@ -200,15 +196,6 @@ def _selection_text(config: TrainConfig) -> str:
     if excludes:
         parts.append(f"without {', '.join(excludes)}")
     return " ".join(parts)
-
-
-def _validation_ids(run_dir: Path) -> tuple[str, tuple[int, ...]] | None:
-    """(dataset fingerprint, sorted validation ids) of a run's split.json, None without one."""
-    try:
-        document = json.loads(RunPaths(run_dir).split.read_text(encoding="utf-8"))
-        return str(document["fingerprint"]), tuple(sorted(document["parts"]["val"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 # ---- text --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from molstrata.data.values import SizeValues, ValueReport, check_values
 from molstrata.report import plots
 from molstrata.tables import format_table, write_csv
 from molstrata.units import unit_key
+from molstrata.wording import counted
 
 SHOWN_IDS = 10
 """How many molecule ids describe's text names in a line (summary.json holds them all)."""
@@ -213,7 +214,7 @@ def _ids(molecules: Molecules, rows: np.ndarray) -> str:
 def _values_text(molecules: Molecules, values: ValueReport) -> str:
     unit, o, overall = values.unit, values.outliers, values.overall
     bad = len(values.nonfinite_rows)
-    lines = [f"Values of {values.name} ({unit}) in {values.n_molecules:,} molecules: "
+    lines = [f"Values of {values.name} ({unit}) in {counted(values.n_molecules, 'molecule')}: "
              + (f"{bad:,} NaN or infinite (ids {_ids(molecules, values.nonfinite_rows)})"
                 if bad else "all finite")]
     if bad < values.n_molecules:
@@ -238,7 +239,7 @@ def _values_text(molecules: Molecules, values: ValueReport) -> str:
 
 
 def _text(name: str, molecules: Molecules, element_rows, size_rows, size_header) -> str:
-    head = (f"{name}: {len(molecules):,} molecules, {molecules.n_atoms_total:,} atoms "
+    head = (f"{name}: {counted(len(molecules), 'molecule')}, {molecules.n_atoms_total:,} atoms "
             f"({molecules.n_atoms_total / len(molecules):.1f} per molecule)")
     elements = format_table(
         ["element", "Z", "molecules", "share %"],

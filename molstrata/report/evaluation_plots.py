@@ -238,7 +238,7 @@ def learning_curve(
 
 class EvaluatedRun(Protocol):
     """What `draw_evaluation` draws: `molstrata.evaluation.evaluate.Evaluation` and
-    `molstrata.evaluation.compare.RunResult` both are one."""
+    `molstrata.evaluation.results.RunResult` both are one."""
 
     @property
     def report(self) -> StratifiedReport: ...

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import RunResult, alignment, same_molecules, stratum_rows
 from molstrata.evaluation.metrics import spearman
+from molstrata.evaluation.results import RunResult, alignment, same_molecules, stratum_rows
 from molstrata.evaluation.scaling import (
     Advice,
     Curve,
@@ -39,7 +39,7 @@ from molstrata.evaluation.scaling import (
     global_curve,
     held_out_check,
 )
-from molstrata.evaluation.stratified import ELEMENT, SIZE
+from molstrata.evaluation.stratified import ELEMENT, SIZE, stratum_rng
 from molstrata.study.plan import Analysis
 from molstrata.units import error_unit
 
@@ -130,7 +130,7 @@ def _compute(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnaly
             if problem is not None:
                 problems[kind][item.label] = problem
                 continue
-            rng = np.random.default_rng([1, _KIND_CODE[kind], index])
+            rng = stratum_rng(1, kind, index)
             curves[kind][item.label] = bootstrap_curve(
                 list(item.errors), item.n_train, rng, label=item.label,
                 at_n=np.geomspace(max(1.0, item.n_train[usable][0]),
@@ -139,7 +139,7 @@ def _compute(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnaly
         proportional = [StratumErrors(item.label, n_total, item.errors) for item in measured]
         order = {item.label: i for i, item in enumerate(measured)}
         advice[kind] = sorted(data_advice(proportional, target,
-                                          np.random.default_rng([2, _KIND_CODE[kind]]),
+                                          stratum_rng(2, kind),
                                           n_bootstrap=N_BOOTSTRAP),
                               key=lambda a: order[a.label])
         held[kind] = held_out_check(measured)
@@ -151,9 +151,6 @@ def _compute(analysis: Analysis, results: Mapping[str, RunResult]) -> CurveAnaly
     return CurveAnalysis(unit, float(target), tuple(arm.label for arm in arms), n_total,
                          tuple(arm.k for arm in arms), overall, curves, problems, advice, held,
                          shares, correlation)
-
-
-_KIND_CODE = {SIZE: 1, ELEMENT: 2}
 
 
 def _aligned(arm: RunResult, base: RunResult) -> np.ndarray:

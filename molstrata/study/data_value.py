@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from molstrata.errors import MolstrataError
+from molstrata.errors import OptionError
 from molstrata.study.learning_curve import RECIPE, plan_header, write_plan
 from molstrata.training.config import toml_value
+from molstrata.wording import counted
 
 QUICK_MOLECULES = 20_000
 """The quick form's QM9 slice: 16,000 training and 2,000 test molecules."""
@@ -86,13 +87,14 @@ def plan_text(*, strata: Sequence[str], fractions: Sequence[float], epochs: int,
     from molstrata.training.config import TrainConfig
 
     if not strata:
-        raise MolstrataError("--strata names no stratum; give e.g. --strata size:12 element:F")
+        raise OptionError("strata", "names no stratum; give some, e.g. size:12 element:F")
     if not fractions or any(not 0 <= f < 1 for f in fractions):
-        raise MolstrataError(f"--fractions {list(fractions)}: give fractions in [0, 1) of each "
-                             "stratum's training molecules to keep, e.g. 0 0.25 0.5 (1, every "
-                             "molecule, is the full experiment)")
-    if epochs < 1 or replicates < 1:
-        raise MolstrataError("--epochs and --replicates must be >= 1")
+        raise OptionError("fractions", f"{list(fractions)}: give fractions in [0, 1) of each "
+                          "stratum's training molecules to keep, e.g. 0 0.25 0.5 (1, every "
+                          "molecule, is the full experiment)")
+    for option, value in (("epochs", epochs), ("replicates", replicates)):
+        if value < 1:
+            raise OptionError(option, f"must be >= 1, got {value}")
     for stratum in strata:  # each name refused here, before any work, if misspelt
         check = TrainConfig()
         check.subset.thin = stratum
@@ -102,7 +104,8 @@ def plan_text(*, strata: Sequence[str], fractions: Sequence[float], epochs: int,
     thinned_to = ", ".join(f"{f:g}" for f in sorted(set(fractions)))
     lines = plan_header(
         "A data-value study: one stratum's training molecules thinned at a time.",
-        f"Data value: {len(strata)} strata thinned to {thinned_to}, {total} experiments",
+        f"Data value: {counted(len(strata), 'stratum', 'strata')} thinned to {thinned_to}, "
+        f"{total} experiments",
         preset, replicates, max_molecules) + [
         "",
         "[defaults.subset]",
@@ -148,12 +151,14 @@ def cost_text(text: str, overrides: Sequence[tuple[str, str, Any]] = (),
     config = plan.experiments[0].config
     n = config.data.max_molecules or 130_831
     n_train = config.data.split[0] * n
-    seconds = sum(OVERHEAD_SECONDS + e.config.training.epochs * n_train / MOLECULES_PER_SECOND
+    seconds = sum(OVERHEAD_SECONDS + (e.config.training.time_budget
+                                      or e.config.training.epochs * n_train / MOLECULES_PER_SECOND)
                   for e in plan.experiments) * plan.replicates
     minutes = seconds / max(1, workers) / 60
-    return (f"cost: {len(plan.experiments)} experiments x {plan.replicates} seeds = "
-            f"{len(plan.runs)} runs, each about {n_train:,.0f} training molecules x "
-            f"{config.training.epochs} epochs; about {_duration(minutes)} with --workers "
+    return (f"cost: {counted(len(plan.experiments), 'experiment')} x "
+            f"{counted(plan.replicates, 'seed')} = {counted(len(plan.runs), 'run')}, each about "
+            f"{n_train:,.0f} training molecules x "
+            f"{config.training.length}; about {_duration(minutes)} with --workers "
             f"{workers} on a 2-core CPU (at {MOLECULES_PER_SECOND:,.0f} molecules/s per worker "
             f"for the default recipe, plus {OVERHEAD_SECONDS:g} s per run)")
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.evaluation.bootstrap import Interval, two_level_interval
-from molstrata.evaluation.compare import RunResult
 from molstrata.evaluation.rarity import rarity_elasticity
+from molstrata.evaluation.results import RunResult
 from molstrata.evaluation.stratified import SIGNIFICANCE, StratifiedReport
 from molstrata.study.plan import Analysis
 from molstrata.study.verdicts import (

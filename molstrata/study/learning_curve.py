@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from molstrata._files import atomic_write_text
-from molstrata.errors import MolstrataError
+from molstrata.errors import MolstrataError, OptionError
 from molstrata.training.config import toml_value
 
 QUICK_MOLECULES = 30_000
@@ -53,11 +53,14 @@ def plan_text(*, sizes: Sequence[int], epochs: int, min_steps: int, replicates: 
     --set options the study will apply (a batch size among them sets the steps per epoch)."""
     sizes = sorted(set(int(n) for n in sizes))
     if len(sizes) < 3 or sizes[0] < 1:
-        raise MolstrataError(f"--sizes needs at least 3 different positive subset sizes to fit a "
-                             f"curve, got {sizes}; e.g. --sizes 1000 2000 4000 8000")
-    if epochs < 1 or min_steps < 0 or replicates < 1 or target_mae <= 0:
-        raise MolstrataError("--epochs and --replicates must be >= 1, --min-steps >= 0 and "
-                             "--target-mae > 0")
+        raise OptionError("sizes", f"needs at least 3 different positive subset sizes to fit a "
+                                   f"curve, got {sizes}; e.g. 1000 2000 4000 8000")
+    for option, value, bound in (("epochs", epochs, 1), ("replicates", replicates, 1),
+                                 ("min_steps", min_steps, 0)):
+        if value < bound:
+            raise OptionError(option, f"must be >= {bound}, got {value}")
+    if target_mae <= 0:
+        raise OptionError("target_mae", f"must be above 0, got {target_mae}")
     recipe = {} if preset else RECIPE
     batch = next((v for s, k, v in overrides if (s, k) == ("training", "batch_size")), None)
     batch = batch or recipe.get("training", {}).get("batch_size")
@@ -141,7 +144,7 @@ def write_plan(out_dir: str | os.PathLike, text: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and path.read_text(encoding="utf-8") != text:
         raise MolstrataError(
-            f"{path} holds a plan with other options; write this one to another --out, or "
+            f"{path} holds a plan with other options; write this one to another folder, or "
             "delete the folder to start again"
         )
     atomic_write_text(path, text)

@@ -15,7 +15,7 @@ A plan is one TOML file (the shipped ones are in molstrata/study/plans/):
     epochs = 22
 
     [experiments.cap]                 # one experiment, or one per value with `vary`
-    title = "Undersampled to {value} molecules per size"
+    title = "Undersampled to {subset.cap} molecules per size, {training.length}"
     vary = { option = "subset.cap", values = [2000, 4000, 6000], name = "cap-{value}" }
     [experiments.cap.training]        # the experiment's own options
     lr = 1e-3
@@ -42,11 +42,11 @@ import dataclasses
 import fnmatch
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from molstrata.errors import MolstrataError
+from molstrata.study.presets import plan_presets, preset_file
 from molstrata.study.verdicts import Settings
 from molstrata.training.config import SECTIONS, TrainConfig, parse_toml, preset, read_text
 
@@ -170,13 +170,6 @@ class StudyPlan:
         return tuple(r for i in range(self.replicates) for r in (rs[i] for rs in per_experiment))
 
 
-def plan_presets() -> list[str]:
-    """Names of the plans shipped with molstrata (`molstrata study --preset NAME`)."""
-    folder = resources.files("molstrata.study") / "plans"
-    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir()
-                  if p.name.endswith(".toml"))
-
-
 def load_plan(name_or_path: str | Path,
               overrides: list[tuple[str, str, Any]] | tuple = (), *,
               replicates: int | None = None) -> StudyPlan:
@@ -184,8 +177,7 @@ def load_plan(name_or_path: str | Path,
     every experiment last (a command line's --set); `replicates` replaces the plan's."""
     path = Path(name_or_path)
     if str(name_or_path) in plan_presets():
-        text = (resources.files("molstrata.study") / "plans" / f"{name_or_path}.toml") \
-            .read_text(encoding="utf-8")
+        text = preset_file(str(name_or_path)).read_text(encoding="utf-8")
         source, name = f"study preset {name_or_path}", str(name_or_path)
     elif path.suffix == ".toml" or path.exists():
         text = read_text(path, "study plan")
@@ -236,7 +228,8 @@ def parse_plan(raw: dict[str, Any], name: str, source: str, text: str = "",
     duplicate = next((n for n in analysis_names if analysis_names.count(n) > 1), None)
     if duplicate:
         raise MolstrataError(f"{source}: two analyses are named {duplicate!r}; give each a name")
-    return StudyPlan(name, study.get("title", name), study.get("description", ""),
+    title = _title(str(study.get("title", name)), experiments[0].config, f"{source}: [study]")
+    return StudyPlan(name, title, study.get("description", ""),
                      tuple(experiments), tuple(analyses), text, replicates, verdicts)
 
 
@@ -300,20 +293,42 @@ def _expand(group: str, table: dict[str, Any], base: str, defaults: dict[str, An
         context = f"{source}: experiment {name}"
         config = preset(table.get("preset", base))
         for sections in (defaults, {k: v for k, v in table.items() if k in SECTIONS}):
-            for section, values in sections.items():
-                for key, v in _table(values, f"{context} [{section}]").items():
-                    config.override(section, key, v, context)
+            config.apply([(section, key, v) for section, values in sections.items()
+                          for key, v in _table(values, f"{context} [{section}]").items()],
+                         context)
         if option is not None:
-            config.override(*option.split("."), value, context)
-        for section, key, v in overrides:
-            config.override(section, key, v, "--set")
+            config.apply([(*option.split("."), value)], context)
+        config.apply(overrides, "--set")
         try:
             config.validate()
         except MolstrataError as error:
             raise MolstrataError(f"{context}: {error}") from None
-        title = str(table.get("title", name)).format(value=_short(value))
+        title = _title(str(table.get("title", name)), config, context, _short(value))
         experiments.append(Experiment(name, title, config, group))
     return experiments
+
+
+def _title(template: str, config: TrainConfig, where: str, value: Any = None) -> str:
+    """A title from the final config (after the plan's tables and --set), so that it cannot
+    state a value the run does not have: {training.length}, {subset.cap}, any {SECTION.KEY},
+    {dataset} (`dataset_name`) and an experiment's {value} of `vary`."""
+    fields = {section: getattr(config, section) for section in SECTIONS}
+    try:
+        return template.format(dataset=dataset_name(config), value=value, **fields)
+    except (KeyError, AttributeError, IndexError, TypeError, ValueError) as error:
+        raise MolstrataError(
+            f"{where}: title {template!r} cannot be filled in ({type(error).__name__}: "
+            f"{error}); name options as {{SECTION.KEY}}, e.g. {{training.epochs}}, or "
+            f"{{dataset}}, or {{value}} in an experiment with vary"
+        ) from None
+
+
+def dataset_name(config: TrainConfig) -> str:
+    """The data a config trains on, as a title names it: "QM9 (8,000-molecule slice)",
+    "mine.extxyz"."""
+    d = config.data
+    name = "QM9" if d.dataset.lower() == "qm9" else Path(d.dataset).name
+    return f"{name} ({d.max_molecules:,}-molecule slice)" if d.max_molecules else name
 
 
 def _analysis(table: dict[str, Any], names: list[str], source: str, i: int) -> Analysis:

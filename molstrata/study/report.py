@@ -19,8 +19,9 @@ import torch
 
 import molstrata
 from molstrata.data.molecules import Molecules, atomic_number
-from molstrata.evaluation.compare import RunResult, Table
+from molstrata.evaluation.compare import Table
 from molstrata.evaluation.files import stratum_table
+from molstrata.evaluation.results import RunResult
 from molstrata.evaluation.stratified import StratifiedReport
 from molstrata.report import study_plots
 from molstrata.report.describe import Description
@@ -30,6 +31,7 @@ from molstrata.study.results import AnalysisResult, StudyResult
 from molstrata.training.convergence import FLAT, TAIL, run_convergence
 from molstrata.training.targets import MAX_Z, Standardization
 from molstrata.units import error_unit, unit_key
+from molstrata.wording import counted
 
 
 class _Numbers:
@@ -60,9 +62,9 @@ def write_study_report(result: StudyResult, description: Description) -> list[Pa
     sections.append(_runs(result, number))
     first = next(iter(result.results.values()))
     facts = [
-        ("study", f"{result.plan.name}: {len(result.plan.experiments)} experiments x "
-                  f"{result.plan.replicates} training seed(s), {len(result.plan.analyses)} "
-                  "analyses"),
+        ("study", f"{result.plan.name}: {counted(len(result.plan.experiments), 'experiment')} x "
+                  f"{counted(result.plan.replicates, 'training seed')}, "
+                  f"{counted(len(result.plan.analyses), 'analysis', 'analyses')}"),
         ("test set", f"{first.report.n_molecules:,} molecules, the same for every experiment"),
         ("target", f"{first.report.target} ({first.report.unit}); errors in "
                    f"{error_unit(first.report.unit)[1]}"),
@@ -494,10 +496,12 @@ def _finding_paragraphs(analysis: AnalysisResult) -> list[str]:
 
 def _intervals(run: RunResult) -> str:
     """What a run's intervals are, for captions."""
+    few = (f"; none for a stratum of fewer than {run.report.min_interval_count} test "
+           "molecules")
     if run.k > 1:
         return (f"the mean over {run.k} training seeds (dots: each seed) and 95 % two-level "
-                "bootstrap intervals (seeds, then molecules)")
-    return "95 % bootstrap intervals over the test molecules (one training seed)"
+                f"bootstrap intervals (seeds, then molecules{few})")
+    return f"95 % bootstrap intervals over the test molecules (one training seed{few})"
 
 
 def _correlation_caption(report: StratifiedReport, kind: str) -> str:
@@ -838,7 +842,7 @@ def _data_value(result: StudyResult, analysis: AnalysisResult, folder: Path,
 
 def _own_seed_maes(result: StudyResult, value, label: str, factor: float) -> np.ndarray:
     """(k, m): each seed's MAE of the thinned stratum in each of its arms, NaN where absent."""
-    from molstrata.evaluation.compare import stratum_rows
+    from molstrata.evaluation.results import stratum_rows
 
     kind, key = value.stratum[label]
     columns = []

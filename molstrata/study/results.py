@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molstrata.data.molecules import Molecules
-from molstrata.evaluation.compare import Comparison, RunResult
+from molstrata.evaluation.compare import Comparison
+from molstrata.evaluation.results import RunResult
 from molstrata.study.findings import Finding
 from molstrata.study.plan import StudyPlan
 

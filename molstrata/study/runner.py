@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from molstrata._files import atomic_write_text
-from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import RunResult, compare_runs, group_runs, load_run_result
+from molstrata.errors import MolstrataError, OptionError
+from molstrata.evaluation.compare import compare_runs
+from molstrata.evaluation.results import RunResult, group_runs, load_run_result
 from molstrata.report.compare import write_comparison
 from molstrata.report.describe import describe
 from molstrata.report.evaluation_plots import draw_evaluation
 from molstrata.study.findings import adjust_family, analyse
-from molstrata.study.plan import Replicate, StudyPlan, load_plan
+from molstrata.study.plan import Replicate, StudyPlan, dataset_name, load_plan
 from molstrata.study.queue import WorkQueue, next_claim
 from molstrata.study.report import write_study_report
 from molstrata.study.results import AnalysisResult, StudyResult
@@ -41,7 +42,10 @@ from molstrata.training.config import TrainConfig
 from molstrata.training.convergence import still_learning
 from molstrata.training.data import is_extensive, load_molecules
 from molstrata.training.distributed import one_process
-from molstrata.training.run import RunPaths, read_run_summary, train
+from molstrata.training.machine import OWN_WORKERS_ENV
+from molstrata.training.run import train
+from molstrata.training.rundir import RunPaths, is_finished
+from molstrata.wording import counted
 
 # Options that say where and how fast a run computes, not what it computes: a finished run
 # is reused whatever they are.
@@ -64,7 +68,7 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
     one_process("molstrata study")
     started = time.perf_counter()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise MolstrataError(f"--workers must be a whole number >= 1, got {workers!r}")
+        raise OptionError("workers", f"must be a whole number >= 1, got {workers!r}")
     if workers > 1:
         threads = max(1, (threads or torch_threads()) // workers)
     spec = {"plan": str(plan), "out": str(out_dir), "cache_dir": cache_dir, "device": device,
@@ -79,21 +83,21 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
     atomic_write_text(out / "plan.toml", plan.source or _plan_note(plan))
 
     log(f"== {plan.title}")
-    log(f"   {len(plan.experiments)} experiments x {plan.replicates} training seed"
-        f"{'s' if plan.replicates > 1 else ''} = {len(plan.runs)} runs, "
-        f"{len(plan.analyses)} analyses -> {out}")
+    log(f"   {counted(len(plan.experiments), 'experiment')} x "
+        f"{counted(plan.replicates, 'training seed')} = {counted(len(plan.runs), 'run')}, "
+        f"{counted(len(plan.analyses), 'analysis', 'analyses')} -> {out}")
     if plan.replicates == 1:
         log("   one training seed per experiment: intervals will carry the test molecules' "
             "noise only, not the training seed's (--replicates 3 measures it)")
     base = plan.experiments[0].config
     molecules = load_molecules(base, progress)
-    description = describe(molecules, out / "describe", name=_dataset_name(base),
+    description = describe(molecules, out / "describe", name=dataset_name(base),
                            target=base.data.target, extensive=is_extensive(base))
     log(description.text.split("\n\n")[0])
 
-    finished = [r.key for r in plan.runs if _finished(out / "runs" / r.key)]
+    finished = [r.key for r in plan.runs if is_finished(out / "runs" / r.key)]
     if finished:
-        log(f"   reusing {len(finished)} finished run(s) of {len(plan.runs)}")
+        log(f"   reusing {counted(len(finished), 'finished run')} of {len(plan.runs)}")
     on_cpu = device == "cpu" or (device == "auto" and not _cuda())
     if workers == 1 and len(plan.runs) - len(finished) > 1 and on_cpu and \
             (os.cpu_count() or 1) >= 2:
@@ -110,12 +114,12 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
     status = queue.status([r.key for r in plan.runs])
     if len(status.done) < len(plan.runs):
         raise MolstrataError(
-            f"{len(plan.runs) - len(status.done)} runs of the study did not finish "
+            f"{counted(len(plan.runs) - len(status.done), 'run')} of the study did not finish "
             f"(failed: {', '.join(status.failed) or 'none'}; still held: "
             f"{', '.join(status.running) or 'none'}); run the same command again to retry them"
         )
     for replicate in plan.runs:  # done in the queue, but its folder was deleted or damaged
-        if not _finished(out / "runs" / replicate.key):
+        if not is_finished(out / "runs" / replicate.key):
             log(f"== {replicate.key}: the queue has it done but its run is not finished: "
                 "training it here")
             trained += _train(replicate, out / "runs" / replicate.key, progress, log)
@@ -246,14 +250,10 @@ def _work(plan: StudyPlan, out: Path, queue: WorkQueue, progress: bool, log) -> 
     return trained
 
 
-def _finished(run_dir: Path) -> bool:
-    return read_run_summary(run_dir).get("status") in ("finished", "stopped early")
-
-
 def _train(replicate: Replicate, run_dir: Path, progress: bool, log) -> float:
     """Train, resume or reuse one run; the seconds spent training now."""
     paths = RunPaths(run_dir)
-    if _finished(run_dir):
+    if is_finished(run_dir):
         log(f"   reusing the finished run in {run_dir}")
         return 0.0
     config = replicate.config
@@ -270,9 +270,12 @@ def _train(replicate: Replicate, run_dir: Path, progress: bool, log) -> float:
 
 
 def _start_worker(spec: dict, number: int) -> subprocess.Popen:
+    """A helper worker, told that this process and its other helpers are its siblings (their
+    load is the plan's, not a busy CPU to warn about)."""
     arguments = json.dumps({**spec, "worker": number})
     return subprocess.Popen([sys.executable, "-c", "import sys; from molstrata.study.runner "
-                             "import work; work(sys.argv[1])", arguments])
+                             "import work; work(sys.argv[1])", arguments],
+                            env={**os.environ, OWN_WORKERS_ENV: str(os.getpid())})
 
 
 def _wait(helpers: list[subprocess.Popen]) -> None:
@@ -309,7 +312,7 @@ def _check_layout(plan: StudyPlan, out: Path) -> None:
             raise MolstrataError(
                 f"{old} is a run of an earlier molstrata (one run per experiment); runs are now "
                 f"OUT/runs/NAME/seed-S: move its files to {new} to reuse it, or write the study "
-                "to another --out"
+                "to another folder"
             )
 
 
@@ -318,7 +321,7 @@ def _check_reusable(replicate: Replicate, run_dir: Path) -> None:
     paths = RunPaths(run_dir)
     if not paths.config.is_file():
         return
-    saved = TrainConfig.from_toml(paths.config).to_dict()
+    saved = TrainConfig.from_toml(paths.config, saved=True).to_dict()
     wanted = replicate.config.to_dict()
     for section, values in wanted.items():
         for key, value in values.items():
@@ -327,7 +330,7 @@ def _check_reusable(replicate: Replicate, run_dir: Path) -> None:
             raise MolstrataError(
                 f"run {replicate.key}: {run_dir} was trained with {section}.{key} = "
                 f"{saved[section][key]!r} but the plan now says {value!r}; write the study to "
-                f"another --out, or delete {run_dir} to retrain it"
+                f"another folder, or delete {run_dir} to retrain it"
             )
 
 
@@ -341,12 +344,6 @@ def _check_same_test_molecules(results: dict[str, RunResult]) -> None:
                 f"their runs in {first.run_dir.parent} come from different data: delete them "
                 "and run the study again"
             )
-
-
-def _dataset_name(config: TrainConfig) -> str:
-    d = config.data
-    name = "QM9" if d.dataset.lower() == "qm9" else Path(d.dataset).name
-    return f"{name} ({d.max_molecules:,}-molecule slice)" if d.max_molecules else name
 
 
 def _plan_note(plan: StudyPlan) -> str:

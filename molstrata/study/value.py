@@ -19,7 +19,6 @@ import numpy as np
 
 from molstrata.errors import MolstrataError
 from molstrata.evaluation.bootstrap import Interval
-from molstrata.evaluation.compare import RunResult, alignment, same_molecules, stratum_rows
 from molstrata.evaluation.data_value import (
     OwnCurve,
     Thinned,
@@ -27,6 +26,7 @@ from molstrata.evaluation.data_value import (
     gain_against_rarity,
     own_curve,
 )
+from molstrata.evaluation.results import RunResult, alignment, same_molecules, stratum_rows
 from molstrata.evaluation.scaling import MIN_TEST
 from molstrata.evaluation.stratified import ELEMENT, SIZE
 from molstrata.study.plan import Analysis

@@ -140,11 +140,9 @@ def sweep_from_dict(raw: Mapping[str, Any], name: str = "sweep", source: str = "
             raise MolstrataError(
                 f"{source}: unknown section [{section}]; use {', '.join(SECTIONS)} and [sweep]"
             )
-        for key, value in values.items():
-            base.override(section, key, value, source)
-    for section, key, value in overrides:
-        base.override(section, key, value, "command line")
-    base.validate()
+    base.apply([(section, key, value) for section, values in raw.items()
+                for key, value in values.items()], source)
+    base.apply(overrides, "command line").validate()
     space = parse_space(space_raw, base, f"{source}: [sweep.space]")
     settings = _settings(table, source)
     return Sweep(table.get("study_name") or name, base, space,

@@ -5,16 +5,21 @@ hyper-parameters on the test set would leak it into the model choice, and its er
 longer be an honest estimate. Optimising for the strata (the macro average over sizes, the
 worst size) and not only for the global figure is the point: a global MAE rewards doing well
 on the frequent sizes only.
+
+The registry imports neither numpy nor ase (units are imported where they are used), so that
+`molstrata --help` lists the objectives quickly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.stratified import StratifiedReport
-from molstrata.units import error_unit, unit_key
+
+if TYPE_CHECKING:
+    from molstrata.evaluation.stratified import StratifiedReport
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ def check_objectives(names: Sequence[str]) -> tuple[str, ...]:
 
 def unit_of(name: str, target_unit: str) -> str:
     """The unit an objective is reported in: meV for errors of an eV target, s for times."""
+    from molstrata.units import error_unit
+
     return "s" if OBJECTIVES[name].unit == "s" else error_unit(target_unit)[1]
 
 
@@ -77,12 +84,16 @@ def column(name: str, target_unit: str) -> str:
     """The CSV column of an objective, unit in the name: `macro_size_mae_meV`, `train_seconds`."""
     if OBJECTIVES[name].unit == "s":
         return name
+    from molstrata.units import unit_key
+
     return f"{name}_{unit_key(unit_of(name, target_unit))}"
 
 
 def compute(report: StratifiedReport, summary: dict) -> dict[str, float]:
     """Every objective of a trial, in its reported unit (meV, s): {name: value}. Refuses a
     report that lacks a stratum an objective needs."""
+    from molstrata.units import error_unit
+
     factor, _ = error_unit(report.unit)
     values = {}
     for name, objective in OBJECTIVES.items():

@@ -36,8 +36,10 @@ from molstrata.sweep import objectives, outputs
 from molstrata.sweep.config import Sweep
 from molstrata.sweep.storage import default_url, open_storage, redacted
 from molstrata.training.distributed import one_process
-from molstrata.training.run import RunPaths, StopTraining, read_run_summary, train
+from molstrata.training.run import StopTraining, train
+from molstrata.training.rundir import RunPaths, is_finished, read_run_summary
 from molstrata.training.tracking import open_tracker
+from molstrata.wording import counted
 
 SPEC_ATTR = "molstrata_sweep"
 
@@ -122,7 +124,7 @@ def _open_study(sweep: Sweep, url: str, name: str) -> optuna.Study:
         raise MolstrataError(
             f"study {name!r} in {redacted(url)} was started from another sweep config "
             f"({_first_difference(json.loads(saved), json.loads(spec))} differs); give it the "
-            "same config, or use another --study-name or -o"
+            "same config, or another study name or output folder"
         )
     for params in s.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
@@ -272,8 +274,11 @@ def _objective(sweep: Sweep, study: optuna.Study, out: Path, budget: int, progre
         tracker = open_tracker(config.runtime.track, run_dir, config.to_dict(), config.to_toml(),
                                group=study.study_name)
         try:
-            summary = train(config, run_dir, resume=resume, progress=progress,
-                            log=log if progress else _quiet, on_epoch=hooks, tracker=tracker)
+            if resume and is_finished(run_dir):  # the earlier attempt failed after training
+                summary = read_run_summary(run_dir)
+            else:
+                summary = train(config, run_dir, resume=resume, progress=progress,
+                                log=log if progress else _quiet, on_epoch=hooks, tracker=tracker)
             trial.set_user_attr("epochs_done", summary["epochs_done"])
             if summary["status"] == "pruned":
                 key = next(k for k in summary if k.startswith("best_val_mae_"))
@@ -308,7 +313,8 @@ def _objective(sweep: Sweep, study: optuna.Study, out: Path, budget: int, progre
         unit = evaluation.report.unit
         log("  " + ", ".join(f"{n} {v:.2f} {objectives.unit_of(n, unit)}"
                              for n, v in zip(s.objective, chosen))
-            + f" ({summary['epochs_done']} epochs, {summary['train_seconds']:.1f} s training)")
+            + f" ({counted(summary['epochs_done'], 'epoch')}, {summary['train_seconds']:.1f} s "
+               "training)")
         return chosen
 
     return objective
@@ -343,7 +349,7 @@ def _prepare_run_dir(run_dir: Path, retry_of: int | None) -> bool:
     """Whether the trial resumes an earlier attempt's run; clears an attempt that died before
     its run was written, and refuses a folder holding another sweep's run."""
     paths = RunPaths(run_dir)
-    complete = paths.config.is_file() and paths.split.is_file()
+    complete = paths.is_run()
     if retry_of is not None:
         if complete:
             return True

@@ -135,10 +135,8 @@ class SearchSpace:
 def apply(base: TrainConfig, params: Mapping[str, Any], source: str = "sweep") -> TrainConfig:
     """A copy of `base` with each "section.key" of `params` set, validated."""
     config = copy.deepcopy(base)
-    for option, value in params.items():
-        section, _, key = option.partition(".")
-        config.override(section, key, value, source)
-    return config.validate()
+    return config.apply([(*option.partition(".")[::2], value)
+                         for option, value in params.items()], source).validate()
 
 
 def parse_space(raw: Any, base: TrainConfig, source: str = "sweep.space") -> SearchSpace:

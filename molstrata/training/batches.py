@@ -48,9 +48,9 @@ class DeviceDataset:
     targets: (n,) residual targets (target minus reference energies), float64 numpy.
     weights: (n,) per-molecule loss weights (1 by default). geometry: what the model takes
     per pair, "distances" or "vectors" (its `geometry`), computed in float64, kept in `dtype`.
-    message_sums: whether batches carry `MessageSums` (their pairs, molecule by molecule, for
-    SchNet's compiled convolution, and the sparse sums over messages that models use instead of
-    scatter-adds; default: on a CPU, where they are faster).
+    message_sums: whether batches carry `MessageSums` (their pairs molecule by molecule, checked
+    to join only their own molecule's atoms, which SchNet's compiled convolution splits between
+    threads; default: on a CPU, where that kernel runs).
     """
 
     def __init__(
@@ -122,7 +122,7 @@ class DeviceDataset:
         shift = new_offsets[pair_molecule]
         idx_i = self.local_i[pairs].long() + shift
         idx_j = self.local_j[pairs].long() + shift
-        sums = (MessageSums(idx_i, idx_j, n_atoms, self.target.dtype, pair_offsets)
+        sums = (MessageSums(idx_i, idx_j, n_atoms, pair_offsets, molecule_index)
                 if self.message_sums else None)
         return Batch(
             numbers=self.numbers[atoms],

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,21 +23,31 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+def option(default: Any, *, shortcut: bool | str = False, neutral: bool = False) -> Any:
+    """A config field with its metadata, the one source of what refers to it by name:
+    `shortcut` gives it a command-line shortcut (True: `--key`, a name: `--name`), `neutral`
+    marks it RESULT_NEUTRAL (a resumed run may change it). `default` may be a factory (list)."""
+    metadata = {"shortcut": shortcut, "neutral": neutral}
+    if callable(default):
+        return field(default_factory=default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class DataConfig:
     """The dataset, the target, the split and the neighbour list (the study's dataCutoff);
     skip_periodic leaves a file's periodic structures out instead of refusing the file."""
 
-    dataset: str = "qm9"
-    target: str = "U0"
-    unit: str | None = None
-    cache_dir: str | None = None
+    dataset: str = option("qm9", shortcut=True)
+    target: str = option("U0", shortcut=True)
+    unit: str | None = option(None, shortcut=True)
+    cache_dir: str | None = option(None, shortcut=True, neutral=True)
     min_size: int | None = None
     max_size: int | None = None
     contains: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
-    max_molecules: int | None = None
-    skip_periodic: bool = False
+    max_molecules: int | None = option(None, shortcut=True)
+    skip_periodic: bool = option(False, shortcut=True)
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split_seed: int = 0
     split_file: str | None = None
@@ -61,13 +72,13 @@ class SubsetConfig:
     cannot be thinned to 0: a model has no reference energy or trained embedding for an
     element no training molecule holds (the per-stratum data value, study/data_value.py)."""
 
-    min_size: int | None = None
-    max_size: int | None = None
+    min_size: int | None = option(None, shortcut="train_min_size")
+    max_size: int | None = option(None, shortcut="train_max_size")
     contains: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
-    cap: int | None = None
+    cap: int | None = option(None, shortcut=True)
     max_train: int | None = None
-    draw: str = "split"
+    draw: str = option("split", shortcut=True)
     thin: str | None = None
     thin_fraction: float = 1.0
 
@@ -98,7 +109,7 @@ class ModelConfig:
     shared_interactions and shared_filters PaiNN's; activation (None: the representation's
     default, shifted_softplus for SchNet, silu for PaiNN) either's."""
 
-    representation: str = "schnet"
+    representation: str = option("schnet", shortcut=True)
     n_atom_basis: int = 128
     n_filters: int | None = None
     n_interactions: int = 3
@@ -136,6 +147,10 @@ class OptimConfig:
     of training), the learning-rate schedule, the loss, an exponential moving average of the
     weights, early stopping and optional gradient clipping.
 
+    A run's length is one choice (RUN_LENGTH): exactly one of `epochs` and `time_budget` is
+    set. Setting one clears the other (`TrainConfig.override`), so a budget preset asked for
+    epochs trains that many epochs; one layer of options giving both is refused (`apply`).
+
     A budget run trains until `time_budget` seconds of training have passed (validation and
     checkpoints not counted) and fits its schedule to the budget: `warmup` and the decay are
     fractions of the budget, so it ends with a decayed learning rate; `epochs` is not used.
@@ -145,10 +160,10 @@ class OptimConfig:
     its test molecules stay unseen; the optimiser and the schedule start afresh.
     """
 
-    epochs: int = 30
-    time_budget: float | None = None
-    batch_size: int = 100
-    lr: float = 5e-4
+    epochs: int | None = option(30, shortcut=True)
+    time_budget: float | None = option(None, shortcut=True)
+    batch_size: int = option(100, shortcut=True)
+    lr: float = option(5e-4, shortcut=True)
     optimizer: str = "adam"
     scheduler: str = "plateau"
     warmup: float = 0.0
@@ -160,10 +175,17 @@ class OptimConfig:
     weight_decay: float = 0.0
     loss: str = "mse"
     ema: float | None = None
-    loss_weighting: str = "none"
-    rate: float = 0.0
-    alpha: float = 1.0
-    init_from: str | None = None
+    loss_weighting: str = option("none", shortcut=True)
+    rate: float = option(0.0, shortcut=True)
+    alpha: float = option(1.0, shortcut=True)
+    init_from: str | None = option(None, shortcut=True)
+
+    @property
+    def length(self) -> str:
+        """The run's length as a reader says it: "1 epoch", "22 epochs", "30 min"."""
+        if self.time_budget is not None:
+            return f"{self.time_budget / 60:.4g} min"
+        return f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}"
 
 
 @dataclass
@@ -174,13 +196,13 @@ class RuntimeConfig:
     of tens of seconds first and needs a C++ compiler on a CPU; it halved PaiNN's step time on
     a 2-core CPU, and gave SchNet about 5 %)."""
 
-    device: str = "auto"
-    threads: int | None = None
-    seed: int = 0
+    device: str = option("auto", shortcut=True, neutral=True)
+    threads: int | None = option(None, shortcut=True, neutral=True)
+    seed: int = option(0, shortcut=True)
     dtype: str = "float32"
     eval_batch_size: int = 2048
-    track: list[str] = field(default_factory=list)
-    compile: bool = False
+    track: list[str] = option(list, shortcut=True)
+    compile: bool = option(False, shortcut=True)
 
 
 def pair_cutoff_of(neighbor_cutoff: float, model_cutoff: float) -> float:
@@ -222,7 +244,10 @@ class TrainConfig:
             (m.n_atom_basis >= 1 and m.n_interactions >= 1 and m.n_rbf >= 1,
              "model.n_atom_basis, n_interactions and n_rbf must be >= 1"),
             (m.aggregation in (None, "sum", "avg"), "model.aggregation must be sum or avg"),
-            (t.epochs >= 1, "training.epochs must be >= 1"),
+            ((t.epochs is None) != (t.time_budget is None),
+             "a run's length is training.epochs or training.time_budget; set exactly one "
+             f"(now epochs = {t.epochs}, time_budget = {t.time_budget})"),
+            (t.epochs is None or t.epochs >= 1, "training.epochs must be >= 1"),
             (t.time_budget is None or (t.time_budget > 0 and math.isfinite(t.time_budget)),
              "training.time_budget must be a positive duration, e.g. 30m, 1.5h or 600 (s)"),
             (t.time_budget is None or t.scheduler in BUDGET_SCHEDULERS,
@@ -315,22 +340,45 @@ class TrainConfig:
         return "\n".join(lines)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> TrainConfig:
-        """Build from nested dicts, refusing unknown sections and keys with a clear error."""
+    def from_dict(cls, raw: dict[str, Any], source: str = "config",
+                  saved: bool = False) -> TrainConfig:
+        """Build from nested dicts, refusing unknown sections and keys with a clear error.
+        `saved`: the dicts are a run's own config.toml, where molstrata before 0.9 wrote
+        `epochs` beside a `time_budget`, which is the length that run trained for."""
         config = cls()
+        training = raw.get("training")
+        if saved and isinstance(training, dict) and training.get("time_budget") is not None:
+            raw = {**raw, "training": {k: v for k, v in training.items() if k != "epochs"}}
         for section, values in raw.items():
             if not isinstance(values, dict):
                 raise MolstrataError(f"{source}: [{section}] must be a table of options")
-            for key, value in values.items():
-                config.override(section, key, value, source)
-        return config
+        return config.apply([(section, key, value) for section, values in raw.items()
+                             for key, value in values.items()], source)
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(read_toml(path, "config file"), str(path))
+    def from_toml(cls, path: str | Path, saved: bool = False) -> TrainConfig:
+        """A config file's config; `saved`: a run's own config.toml (see from_dict)."""
+        return cls.from_dict(read_toml(path, "config file"), str(path), saved)
+
+    def apply(self, options: Iterable[tuple[str, str, Any]], source: str = "option"
+              ) -> TrainConfig:
+        """Set (section, key, value) options given together: one layer of a config file, a
+        command line (shortcuts and --set), a plan's table, a sweep's trial or a Python call.
+        Every spelling of an option goes through here; a later layer replaces what an earlier
+        one set. A layer that gives both lengths of RUN_LENGTH is refused. Returns self."""
+        options = list(options)
+        lengths = {key for section, key, value in options
+                   if section == "training" and key in RUN_LENGTH and value is not None}
+        if len(lengths) > 1:
+            raise MolstrataError(f"{source}: give training.epochs or training.time_budget, not "
+                                 "both: a run is as long as one of them")
+        for section, key, value in options:
+            self.override(section, key, value, source)
+        return self
 
     def override(self, section: str, key: str, value: Any, source: str = "option") -> None:
-        """Set one option, refusing unknown names and values of the wrong type."""
+        """Set one option, refusing unknown names and values of the wrong type. Setting one
+        length of RUN_LENGTH clears the other: a run's length is one choice."""
         if section not in SECTIONS:
             raise MolstrataError(
                 f"{source}: unknown section [{section}]; use {', '.join(SECTIONS)}"
@@ -344,6 +392,9 @@ class TrainConfig:
         if (section, key) == ("training", "time_budget") and isinstance(value, str):
             value = parse_duration(value, f"{source}: training.time_budget")
         setattr(target, key, _coerce(value, types[key], f"{section}.{key}", source))
+        if section == "training" and key in RUN_LENGTH and value is not None:
+            other, = (name for name in RUN_LENGTH if name != key)
+            setattr(target, other, None)
 
 
 def read_toml(path: str | Path, what: str) -> dict[str, Any]:
@@ -396,9 +447,25 @@ def _coerce(value: Any, type_name: str, name: str, source: str) -> Any:
 
 
 SECTIONS = ("data", "subset", "model", "training", "runtime")
-RESULT_NEUTRAL = (("runtime", "device"), ("runtime", "threads"), ("data", "cache_dir"))
+RUN_LENGTH = ("epochs", "time_budget")
+"""The two ways to say how long a run trains ([training]): exactly one of them is set."""
+
+
+def _marked(what: str) -> list[tuple[str, str, Any]]:
+    """(section, key, metadata value) of each config field whose `option` metadata sets what."""
+    return [(section, f.name, f.metadata[what]) for section in SECTIONS
+            for f in fields(TrainConfig.__dataclass_fields__[section].default_factory())
+            if f.metadata.get(what)]
+
+
+RESULT_NEUTRAL = tuple((section, key) for section, key, _ in _marked("neutral"))
 """The options that leave a run's result unchanged on the CPU (where it runs, on how many
-threads, where the QM9 cache lies): a resumed run may take new values of these, and only these."""
+threads, where the QM9 cache lies): a resumed run may take new values of these, and only these.
+Marked `neutral` on their fields."""
+SHORTCUTS = {key if name is True else name: (section, key)
+             for section, key, name in _marked("shortcut")}
+"""The command-line shortcuts (`--name`, with `_` as `-`) and the field each sets; marked
+`shortcut` on their fields."""
 SCHEDULERS = ("plateau", "cosine", "linear", "none")
 BUDGET_SCHEDULERS = ("cosine", "linear", "none")
 """The schedules that are a function of the run's progress (a budget run has no epochs)."""

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from molstrata.tables import read_csv_rows
+from molstrata.wording import counted
 
 TAIL = 0.4
 """The end of training that is judged: the last 40 % of the epochs (at least 3 when run)."""
@@ -95,5 +96,5 @@ def still_learning(curves: Sequence[Path | None]) -> str | None:
         return None
     seeds = f", the worst of {len(found)} seeds" if len(found) > 1 else ""
     return (f"validation MAE still falling {100 * worst.projected_fall:.1f} % per "
-            f"{worst.epochs - worst.from_epoch} epochs at the end (fitted over epochs "
+            f"{counted(worst.epochs - worst.from_epoch, 'epoch')} at the end (fitted over epochs "
             f"{worst.from_epoch}-{worst.epochs}{seeds})")

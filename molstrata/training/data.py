@@ -34,14 +34,15 @@ class PreparedData:
 
 
 def load_molecules(config: TrainConfig, progress: bool = True) -> Molecules:
-    """The dataset after the [data] filters and the optional seeded cap on its size."""
+    """The dataset after the [data] filters and the optional seeded cap on its size.
+    progress: the parsing bar only; which structures were left out is said either way."""
     from molstrata.training.distributed import is_main_process
 
     d = config.data
     unit = d.unit if d.dataset not in QM9_NAMES else None
     molecules = load_dataset(d.dataset, d.target, unit, cache_root=d.cache_dir, progress=progress,
                              skip_periodic=d.skip_periodic,
-                             log=print if progress and is_main_process() else None)
+                             log=print if is_main_process() else None)
     molecules = apply_filters(molecules, min_size=d.min_size, max_size=d.max_size,
                               contains=d.contains, excludes=d.excludes)
     if d.max_molecules is not None and d.max_molecules < len(molecules):
@@ -153,8 +154,8 @@ def check_elements(train: Molecules, other: Molecules, what: str) -> None:
     if len(unseen):
         symbol = element_symbol(unseen[0])
         ids = other.ids[other.contains(int(unseen[0]))][:5].tolist()
-        raise MolstrataError(
-            f"the {what} molecules contain {symbol}, which no training molecule has (molecule "
-            f"ids {ids}); add {symbol} molecules to training or exclude {symbol} with "
-            f"--excludes {symbol}"
-        )
+        problem = (f"the {what} molecules contain {symbol}, which no training molecule has "
+                   f"(molecule ids {ids}); add {symbol} molecules to training or exclude "
+                   f"{symbol} with")
+        raise MolstrataError(f"{problem} data.excludes = [{symbol!r}]",
+                             cli=f"{problem} --set data.excludes=[{symbol!r}]")

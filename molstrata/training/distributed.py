@@ -195,7 +195,7 @@ def _device(name: str, local_rank: int, world: int) -> torch.device:
         return where
     if where.index is not None and world > 1:
         raise MolstrataError(
-            f"device {name!r} names one GPU, but this run has {world} processes; use --device "
+            f"device {name!r} names one GPU, but this run has {world} processes; use device "
             "cuda (each process takes the GPU of its LOCAL_RANK)"
         )
     if local_rank >= torch.cuda.device_count():

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from molstrata.errors import Interrupted, MolstrataError
-from molstrata.training.run import RunPaths
+from molstrata.training.rundir import RunPaths, is_finished
 
 MONITOR_INTERVAL_S = 0.5
 """How often the launcher checks its processes: a dead one stops the others this soon."""
@@ -117,7 +117,8 @@ def _root_failure(failures: dict) -> tuple:
 
 
 def _resume_hint(run_dir: str | None, devices: int) -> str:
-    """How to go on, for a run the processes created (only one that exists can resume)."""
-    if run_dir is None or not RunPaths(run_dir).config.is_file():
+    """How to go on, for a run the processes created and did not finish (only such a run
+    can resume)."""
+    if run_dir is None or not RunPaths(run_dir).is_run() or is_finished(run_dir):
         return ""
     return f"; continue with: molstrata train --resume {run_dir} --devices {devices}"

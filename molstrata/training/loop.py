@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from molstrata.progress import progress_bar
 from molstrata.training.band import loss_band
 from molstrata.training.batches import DeviceDataset
 from molstrata.training.config import OptimConfig
@@ -66,13 +66,12 @@ class Schedule:
     whatever the throughput turns out to be."""
 
     def __init__(self, config: OptimConfig, steps_per_epoch: int) -> None:
-        self.config = config
-        self.total_steps = config.epochs * steps_per_epoch
+        self.config, self.steps_per_epoch = config, steps_per_epoch
 
     def progress(self, steps: int, seconds: float) -> float:
         if self.config.time_budget is not None:
             return min(1.0, seconds / self.config.time_budget)
-        return min(1.0, steps / self.total_steps)
+        return min(1.0, steps / (self.config.epochs * self.steps_per_epoch))
 
     def lr(self, progress: float) -> float:
         c = self.config
@@ -191,7 +190,8 @@ def train_epoch(
     losses = torch.zeros(len(pieces), device=train.device, dtype=torch.float64)
     schedule = scheduler if isinstance(scheduler, Schedule) else None
     model.train()
-    bar = tqdm(pieces, leave=False, desc=progress, unit="batch", disable=progress is None)
+    bar = progress_bar(pieces, show=progress is not None, leave=False, desc=progress,
+                       unit="batch")
     start, seconds, done = clock(), state.train_seconds, 0
     for step, rows in enumerate(bar):
         elapsed = seconds + clock() - start

@@ -1,19 +1,11 @@
-"""A run is a directory: config, split, checkpoints, learning curve and a summary.
-
-    RUN/config.toml           the resolved configuration (enough to reproduce the run)
-    RUN/split.json            molecule ids of train / val / test
-    RUN/checkpoints/last.pt   written atomically after every epoch (resume from here)
-    RUN/checkpoints/best.pt   the epoch with the lowest validation loss
-    RUN/learning_curve.csv    per epoch: losses, validation MAE, lr, time, the loss band
-    RUN/run.json              status, best epoch, times, sizes, device
+"""Training a run: a model trained as its config says, written into its run directory
+(the directory's layout, readers and checks: `training.rundir`), resumable after every epoch.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -23,7 +15,7 @@ from typing import Any
 import torch
 
 import molstrata
-from molstrata._files import atomic_write_text, read_versioned_json
+from molstrata._files import atomic_write_text
 from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.data.splits import save_split
 from molstrata.errors import Interrupted, MolstrataError, ReportedElsewhere
@@ -42,13 +34,19 @@ from molstrata.training.distributed import (
     process_group,
 )
 from molstrata.training.loop import LoopState, make_ema, make_optimizer, run_epochs
+from molstrata.training.machine import busy_cpu, cpu_name
+from molstrata.training.rundir import (
+    RUN_FORMAT,
+    RUN_VERSION,
+    RunPaths,
+    read_run_config,
+    write_run_summary,
+)
 from molstrata.training.targets import Standardization, fit_standardization
 from molstrata.training.tracking import Tracker, check_available, open_tracker
 from molstrata.training.weights import weight_factors
 from molstrata.units import error_unit, squared_unit, unit_key
-
-RUN_FORMAT = "molstrata-run"
-RUN_VERSION = 1
+from molstrata.wording import counted
 
 EpochHook = Callable[[dict[str, float]], None]
 """Called after every epoch (its checkpoint written) with the epoch's learning-curve row as
@@ -63,45 +61,6 @@ class StopTraining(Exception):
     def __init__(self, status: str = "stopped") -> None:
         super().__init__(status)
         self.status = status
-
-
-class RunPaths:
-    """The files of a run directory."""
-
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
-        self.config = self.root / "config.toml"
-        self.split = self.root / "split.json"
-        self.last = self.root / "checkpoints" / "last.pt"
-        self.best = self.root / "checkpoints" / "best.pt"
-        self.curve = self.root / "learning_curve.csv"
-        self.summary = self.root / "run.json"
-
-    def require(self) -> RunPaths:
-        """Self, or a MolstrataError when the folder is not a molstrata run."""
-        if not self.config.is_file() or not self.split.is_file():
-            raise MolstrataError(
-                f"{self.root} is not a molstrata run directory (no config.toml and split.json); "
-                "give a folder written by `molstrata train`"
-            )
-        return self
-
-
-def read_run_summary(run_dir: str | os.PathLike) -> dict:
-    """A run's run.json; {} before its first epoch wrote one, a one-line MolstrataError when
-    it is damaged or not a run summary."""
-    paths = RunPaths(run_dir)
-    if not paths.summary.is_file():
-        return {}
-    return read_versioned_json(paths.summary, RUN_FORMAT, {RUN_VERSION}, what="run summary",
-                               fix=f"delete it and resume the run (molstrata train --resume "
-                                   f"{paths.root}) to write it again")
-
-
-def default_run_dir(name: str) -> Path:
-    """runs/NAME-YYYYmmdd-HHMMSS: where a run given no directory goes (`molstrata train`
-    without -o, `molstrata.train` without out=)."""
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def build_model(config: TrainConfig, extensive: bool) -> EnergyModel:
@@ -133,11 +92,9 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *, resume: boo
         check_available(config.runtime.track)
     with process_group(config.runtime.device) as ranks:
         # rank 0 looks, and every rank learns its answer, before rank 0 writes anything
-        if ranks.any(ranks.main and not resume and paths.config.exists()):
-            raise (MolstrataError if ranks.main else ReportedElsewhere)(
-                f"{paths.root} already holds a run; continue it with --resume {paths.root} or "
-                "choose another --out"
-            )
+        problem = paths.new_run_problem() if ranks.main and not resume else None
+        if ranks.any(problem is not None):
+            raise problem or ReportedElsewhere("rank 0 refused the run directory")
         return _train(config, paths, resume, progress and ranks.main,
                       log if ranks.main else _quiet, on_epoch, tracker, ranks)
 
@@ -145,8 +102,9 @@ def train(config: TrainConfig | None, run_dir: str | os.PathLike, *, resume: boo
 def resumed_config(run_dir: str | os.PathLike, changes: Mapping[tuple[str, str], Any]
                    ) -> TrainConfig:
     """The config a run was started with, with `changes` to options of RESULT_NEUTRAL; any
-    other change is refused, since a resumed run must reach the result it would have."""
-    config = TrainConfig.from_toml(RunPaths(run_dir).require().config)
+    other change is refused, since a resumed run must reach the result it would have. A run
+    that is finished is refused too: its length cannot change on resume."""
+    config = read_run_config(RunPaths(run_dir).require_unfinished().root)
     for (section, key), value in changes.items():
         if (section, key) not in RESULT_NEUTRAL:
             allowed = ", ".join(f"{s}.{k}" for s, k in RESULT_NEUTRAL)
@@ -154,7 +112,7 @@ def resumed_config(run_dir: str | os.PathLike, changes: Mapping[tuple[str, str],
                 f"a resumed run continues exactly as its config.toml says, and {section}.{key} "
                 f"would change its result; drop it (a resumed run may change only {allowed})"
             )
-        config.override(section, key, value, "--resume")
+        config.override(section, key, value, "resume")
     return config.validate()
 
 
@@ -184,43 +142,6 @@ def _init_weights(model: EnergyModel, source: RunPaths) -> None:
             f"run's has {ours.get(key)!r}; give this run the same [model] options"
         )
     model.load_state_dict(payload["model"])
-
-
-def _machine_busy_s() -> float:
-    """Seconds of CPU time the whole machine has spent busy (not idle, not waiting on I/O)."""
-    with open("/proc/stat") as stat:
-        ticks = [int(x) for x in stat.readline().split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def others_busy_cores(window_s: float = 0.25, wait: Callable[[float], None] = time.sleep
-                      ) -> float | None:
-    """Cores that other processes keep busy, measured over `window_s` seconds: the machine's
-    busy CPU time (/proc/stat) minus this process's own. Not the load average, which still
-    counts this process's previous work (a study's previous experiment) for a minute. None
-    where /proc/stat does not exist."""
-    try:
-        machine, own, wall = _machine_busy_s(), time.process_time(), time.perf_counter()
-        wait(window_s)
-        machine = _machine_busy_s() - machine
-    except (OSError, ValueError):
-        return None
-    own, wall = time.process_time() - own, time.perf_counter() - wall
-    return max(0.0, (machine - own) / wall)
-
-
-def busy_cpu(threads: int, others: float | None = None, cores: int | None = None) -> str | None:
-    """A warning when other processes already keep this machine's cores busy, else None.
-    Two trainings sharing 2 cores with 2 threads each ran 7 times slower than one alone.
-    others: busy cores of other processes (default: measured by `others_busy_cores`)."""
-    others = others_busy_cores() if others is None else others
-    cores = len(os.sched_getaffinity(0)) if cores is None else cores
-    if others is None or others + threads <= cores + 0.5:
-        return None
-    return (f"the CPU is busy (other processes keep {others:.1f} of {cores} cores busy) and "
-            f"this run uses {threads} threads: processes that share cores can run several "
-            f"times slower than alone; give each fewer threads (--threads "
-            f"{max(1, cores // 2)}) or run one at a time")
 
 
 def _quiet(message: str) -> None:
@@ -279,23 +200,28 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
     if runtime.compile:  # validation runs the plain module (see loop.predict_residuals)
         trained = torch.compile(trained, dynamic=True)
     facts = _run_facts(config, data, standard, train_m, device, ranks)
+    # the backend the model chose once for this device (models/backends.py), and why not the
+    # kernel when a CPU runs PyTorch's ops; a compiled graph always runs PyTorch's ops
+    facts["backend"] = "torch" if runtime.compile else model.backend
+    facts["backend_note"] = ("torch.compile" if runtime.compile else kernels.status()
+                             if facts["backend"] == "torch" and device.type == "cpu"
+                             and config.model.representation == "schnet" else None)
     own_tracker = tracker is None
     if own_tracker and ranks.main:
         tracker = open_tracker(config.runtime.track, paths.root, config.to_dict(),
                                config.to_toml())
     setup_seconds = time.perf_counter() - started
     processes = f" × {ranks.world} processes" if ranks.distributed else ""
-    budget = config.training.time_budget
-    length = (f"{config.training.epochs} epochs" if budget is None else
-              f"a time budget of {budget / 60:.4g} min (--epochs N for a run of N epochs)")
+    length = config.training.length + (" of time budget (training.epochs N for a run of N "
+                                       "epochs)" if config.training.time_budget else "")
     busy = busy_cpu(torch.get_num_threads()) if device.type == "cpu" and ranks.main else None
     if busy is not None:
         log(f"warning: {busy}")
-    convolution = (f"; SchNet's convolution: {facts['convolution']}"
-                   if facts["convolution"] else "")
+    convolution = f"; backend {facts['backend']}" + (f" ({facts['backend_note']})"
+                                                      if facts["backend_note"] else "")
     log(f"training on {len(train_ds):,} molecules ({train_ds.n_pairs:,} pairs), validating on "
-        f"{len(val_ds):,}, for {length}; device {device}, {torch.get_num_threads()} "
-        f"threads{processes}{convolution}")
+        f"{len(val_ds):,}, for {length}; device {device}, "
+        f"{counted(torch.get_num_threads(), 'thread')}{processes}{convolution}")
 
     def on_epoch_end(state: LoopState, improved: bool) -> None:
         stop = None
@@ -339,10 +265,10 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
         where = (f"after epoch {state.epoch}; continue with" if state.epoch else
                  "before its first epoch ended, so nothing is saved yet; start it again with")
         kind = (MolstrataError if peer else Interrupted) if write else ReportedElsewhere
-        raise kind(
-            f"{what} {where}: molstrata train --resume {paths.root}"
-            + (" (on any number of processes)" if ranks.distributed else "")
-        ) from None
+        processes = " (on any number of processes)" if ranks.distributed else ""
+        raise kind(f"{what} {where}: molstrata.resume({str(paths.root)!r}){processes}",
+                   cli=f"{what} {where}: molstrata train --resume {paths.root}{processes}"
+                   ) from None
 
     try:
         try:
@@ -457,26 +383,11 @@ def _run_facts(config: TrainConfig, data: PreparedData, standard: Standardizatio
         "aggregation": "sum" if data.extensive else "avg",
         "device": str(device),
         "threads": torch.get_num_threads(),
-        # how SchNet's convolution ran on a CPU: the compiled kernel or PyTorch ops (and why)
-        "convolution": (kernels.status() if device.type == "cpu" and not config.runtime.compile
-                        and config.model.representation == "schnet" else None),
         "processes": ranks.world,
         "cpu": cpu_name(),
         "molstrata_version": molstrata.__version__,
         "torch_version": torch.__version__,
     }
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux), for the figures a run reports."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _write_summary(paths: RunPaths, facts: dict, state: LoopState, status: str,
@@ -500,7 +411,7 @@ def _write_summary(paths: RunPaths, facts: dict, state: LoopState, status: str,
         "total_seconds": total_seconds,
     }
     if write:
-        atomic_write_text(paths.summary, json.dumps(summary, indent=2) + "\n")
+        write_run_summary(paths.root, summary)
     return summary
 
 
@@ -511,5 +422,5 @@ def summary_line(summary: dict) -> str:
     best = "no epoch finished" if mae is None else (
         f"best validation MAE {mae:.2f} {key.removeprefix('best_val_mae_')} "
         f"(epoch {summary['best_epoch']})")
-    return (f"{summary['status']}: {summary['epochs_done']} epochs in "
+    return (f"{summary['status']}: {counted(summary['epochs_done'], 'epoch')} in "
             f"{summary['train_seconds']:.0f} s; {best}")

@@ -16,6 +16,7 @@ import numpy as np
 from molstrata.data.molecules import Molecules, element_symbol
 from molstrata.data.references import fit_per_element
 from molstrata.errors import MolstrataError
+from molstrata.wording import counted
 
 MAX_Z = 100
 
@@ -42,7 +43,8 @@ def check_finite(molecules: Molecules, target: str) -> np.ndarray:
     if bad.any():
         ids = molecules.ids[bad][:5].tolist()
         raise MolstrataError(
-            f"target {target!r} is NaN or infinite for {int(bad.sum())} molecules (ids {ids}"
+            f"target {target!r} is NaN or infinite for {counted(int(bad.sum()), 'molecule')} "
+            f"(ids {ids}"
             f"{', ...' if bad.sum() > 5 else ''}); remove them or choose another target"
         )
     return values

@@ -451,3 +451,78 @@ def test_interrupted_write_keeps_old_file(
         writer(molecules, target)
     assert target.read_bytes() == b"previous contents"
     assert os.listdir(tmp_path) == ["out.file"]
+
+
+# ---- the molecules' own identifiers ---------------------------------------------------
+
+
+def with_ids(atoms_list: list[Atoms], key: str, values: list) -> list[Atoms]:
+    for atoms, value in zip(atoms_list, values):
+        atoms.info[key] = value
+    return atoms_list
+
+
+def test_a_repeated_molstrata_id_is_one_line_naming_file_id_and_structures(
+    tmp_path: Path, plain_atoms: list[Atoms]
+) -> None:
+    ase.io.write(tmp_path / "dup.extxyz", with_ids(plain_atoms, "molstrata_id", [4, 9, 4]))
+    with pytest.raises(MolstrataError) as caught:
+        read_molecules(tmp_path / "dup.extxyz", {"energy": "eV"})
+    message = str(caught.value)
+    assert message.startswith(f"structures 0 and 2 of {tmp_path / 'dup.extxyz'} share "
+                              "molstrata_id 4; each structure needs its own")
+    assert "remove molstrata_id" in message and "\n" not in message
+    with pytest.raises(MolstrataError, match="structures 1 and 2 of the atoms list share "
+                                             "molstrata_id 'mol7'"):
+        from_atoms_list(with_ids(plain_atoms, "molstrata_id", ["mol1", "mol7", "mol7"]))
+
+
+def test_the_cli_refuses_a_repeated_molstrata_id_and_writes_nothing(
+    tmp_path: Path, plain_atoms: list[Atoms], capsys
+) -> None:
+    from molstrata.cli import main
+
+    ase.io.write(tmp_path / "dup.extxyz", with_ids(plain_atoms, "molstrata_id", [4, 4, 5]))
+    out = tmp_path / "out.extxyz"
+    code = main(["data", "export", "--dataset", str(tmp_path / "dup.extxyz"), "--property",
+                 "energy", "--unit", "eV", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "structures 0 and 1" in err and "molstrata_id 4" in err and not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".extxyz", ".db"])
+def test_string_ids_are_kept_and_written_back(
+    tmp_path: Path, plain_atoms: list[Atoms], suffix: str
+) -> None:
+    names = ["mol88169", "mol3", "gdb_12"]
+    ase.io.write(tmp_path / "named.extxyz", with_ids(plain_atoms, "molstrata_id", names))
+    got = read_molecules(tmp_path / "named.extxyz", {"energy": "eV"})
+    np.testing.assert_array_equal(got.ids, [0, 1, 2])  # positions in the file
+    assert got.identifiers() == names
+    assert got.subset([2, 0]).identifiers() == ["gdb_12", "mol88169"]
+    path = tmp_path / f"again{suffix}"
+    (write_db if suffix == ".db" else write_extxyz)(got, path)
+    assert read_molecules(path).identifiers() == names
+
+
+@pytest.mark.parametrize("key", ["name", "id"])
+def test_a_files_own_id_key_names_the_molecules_unless_repeated(
+    tmp_path: Path, plain_atoms: list[Atoms], key: str
+) -> None:
+    ase.io.write(tmp_path / "own.extxyz", with_ids(plain_atoms, key, ["a1", "b2", "c3"]))
+    reading = ase_io.read_file(tmp_path / "own.extxyz", {"energy": "eV"})
+    assert reading.molecules.identifiers() == ["a1", "b2", "c3"] and reading.notes == ()
+    ase.io.write(tmp_path / "own.extxyz", with_ids(plain_atoms, key, ["aspirin", "x",
+                                                                      "aspirin"]))
+    reading = ase_io.read_file(tmp_path / "own.extxyz", {"energy": "eV"})
+    assert reading.molecules.identifiers() == [0, 1, 2]
+    assert len(reading.notes) == 1 and reading.notes[0].startswith(
+        f"structures 0 and 2 of {tmp_path / 'own.extxyz'} share {key} 'aspirin'")
+
+
+def test_integer_ids_stay_the_ids(tmp_path: Path, plain_atoms: list[Atoms]) -> None:
+    ase.io.write(tmp_path / "ints.extxyz", with_ids(plain_atoms, "id", [17, 3, 99]))
+    got = read_molecules(tmp_path / "ints.extxyz", {"energy": "eV"})
+    np.testing.assert_array_equal(got.ids, [17, 3, 99])
+    assert ase_io.LABEL not in got.annotations

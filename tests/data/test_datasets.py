@@ -129,3 +129,13 @@ def test_a_property_without_unit_names_the_unit_option(tmp_path, capsys, command
     assert "give its unit with --unit (command line; [data] unit in a train config)" in line
     assert "properties={'U0_kcal_mol': 'eV'} (Python)" in line
     assert not Path(tmp_path / "out").exists()
+
+
+def test_quiet_loading_still_says_which_periodic_structures_were_left_out(
+        mixed_periodic_extxyz, capsys):
+    """`train -q` (progress=False) hides progress bars, not what happened to the data."""
+    config = TrainConfig.from_dict({"data": {"dataset": str(mixed_periodic_extxyz),
+                                             "target": "energy", "unit": "eV",
+                                             "skip_periodic": True}}).validate()
+    assert len(load_molecules(config, progress=False)) == 9
+    assert "left out 3 periodic structures of 12 in" in capsys.readouterr().out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,58 @@ def test_too_few_finite_values_are_not_judged(tiny_molecules):
     report = check_values(tiny_molecules.with_property("U0", values, "eV"), "U0")
     assert len(report.outliers.rows) == 0 and np.isnan(report.outliers.robust_sd)
     assert len(report.nonfinite_rows) == 32
+
+
+# ---- the scale of energies: a file read in the wrong unit ------------------------------
+
+
+def only_u0(molecules: Molecules, values: np.ndarray) -> Molecules:
+    """The molecules with `values` as their one property U0, declared in eV."""
+    return dataclasses.replace(molecules, properties={"U0": np.asarray(values)},
+                               units={"U0": "eV"}, annotations={})
+
+
+def test_kcal_per_mol_read_as_ev_warns_and_names_the_unit(tmp_path, qm9, capsys):
+    from molstrata.cli import main
+    from molstrata.data.ase_io import read_file, write_extxyz
+
+    some = qm9.subset(slice(0, 200))
+    path = tmp_path / "kcal.extxyz"
+    write_extxyz(only_u0(some, some.property("U0", "kcal/mol")), path)  # declares eV
+    notes = read_file(path).notes
+    assert len(notes) == 1 and notes[0].startswith(
+        f"warning: U0 of {path} cannot be energies in eV: 200 of 200 molecules lie below the "
+        "lowest energy their atoms can have (e.g. CH4, id 1: -25,401 eV, floor -1,452 eV); "
+        "read in kcal/mol, they are total energies of the usual size")
+    assert notes[0].endswith(f"fix the unit {path} declares for U0 (eV -> kcal/mol)")
+    code = main(["data", "describe", "--dataset", str(path), "--property", "U0", "--unit",
+                 "eV", "-o", str(tmp_path / "described")])
+    out = capsys.readouterr().out
+    assert code == 0 and out.splitlines()[0].startswith(f"warning: U0 of {path} cannot be")
+    assert "give their unit: --unit kcal/mol (command line" in out.splitlines()[0]
+
+
+def test_energies_in_their_own_unit_do_not_warn(tmp_path, qm9):
+    from molstrata.data.ase_io import read_file, write_extxyz
+
+    some = qm9.subset(slice(0, 200))
+    atoms_ha = {1: -0.500273, 6: -37.846772, 7: -54.583861, 8: -75.064579, 9: -99.718730}
+    isolated = np.array([atoms_ha[int(z)] * 27.211386245988 for z in some.numbers])
+    atomisation = some.property("U0") - np.bincount(some.atom_molecule, weights=isolated)
+    assert -10 < (atomisation / some.sizes).min() and (atomisation / some.sizes).max() < 0
+    for name, values in [("total", some.property("U0")),
+                         ("atomisation", atomisation),
+                         ("gap", some.property("gap")),
+                         ("kcal", some.property("U0", "kcal/mol"))]:
+        molecules = only_u0(some, values)
+        if name == "kcal":  # declared as what they are
+            molecules = molecules.with_property("U0", values, "kcal/mol")
+        write_extxyz(molecules, tmp_path / f"{name}.extxyz")
+        assert read_file(tmp_path / f"{name}.extxyz").notes == (), name
+
+
+def test_the_floor_lies_below_every_real_total_energy(qm9):
+    from molstrata.data.values import energy_floor
+
+    share = qm9.property("U0") / energy_floor(qm9)
+    assert 0.6 < share.min() and share.max() < 0.8  # TYPICAL_SHARE is 0.75

@@ -11,7 +11,8 @@ from molstrata.deploy.export import export
 from molstrata.evaluation.evaluate import evaluate_run
 from molstrata.training.config import TrainConfig
 from molstrata.training.data import prepare
-from molstrata.training.run import RunPaths, train
+from molstrata.training.run import train
+from molstrata.training.rundir import RunPaths
 
 
 @pytest.fixture(scope="session", params=["schnet", "painn"])

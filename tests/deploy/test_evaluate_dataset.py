@@ -104,3 +104,57 @@ def test_evaluate_a_file_with_periodic_structures_leaves_them_out_when_asked(
     assert metrics["global"]["count"] == 30
     code, out, err = run(capsys, "evaluate", trained_run, "--skip-periodic")
     assert code == 2 and "applies to the structures of --dataset FILE" in err
+
+
+def test_an_element_never_seen_in_training_is_refused_or_left_out_as_asked(
+        tmp_path, trained_run, evaluation, capsys):
+    from ase.build import molecule
+
+    frames = [to_atoms(evaluation.molecules, i) for i in range(len(evaluation.molecules))]
+    sulfur = molecule("SH2")
+    sulfur.info.update({"U0": -10850.0, "molstrata_id": 99999})
+    path = tmp_path / "sulfur.extxyz"
+    from ase.io import write
+
+    write(path, frames + [sulfur], format="extxyz")
+    out_dir = tmp_path / "sulfur"
+    code, out, err = run(capsys, "evaluate", trained_run, "--dataset", path, "--property", "U0",
+                         "--unit", "eV", "--bootstrap", "20", "-o", out_dir)
+    assert code == 2 and err.count("\n") == 1 and not out_dir.exists()
+    assert ("1 of the 31 evaluated (sulfur) molecules hold S, which no training molecule has "
+            "(ids 99999); leave them out with --skip-unseen (command line) or "
+            "skip_unseen=True (Python)") in err
+    assert "--excludes" not in err
+    code, out, err = run(capsys, "evaluate", trained_run, "--dataset", path, "--property", "U0",
+                         "--unit", "eV", "--bootstrap", "20", "--skip-unseen", "-o", out_dir)
+    assert code == 0, err
+    assert ("not evaluated (element never seen in training), as skip_unseen asks: 1 of 31 "
+            "molecules of sulfur, ids 99999 (S)") in out
+    assert "1 element never seen in training (not predicted)" in out  # as predict says
+    assert json.loads((out_dir / "metrics.json").read_text())["global"]["count"] == 30
+    summary = json.loads((out_dir / "evaluation.json").read_text())
+    assert summary["left_out_unseen"] == {"n_molecules": 1, "elements": ["S"], "ids": [99999]}
+    assert summary["domain"]["flags"]["unseen_element"] == 1
+
+
+def test_string_ids_of_the_file_go_to_predictions_csv(tmp_path, trained_run, evaluation):
+    from molstrata.evaluation.evaluate import evaluate_run
+    from molstrata.tables import read_csv_rows
+
+    frames = [to_atoms(evaluation.molecules, i) for i in range(len(evaluation.molecules))]
+    names = [f"mol{88169 + i}" for i in range(len(frames))]
+    for frame, name in zip(frames, names):
+        frame.info["molstrata_id"] = name
+    path = tmp_path / "named.extxyz"
+    from ase.io import write
+
+    write(path, frames, format="extxyz")
+    result = evaluate_run(trained_run, dataset=str(path), n_bootstrap=10, device="cpu",
+                          progress=False, out_dir=tmp_path / "named")
+    rows = read_csv_rows(tmp_path / "named" / "predictions.csv", "")
+    assert list(rows[0])[:2] == ["id", "molstrata_id"]
+    assert [r["molstrata_id"] for r in rows] == names
+    assert [int(r["id"]) for r in rows] == list(range(len(frames)))
+    np.testing.assert_allclose([float(r["predicted_eV"]) for r in rows],
+                               evaluation.predictions.predicted, rtol=0, atol=1e-6)
+    assert result.molecules.identifiers() == names

@@ -23,7 +23,7 @@ from molstrata.evaluation.domain import domain_from_document
 from molstrata.evaluation.evaluate import evaluate_run
 from molstrata.evaluation.stratified import TrainingCounts
 from molstrata.training.config import TrainConfig
-from molstrata.training.run import RunPaths
+from molstrata.training.rundir import RunPaths
 
 
 def test_export_holds_everything_a_prediction_needs(model_path, trained_run, run_data,

@@ -13,7 +13,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from molstrata.cli import main
-from molstrata.data.ase_io import read_molecules, write_db, write_extxyz
+from molstrata.data.ase_io import read_molecules, to_atoms, write_db, write_extxyz
 from molstrata.deploy.modelfile import save_model_file
 from molstrata.deploy.predict import predict_files
 
@@ -338,3 +338,64 @@ def test_the_extxyz_keeps_the_files_per_atom_arrays_and_cell(tmp_path, model_pat
         np.testing.assert_allclose(written.positions, given.positions, atol=1e-8)
         assert not written.pbc.any()
         assert written.info["predicted_U0_eV"] == pytest.approx(predicted)
+
+
+def test_a_target_with_no_unit_says_how_to_get_the_reference(tmp_path, model_path, evaluation,
+                                                             capsys):
+    frames = [to_atoms(evaluation.molecules, i) for i in range(5)]
+    for frame in frames:
+        del frame.info["molstrata_units"]
+    path = tmp_path / "unitless.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    code, out, err = run(capsys, "predict", model_path, path, "-o", tmp_path / "p", "-q")
+    assert code == 0, err
+    assert (f"no reference or error for {path}: it holds U0 but declares no unit for it; to "
+            "compare the predictions with it, give its unit: --unit UNIT (Python: "
+            "unit='UNIT')") in out.splitlines()
+    assert "reference_U0_eV" not in read_rows(tmp_path / "p.csv")[0]
+    code, out, err = run(capsys, "predict", model_path, path, "--unit", "eV", "-o",
+                         tmp_path / "q", "-q")
+    assert code == 0, err
+    assert "no reference" not in out and "MAE against the files' reference" in out
+    rows = read_rows(tmp_path / "q.csv")
+    np.testing.assert_array_equal([float(r["reference_U0_eV"]) for r in rows],
+                                  evaluation.predictions.true[:5])
+
+
+def test_the_files_own_ids_name_the_rows(tmp_path, model_path, evaluation):
+    frames = [to_atoms(evaluation.molecules, i) for i in range(4)]
+    names = ["mol88169", "mol12", "gdb_7", "x-1"]
+    for frame, name in zip(frames, names):
+        frame.info["molstrata_id"] = name
+    path = tmp_path / "named.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    predict_files([model_path], [path], tmp_path / "pred", progress=False)
+    assert [r["id"] for r in read_rows(tmp_path / "pred.csv")] == names
+    back = ase.io.read(tmp_path / "pred.extxyz", index=":")
+    assert [f.info["molstrata_id"] for f in back] == names
+
+
+def test_export_and_predict_say_which_earlier_files_they_replaced(tmp_path, trained_run,
+                                                                  test_file, capsys):
+    """They overwrote earlier output without a word; evaluate says the same (tests/test_cli)."""
+    model = tmp_path / "model.pt"
+    lines = []
+    for _ in range(2):
+        code, out, err = run(capsys, "export", trained_run, "-o", model)
+        assert code == 0, err
+        lines.append(out.strip().splitlines()[-1])
+    assert not lines[0].startswith("replaced")
+    assert lines[1] == f"replaced 1 earlier file in {tmp_path}: model.pt"
+    lines = []
+    for _ in range(2):
+        code, out, err = run(capsys, "predict", model, test_file, "-o", tmp_path / "p", "-q")
+        assert code == 0, err
+        lines.append(out.strip().splitlines()[-1])
+    assert not lines[0].startswith("replaced")
+    assert lines[1] == f"replaced 2 earlier files in {tmp_path}: p.csv, p.extxyz"
+
+
+def test_predicting_into_a_log_draws_no_bar(tmp_path, model_path, test_file, capsys):
+    """stderr captured here is no terminal: a bar would leave carriage returns in a log."""
+    predict_files([model_path], [test_file], tmp_path / "p", progress=True)
+    assert "\r" not in capsys.readouterr().err

@@ -15,14 +15,10 @@ import pytest
 
 from molstrata.cli import main
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import (
-    RunResult,
-    compare_runs,
-    lead_interval,
-    load_run_result,
-    load_runs,
-)
+from molstrata.evaluation.compare import compare_runs
+from molstrata.evaluation.results import RunResult, load_run_result, load_runs
 from molstrata.evaluation.stratified import Predictions, TrainingCounts, stratified_metrics
+from molstrata.evaluation.wins import lead_interval
 from molstrata.training.config import TrainConfig
 from molstrata.training.run import train
 
@@ -266,12 +262,13 @@ def test_a_missing_or_stale_evaluation_is_made_or_refused(run_dirs, results, tmp
     metrics = run / "eval-test" / "metrics.json"
     later = metrics.stat().st_mtime + 0.5
     os.utime(best, (later, later))  # a newer checkpoint than the evaluation
-    with pytest.raises(MolstrataError, match="older than its best checkpoint; run `molstrata "
-                                             "evaluate"):
+    with pytest.raises(MolstrataError, match=r"older than its best checkpoint; evaluate it "
+                                             r"first \(Run\(") as stale:
         load_run_result(run, evaluate_missing=False)
+    assert f"run `molstrata evaluate {run} --split test` first" in stale.value.cli
     assert load_run_result(run, device="cpu").evaluated_now
     shutil.rmtree(run / "eval-test")
-    with pytest.raises(MolstrataError, match="is missing; run `molstrata evaluate"):
+    with pytest.raises(MolstrataError, match=r"is missing; evaluate it first"):
         load_run_result(run, evaluate_missing=False)
     assert not (run / "eval-test").exists()
 

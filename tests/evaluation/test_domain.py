@@ -84,7 +84,7 @@ def test_the_threshold_decides_what_is_rare():
     assert result.flags == [(), (), (), ("unseen_element:Cl",), ("size_outside_training:4",)]
     strict = applicability(batch, DOMAIN, min_stratum=301)
     assert strict.flags[3] == ("unseen_element:Cl", "rare_size:5(300)")
-    with pytest.raises(MolstrataError, match="min-stratum"):
+    with pytest.raises(MolstrataError, match="^min_stratum must be"):
         applicability(batch, DOMAIN, min_stratum=-1)
 
 

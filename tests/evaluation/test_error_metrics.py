@@ -10,6 +10,7 @@ import pytest
 from molstrata.errors import MolstrataError
 from molstrata.evaluation import bootstrap, metrics
 from molstrata.evaluation.metrics import (
+    MIN_INTERVAL_COUNT,
     ci_key,
     rankdata,
     spearman,
@@ -60,7 +61,8 @@ def test_unit_keys_and_interval_keys():
 
 def test_summary_of_three_errors_matches_hand_values():
     # errors 1, -2, 3 eV: MAE 2 eV, MSE (1 + 4 + 9) / 3 = 14/3 eV2, RMSE sqrt(14/3) eV
-    s = summarize(np.array([1.0, -2.0, 3.0]), np.random.default_rng(0), n_bootstrap=200)
+    s = summarize(np.array([1.0, -2.0, 3.0]), np.random.default_rng(0), n_bootstrap=200,
+                  min_count=1)
     assert s.count == 3
     assert s.mae == pytest.approx(2.0)
     assert s.mse == pytest.approx(14 / 3)
@@ -150,12 +152,17 @@ def test_bootstrap_in_small_chunks_gives_the_same_interval(monkeypatch):
     assert chunked.mae_ci_high == pytest.approx(whole.mae_ci_high, rel=0.02)
 
 
-def test_one_molecule_gives_a_degenerate_interval():
+def test_too_few_molecules_give_their_figures_and_no_interval():
+    """One molecule's bootstrap interval was "250 - 250": a precision nothing measured."""
     s = summarize(np.array([-0.25]), np.random.default_rng(0))
-    assert s.count == 1
-    assert s.mae == s.mae_ci_low == s.mae_ci_high == 0.25
-    assert s.mse == s.mse_ci_low == s.mse_ci_high == 0.0625
-    assert s.rmse == s.rmse_ci_low == s.rmse_ci_high == 0.25
+    assert (s.count, s.mae, s.mse, s.rmse) == (1, 0.25, 0.0625, 0.25)
+    bounds = [s.mae_ci_low, s.mae_ci_high, s.rmse_ci_low, s.rmse_ci_high, s.mse_ci_low,
+              s.mse_ci_high]
+    assert np.isnan(bounds).all()
+    errors = np.random.default_rng(6).normal(size=MIN_INTERVAL_COUNT)
+    s = summarize(errors, np.random.default_rng(0))
+    assert s.mae_ci_low < s.mae < s.mae_ci_high
+    assert np.isnan(summarize(errors[1:], np.random.default_rng(0)).mae_ci_low)
 
 
 def test_empty_or_broken_input_is_a_user_error_naming_the_stratum():

@@ -176,7 +176,8 @@ def assert_strata_close(x: StratumMetrics, y: StratumMetrics) -> None:
     assert (x.kind, x.key, x.label, x.train_count) == (y.kind, y.key, y.label, y.train_count)
     assert x.train_share == pytest.approx(y.train_share)
     for f in fields(ErrorSummary):
-        assert getattr(x.summary, f.name) == pytest.approx(getattr(y.summary, f.name)), f.name
+        assert getattr(x.summary, f.name) == pytest.approx(getattr(y.summary, f.name),
+                                                           nan_ok=True), f.name
 
 
 def test_load_metrics_refuses_other_files(tmp_path, report_and_predictions):
@@ -289,5 +290,27 @@ def test_summary_names_the_sizes_left_out():
                     np.full(200, 0.01), "eV", "U0")
     report = stratified_metrics(p, TrainingCounts(10, {6: 10}, {"H": 10}), n_bootstrap=10)
     text = format_summary(report)
-    assert "Not reported per size: 1 sizes (5 atoms) holding 1 molecules" in text
+    assert "Not reported per size: 1 size (5 atoms) holding 1 molecule;" in text
     assert "evaluate --all-sizes (all_sizes=True in Python) reports them" in text
+
+
+def test_a_stratum_of_too_few_molecules_has_no_interval_anywhere(tmp_path,
+                                                                 report_and_predictions):
+    """F: 5 test molecules, under MIN_INTERVAL_COUNT: its figures, and no interval in the
+    CSV (empty cells), metrics.json (null) or the summary ("-", and why)."""
+    report, p = report_and_predictions
+    write_metrics(report, p, tmp_path)
+    _, rows = read_csv(tmp_path / "metrics_by_element.csv")
+    by_element = {row["element"]: row for row in rows}
+    assert by_element["F"]["count"] == "5" and float(by_element["F"]["mae_meV"]) > 0
+    assert [by_element["F"][c] for c in METRIC_COLUMNS if "_ci95_" in c] == [""] * 6
+    assert all(by_element["H"][c] for c in METRIC_COLUMNS)  # 60 molecules: an interval
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    f = next(s for s in doc["per_element"] if s["element"] == "F")
+    assert f["mae_ci95_meV"] == [None, None] and doc["settings"]["min_interval_count"] == 10
+    text = format_summary(report)
+    f_line = next(line for line in text.splitlines() if line.startswith("with F"))
+    assert f_line.split().count("-") == 2  # both intervals
+    assert "no CI (-) where a stratum holds fewer than 10 molecules" in text
+    back = load_metrics(tmp_path / "metrics.json").elements[-1]
+    assert back.key == "F" and math.isnan(back.summary.mae_ci_low)

@@ -110,7 +110,7 @@ def test_fewer_than_four_points_never_try_the_floor_and_two_cannot_be_fitted():
     three = fit_curve(n, mae)
     assert three.form == POWER and np.isnan(three.aicc_saturating)
     assert fit_curve(SIZES[:4], 3 * SIZES[:4] ** -0.8 + 0.01).aicc_saturating == np.inf
-    with pytest.raises(MolstrataError, match="too few points to fit.*--sizes"):
+    with pytest.raises(MolstrataError, match="too few points to fit.*give more subset sizes"):
         fit_curve(np.array([500.0, 500.0, 1000.0]), mae)
 
 
@@ -176,7 +176,7 @@ def test_a_stratum_with_too_few_points_is_refused_in_one_line():
         bootstrap_curve(errors, n_train, rng, label="F")
     message = str(raised.value)
     assert "\n" not in message and message.startswith("F: too few points to fit")
-    assert "--sizes or a larger slice" in message
+    assert "give more subset sizes or a larger slice" in message and "--" not in message
     few_tested = _errors(rng, SIZES, 3 * SIZES ** -0.4, n_test=9)
     with pytest.raises(MolstrataError, match="9 test molecules"):
         bootstrap_curve(few_tested, SIZES, rng)

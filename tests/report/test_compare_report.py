@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import RunResult, compare_runs
+from molstrata.evaluation.compare import compare_runs
+from molstrata.evaluation.results import RunResult, group_runs
 from molstrata.evaluation.stratified import Predictions, TrainingCounts, stratified_metrics
 from molstrata.report import compare as compare_report
 from molstrata.report.compare import comparison_text, default_out_dir, write_comparison
@@ -236,6 +237,31 @@ def test_validation_sets_are_told_apart_by_their_molecules(runs, tmp_path):
     labels, title = compare_report.learning_curve_labels(sets)
     assert labels["custom"] == "custom; val: all sizes, 3 molecules"
     assert "DIFFERENT" in title
+
+
+def test_a_group_and_a_run_of_one_split_were_validated_alike(runs, tmp_path):
+    """A group of replicates (whose folder holds no split.json) beside a run of the same split
+    was said to be evaluated on the same molecules and validated on different ones."""
+    split = json.dumps({"fingerprint": "abc", "parts": {"train": [], "val": [4, 5, 6],
+                                                        "test": []}})
+    members = []
+    for seed in (1, 2):
+        config = TrainConfig()
+        config.runtime.seed = seed
+        members.append(dataclasses.replace(make_run(tmp_path, "m", 0.005 * seed, seed=1),
+                                           config=config,
+                                           run_dir=tmp_path / "group" / f"seed-{seed}"))
+    single = dataclasses.replace(runs[1], label="single", run_dir=tmp_path / "single")
+    for run in (*members, single):
+        run.run_dir.mkdir(parents=True)
+        (run.run_dir / "split.json").write_text(split)
+    comparison = compare_runs([group_runs(members, "group"), single], n_bootstrap=50)
+    text = comparison_text(comparison)
+    assert "500 molecules, the same in every run (paired tests)" in text
+    assert "validated on different molecules" not in text
+    sets = compare_report.validation_sets(comparison)
+    assert sets["group"].key == sets["single"].key
+    assert sets["group"].text == "val: all sizes, 3 molecules"
 
 
 def table_columns(text: str, title: str) -> dict[str, list[str]]:

@@ -55,7 +55,7 @@ def test_data_value_runs_resumes_with_two_workers_and_reports(tmp_path, qm9_cach
     assert "interrupted after epoch 1" in capsys.readouterr().err
     assert main([*argv, "--workers", "2"]) == 0
     text = capsys.readouterr().out
-    assert "reusing 2 finished run(s) of 10" in text
+    assert "reusing 2 finished runs of 10" in text
     for name in EXPERIMENTS:
         for seed in (0, 1):
             summary = json.loads((out / "runs" / name / f"seed-{seed}" / "run.json").read_text())

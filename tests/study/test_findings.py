@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from molstrata.data.molecules import Molecules, atomic_number
-from molstrata.evaluation.compare import RunResult, group_runs
+from molstrata.evaluation.results import RunResult, group_runs
 from molstrata.evaluation.stratified import Predictions, TrainingCounts, stratified_metrics
 from molstrata.study.findings import adjust_family, analyse, macro_change
 from molstrata.study.plan import Analysis

@@ -44,7 +44,7 @@ def test_learning_curve_runs_end_to_end_and_resumes(tmp_path, qm9_cache_dir, cap
         assert (out / "plots" / plot).is_file()
 
     assert main(argv) == 0  # again: nothing is trained twice
-    assert "reusing 8 finished run(s) of 8" in capsys.readouterr().out
+    assert "reusing 8 finished runs of 8" in capsys.readouterr().out
 
 
 def test_plans_need_three_sizes_and_keep_their_options(tmp_path, capsys):

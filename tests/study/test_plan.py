@@ -60,6 +60,23 @@ def test_overrides_apply_to_every_experiment_last():
     assert {e.config.runtime.threads for e in plan.experiments} == {1}
 
 
+def test_titles_state_the_final_config_not_the_plan_file_s():
+    """`custom` said "27 epochs" in a study run with --set training.epochs=3, which trained 3;
+    the study's title said "8,000 QM9 molecules" of a study of another file."""
+    shipped = load_plan("quick")
+    assert "27 epochs" in shipped.experiment("custom").title
+    assert "8,000-molecule slice" in shipped.title
+    plan = load_plan("quick", [("training", "epochs", 1), ("data", "max_molecules", 500),
+                               ("subset", "min_size", 20)])
+    custom = plan.experiment("custom").title
+    assert "1 epoch," in custom and "27" not in custom and "20 or more atoms" in custom
+    assert "500-molecule slice" in plan.title and "8,000" not in plan.title
+    assert "500-molecule" in plan.experiment("baseline").title
+    assert "Sizes 20-23" in plan.experiment("size-r2").title
+    for e in plan.experiments:
+        assert "{" not in e.title, e.title
+
+
 def test_plan_file_with_vary_and_patterns(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text("""
@@ -123,6 +140,8 @@ def _plan(**tables) -> dict:
     ({"analyses": [{"kind": "directed", "runs": ["a", "b"]}]}, "needs a reference experiment"),
     ({"analyses": [{"kind": "directed", "reference": "a", "runs": ["b"], "sizes": [18]}]},
      "sizes must be [min, max] atoms"),
+    ({"experiments": {"a": {"title": "{training.nope} epochs"}, "b": {}}},
+     "title '{training.nope} epochs' cannot be filled in"),
 ])
 def test_bad_plans_are_refused_with_the_reason(change, message):
     with pytest.raises(MolstrataError) as error:

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.compare import compare_runs, load_run_result
+from molstrata.evaluation.compare import compare_runs
+from molstrata.evaluation.results import load_run_result
 from molstrata.study import run_study, runner
 from molstrata.study.plan import load_plan
 from molstrata.study.queue import WorkQueue

@@ -119,7 +119,7 @@ def study(tmp_path_factory, qm9_cache_dir):
 def test_interrupted_experiment_resumes_and_finished_ones_are_reused(study):
     _, out, result, log = study
     text = "\n".join(log)
-    assert "reusing 2 finished run(s) of 5" in text
+    assert "reusing 2 finished runs of 5" in text
     started = re.findall(r"== \[\d/5\] (\S+): ", text)
     assert started == ["mid/seed-0", "w-r10/seed-0", "big/seed-0"]  # base, cap-8 not again
     assert f"resuming {out / 'runs' / 'mid' / 'seed-0'}" in text

@@ -34,7 +34,8 @@ from molstrata.training.distributed import (
     process_group,
 )
 from molstrata.training.launch import launch_devices
-from molstrata.training.run import RunPaths, train
+from molstrata.training.run import train
+from molstrata.training.rundir import RunPaths
 from molstrata.training.weights import weight_factors
 
 pytestmark = pytest.mark.skipif(
@@ -366,9 +367,11 @@ def test_an_existing_run_under_devices_is_refused_once_and_kept(runs):
     result = _molstrata("train", *options, "--devices", "2", "-o", str(run))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 2 and "already holds a run" in lines[0]
+    assert len(lines) == 2 and "already holds a finished run" in lines[0]
     assert "(rank 1)" not in result.stderr
-    assert lines[1].endswith(f"continue with: molstrata train --resume {run} --devices 2")
+    assert lines[0].endswith(f"train it further as a new run with --init-from {run}, or choose "
+                             "another --out")
+    assert lines[1].endswith("the other processes were stopped")  # no --resume: it is finished
     assert (run / "checkpoints" / "last.pt").read_bytes() == before
 
 

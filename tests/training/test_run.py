@@ -45,6 +45,23 @@ def test_training_writes_a_run_and_drives_the_loss_down(tmp_path, qm9_cache_dir)
     assert checkpoint["loop"]["best_epoch"] == summary["best_epoch"]
 
 
+def test_run_json_records_the_backend_the_model_chose_and_why(tmp_path, qm9_cache_dir,
+                                                              monkeypatch):
+    from molstrata.models import backends, kernels
+
+    chosen = train(tiny_config(qm9_cache_dir, epochs=1), tmp_path / "own", progress=False)
+    expected = backends.choose(torch.device("cpu"))
+    assert chosen["backend"] == expected
+    assert (chosen["backend_note"] is None) == (expected == "kernel-openmp")
+    monkeypatch.setenv(kernels.ENV_VAR, "0")
+    off = train(tiny_config(qm9_cache_dir, epochs=1), tmp_path / "off", progress=False)
+    assert off["backend"] == "torch" and "MOLSTRATA_KERNELS=0" in off["backend_note"]
+    painn = train(tiny_config(qm9_cache_dir, "painn", epochs=1), tmp_path / "painn",
+                  progress=False)
+    assert (painn["backend"], painn["backend_note"]) == ("torch", None)
+    assert json.loads((tmp_path / "off" / "run.json").read_text())["backend"] == "torch"
+
+
 @pytest.mark.parametrize("representation", ["schnet", "painn"])
 def test_resume_equals_an_uninterrupted_run(tmp_path, qm9_cache_dir, monkeypatch,
                                             representation):
@@ -79,7 +96,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, qm9_cache_dir, monkeypatch
 
 def test_a_second_run_in_the_same_folder_is_refused(tmp_path, qm9_cache_dir):
     train(tiny_config(qm9_cache_dir, epochs=1), tmp_path / "run", progress=False)
-    with pytest.raises(MolstrataError, match="already holds a run; continue it with --resume"):
+    with pytest.raises(MolstrataError, match="already holds a finished run; train it further "
+                                             "as a new run with init_from="):
         train(tiny_config(qm9_cache_dir, epochs=1), tmp_path / "run", progress=False)
 
 
@@ -87,6 +105,8 @@ def test_not_a_run_and_corrupted_checkpoints(tmp_path, qm9_cache_dir):
     with pytest.raises(MolstrataError, match="is not a molstrata run directory"):
         train(TrainConfig(), tmp_path, resume=True)
     train(tiny_config(qm9_cache_dir, epochs=1), tmp_path / "run", progress=False)
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())  # as if interrupted
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**summary, "status": "interrupted"}))
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:500])
     with pytest.raises(MolstrataError, match="is damaged or not a molstrata checkpoint"):
@@ -164,3 +184,4 @@ def test_a_compiled_run_learns_what_the_plain_run_learns(tmp_path, qm9_cache_dir
     assert compiled["optimizer_steps"] == plain["optimizer_steps"]
     assert compiled["best_val_mae_meV"] == pytest.approx(plain["best_val_mae_meV"], rel=1e-3)
     assert 'compile = true' in (tmp_path / "compiled" / "config.toml").read_text()
+    assert (compiled["backend"], compiled["backend_note"]) == ("torch", "torch.compile")
