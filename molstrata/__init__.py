@@ -6,6 +6,7 @@ From Python (see `molstrata.api`):
     import molstrata
     run = molstrata.train("quick", epochs=3, max_molecules=500)
     metrics = run.evaluate()                          # metrics.mae_meV, metrics.per_size
+    molstrata.evaluate_predictions("mace_out.xyz")    # any model's energies, stratified
     molstrata.compare([run, molstrata.Run.open("runs/other")])
     molstrata.load_model(run.export("model.pt")).predict(atoms).values   # eV
     molstrata.run_study("quick", out="results/study")
@@ -16,8 +17,8 @@ These names are loaded on first use, so that `import molstrata` and the command 
 
 __version__ = "0.1.0"
 
-API = ("train", "resume", "compare", "load_model", "run_study", "learning_curve", "Run", "Metrics",
-       "RunComparison", "Model", "Prediction", "Records")
+API = ("train", "resume", "compare", "evaluate_predictions", "load_model", "run_study",
+       "learning_curve", "Run", "Metrics", "RunComparison", "Model", "Prediction", "Records")
 """The public names of `molstrata.api`, available as `molstrata.NAME`."""
 
 __all__ = [*API, "__version__"]

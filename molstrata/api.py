@@ -49,6 +49,8 @@ from molstrata.training.rundir import (
 )
 
 if TYPE_CHECKING:
+    from ase import Atoms
+
     from molstrata.data.molecules import Molecules
     from molstrata.deploy.modelfile import ModelFile
     from molstrata.evaluation.compare import Comparison
@@ -394,6 +396,35 @@ class Metrics:
         numbers = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())
         return (f"Metrics({self.target} on {self.evaluated}: {self.numbers['n_molecules']:,} "
                 f"molecules, {numbers}; files in {self.out_dir})")
+
+
+def evaluate_predictions(file_or_atoms: PathLike | Sequence[Atoms],
+                         predicted: str = "MACE_energy", reference: str | None = None,
+                         unit: str = "eV", out: PathLike | None = None, *,
+                         all_sizes: bool = False, n_bootstrap: int = 1000, seed: int = 0,
+                         skip_periodic: bool = False, plots: bool = False,
+                         progress: bool = False) -> Metrics:
+    """Evaluate another model's energies as `molstrata evaluate --predictions FILE` does:
+    the `predicted` per-structure energies of an ASE-readable file (or a list of Atoms)
+    against the `reference` ones (default: REF_energy if the first structure has it, else
+    energy), both in `unit` (default eV); MACE's mace_eval_configs writes MACE_energy. The
+    files go to `out` (default: FILE's stem + "-eval" next to FILE; needed for a list of
+    Atoms); `plots` draws the figures there too. Without the model's training set the
+    numbers have no training shares and `hypotheses` is empty."""
+    from molstrata.evaluation.predictions_file import evaluate_predictions as evaluate
+
+    evaluation = evaluate(
+        file_or_atoms if isinstance(file_or_atoms, str | os.PathLike) else list(file_or_atoms),
+        predicted=predicted, reference=reference, unit=unit, out_dir=out, all_sizes=all_sizes,
+        n_bootstrap=n_bootstrap, seed=seed, skip_periodic=skip_periodic, log=_log(progress))
+    figures: list[Path] = []
+    if plots:
+        from molstrata.report.evaluation_plots import draw_evaluation
+
+        figures = draw_evaluation(evaluation, evaluation.out_dir)
+    evaluated = (Path(file_or_atoms).stem if isinstance(file_or_atoms, str | os.PathLike)
+                 else "atoms")
+    return Metrics.of(evaluation, evaluated, figures)
 
 
 # ---- compare -------------------------------------------------------------------------------

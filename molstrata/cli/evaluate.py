@@ -7,7 +7,14 @@ from pathlib import Path
 
 from molstrata.cli.common import add_common, existing_files, replaced_line
 from molstrata.errors import MolstrataError
-from molstrata.evaluation import DEFAULT_MIN_STRATUM, SPLITS
+from molstrata.evaluation import (
+    DEFAULT_MIN_STRATUM,
+    DEFAULT_PREDICTED,
+    DEFAULT_REFERENCES,
+    DEFAULT_UNIT,
+    OUT_SUFFIX,
+    SPLITS,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -17,18 +24,33 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
-        "evaluate", help="stratified errors of a trained run",
+        "evaluate", help="stratified errors of a trained run, or of any model's predictions",
         description="Predict the run's test split (or val, train, all, or another dataset) and "
                     "write metrics.json, CSVs per size / element / size x element with 95 % "
-                    "bootstrap intervals, predictions.csv and plots.")
-    evaluate.add_argument("run", metavar="RUN", help="run directory written by molstrata train")
-    evaluate.add_argument("--split", default="test", choices=SPLITS,
+                    "bootstrap intervals, predictions.csv and plots. With --predictions FILE "
+                    "instead of RUN, the same for another model's energies (MACE, NequIP, "
+                    "SchNetPack, ...) stored in FILE beside the reference ones.")
+    evaluate.add_argument("run", metavar="RUN", nargs="?",
+                          help="run directory written by molstrata train")
+    evaluate.add_argument("--predictions", metavar="FILE",
+                          help="evaluate another model's predictions instead of a RUN: an "
+                               "ASE-readable file (extxyz, ASE .db) whose structures carry a "
+                               "predicted and a reference energy each")
+    evaluate.add_argument("--predicted", metavar="KEY",
+                          help="with --predictions, the predicted energy's key in atoms.info "
+                               f"(default: {DEFAULT_PREDICTED}, as mace_eval_configs writes)")
+    evaluate.add_argument("--reference", metavar="KEY",
+                          help="with --predictions, the reference energy's key (default: "
+                               f"{' if present, else '.join(DEFAULT_REFERENCES)})")
+    evaluate.add_argument("--split", choices=SPLITS,
                           help="which molecules of the run's dataset (default: test)")
     evaluate.add_argument("--dataset", metavar="FILE",
                           help="evaluate on another ASE-readable file instead")
     evaluate.add_argument("--property", dest="property_name", metavar="NAME",
                           help="the target's name in FILE (default: the run's target)")
-    evaluate.add_argument("--unit", metavar="UNIT", help="unit of --property in FILE")
+    evaluate.add_argument("--unit", metavar="UNIT",
+                          help="unit of --property in FILE, or of the energies in --predictions "
+                               f"FILE (default there: {DEFAULT_UNIT})")
     evaluate.add_argument("--skip-periodic", action="store_true",
                           help="leave out FILE's periodic structures (slabs, bulk cells) "
                                "instead of refusing it")
@@ -36,7 +58,7 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
                           help="leave out the molecules holding an element no training "
                                "molecule has (predict flags them and does not predict them) "
                                "instead of refusing them, and say which")
-    evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"],
+    evaluate.add_argument("--checkpoint", choices=["best", "last"],
                           help="best (default: the epoch of the lowest validation loss) or "
                                "last")
     evaluate.add_argument("--all-sizes", action="store_true",
@@ -44,16 +66,24 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                           help="bootstrap resamples for the confidence intervals")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    evaluate.add_argument("--min-stratum", type=int, default=DEFAULT_MIN_STRATUM, metavar="N",
+    evaluate.add_argument("--min-stratum", type=int, metavar="N",
                           help="with --dataset, flag a molecule whose size, element or size x "
                                "element held fewer than N training molecules (default: "
                                f"{DEFAULT_MIN_STRATUM})")
     add_common(evaluate, threads=True, quiet=None)
-    evaluate.add_argument("-o", "--out", metavar="DIR", help="default: RUN/eval-SPLIT")
+    evaluate.add_argument("-o", "--out", metavar="DIR",
+                          help="default: RUN/eval-SPLIT; with --predictions, FILE's stem + "
+                               f"{OUT_SUFFIX} next to FILE")
     evaluate.add_argument("--devices", type=int, metavar="N",
                           help="predict on N processes of this machine (torchrun --standalone "
                                "--nproc-per-node N); metrics are computed once, from all")
     evaluate.set_defaults(func=_evaluate)
+
+
+RUN_ONLY = ("split", "dataset", "property_name", "checkpoint", "min_stratum", "skip_unseen",
+            "devices", "threads")
+"""Options of a run's evaluation, refused with --predictions."""
+PREDICTIONS_ONLY = ("predicted", "reference")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -61,6 +91,15 @@ def _evaluate(args: argparse.Namespace) -> None:
     from molstrata.report.evaluation_plots import draw_evaluation
     from molstrata.training.launch import launch_devices
 
+    if args.predictions is not None:
+        return _evaluate_predictions(args)
+    if args.run is None:
+        raise MolstrataError("evaluate needs a RUN directory, or --predictions FILE to "
+                             "evaluate another model's predictions")
+    for name in PREDICTIONS_ONLY:
+        if getattr(args, name) is not None:
+            raise MolstrataError(f"{args.command_parser.flag(name)} applies to --predictions "
+                                 "FILE; give a file, or drop it")
     if args.skip_periodic and args.dataset is None:
         raise MolstrataError("--skip-periodic applies to the structures of --dataset FILE; "
                              "give a file, or drop it (a run's own data holds no periodic "
@@ -73,16 +112,43 @@ def _evaluate(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     before = existing_files(*Path(args.run).glob("eval-*"), args.out)
     evaluation = evaluate_run(
-        args.run, split=args.split, dataset=args.dataset, property_name=args.property_name,
-        unit=args.unit, checkpoint=args.checkpoint, out_dir=args.out, all_sizes=args.all_sizes,
-        n_bootstrap=args.bootstrap, seed=args.seed, device=args.device,
-        min_stratum=args.min_stratum, skip_periodic=args.skip_periodic,
-        skip_unseen=args.skip_unseen)
+        args.run, split=args.split or "test", dataset=args.dataset,
+        property_name=args.property_name, unit=args.unit, checkpoint=args.checkpoint or "best",
+        out_dir=args.out, all_sizes=args.all_sizes, n_bootstrap=args.bootstrap, seed=args.seed,
+        device=args.device,
+        min_stratum=DEFAULT_MIN_STRATUM if args.min_stratum is None else args.min_stratum,
+        skip_periodic=args.skip_periodic, skip_unseen=args.skip_unseen)
     if evaluation is not None:  # rank 0 (or the only process)
         figures = draw_evaluation(evaluation, evaluation.out_dir)
         print(summary_text(evaluation, figures))
         if (replaced := replaced_line(before, [*evaluation.files, *figures])) is not None:
             print(replaced)
+
+
+def _evaluate_predictions(args: argparse.Namespace) -> None:
+    """evaluate --predictions FILE: another model's energies, without a run."""
+    from molstrata.evaluation.evaluate import summary_text
+    from molstrata.evaluation.predictions_file import evaluate_predictions, output_folder
+    from molstrata.report.evaluation_plots import draw_evaluation
+
+    if args.run is not None:
+        raise MolstrataError(f"give RUN or --predictions FILE, not both: RUN {args.run} "
+                             "evaluates a molstrata run, --predictions another model's file")
+    for name in RUN_ONLY:
+        if getattr(args, name) is not None and getattr(args, name) is not False:
+            raise MolstrataError(f"{args.command_parser.flag(name)} applies to a RUN, not to "
+                                 "--predictions FILE; drop it")
+    out = output_folder(args.predictions, args.out)
+    before = existing_files(out)
+    evaluation = evaluate_predictions(
+        args.predictions, predicted=args.predicted or DEFAULT_PREDICTED,
+        reference=args.reference, unit=args.unit or DEFAULT_UNIT, out_dir=out,
+        all_sizes=args.all_sizes, n_bootstrap=args.bootstrap, seed=args.seed,
+        skip_periodic=args.skip_periodic)
+    figures = draw_evaluation(evaluation, evaluation.out_dir)
+    print(summary_text(evaluation, figures))
+    if (replaced := replaced_line(before, [*evaluation.files, *figures])) is not None:
+        print(replaced)
 
 
 def _register_compare(commands: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ import itertools
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -174,9 +174,48 @@ def from_atoms_list(
     properties, energy_aliases and skip_periodic are as in `read_molecules`; a None unit is
     taken from the first structure's info['molstrata_units'], which `to_atoms` writes.
     """
+    return read_atoms(atoms_list, properties, energy_aliases=energy_aliases,
+                      skip_periodic=skip_periodic).molecules
+
+
+def read_atoms(
+    atoms_list: Iterable[Atoms],
+    properties: Mapping[str, str | None] | None = None,
+    *,
+    energy_aliases: Iterable[str] = (),
+    skip_periodic: bool = False,
+) -> Reading:
+    """`from_atoms_list`, with what was left out: see `Reading`."""
     frames = ((i, atoms, ()) for i, atoms in enumerate(atoms_list))
     return _pack(frames, properties, None, "Angstrom", "the atoms list", energy_aliases,
-                 skip_periodic).molecules
+                 skip_periodic)
+
+
+def first_structure_keys(source: str | os.PathLike | Sequence[Atoms]) -> dict[str, str]:
+    """name -> kind of what the first structure of a file (or list of Atoms) carries besides
+    its atoms: 'number' (one number: info, db data and key_value_pairs, calculator results),
+    'per-atom' (atoms.arrays, or a calculator result with one row per atom, as forces) or
+    'other' (a vector, a string). To say which keys a file has when one asked for is missing."""
+    if isinstance(source, str | os.PathLike):
+        path = _existing_file(source)
+        frames = _db_frames(path, "0")[0] if is_database(path) else _file_frames(path, "0")
+        first = next(frames, None)
+    else:
+        first = (0, source[0], ()) if len(source) else None
+    if first is None:
+        raise MolstrataError(f"{source} holds no structures; give a file with molecules in it")
+    _, atoms, extra = first
+    n_atoms = len(atoms)
+    kinds = {name: "per-atom" for name in atoms.arrays if name not in ("numbers", "positions")}
+    for src in (atoms.info, *extra, _calc_results(atoms)):
+        for name, value in src.items():
+            if name in _RESERVED or name in kinds:
+                continue
+            array = None if isinstance(value, (str, bytes)) else np.asarray(value)
+            kinds[name] = ("number" if _is_number(value) else
+                           "per-atom" if array is not None and array.ndim >= 1
+                           and len(array) == n_atoms and n_atoms > 1 else "other")
+    return kinds
 
 
 def _existing_file(path: str | os.PathLike) -> Path:

@@ -47,7 +47,7 @@ class Evaluation:
     only, None for a split of the run's own). offset: the per-element offset of the
     references from the predictions (`molstrata.evaluation.offsets`; None where it cannot
     be fitted), reported when `offset.detected`. left_out: the molecules `skip_unseen` left
-    out (see `evaluate_run`), None where none were.
+    out (see `evaluate_run`), None where none were. notes: lines the summary ends with.
     """
 
     report: StratifiedReport
@@ -61,6 +61,7 @@ class Evaluation:
     min_stratum: int = DEFAULT_MIN_STRATUM
     offset: ReferenceOffset | None = None
     left_out: dict | None = None
+    notes: tuple[str, ...] = ()
 
 
 def load_model(run_dir: str | os.PathLike, checkpoint: str = "best",
@@ -228,6 +229,7 @@ def summary_text(evaluation: Evaluation, figures: Sequence[Path] = ()) -> str:
         target = evaluation.report.target
         notes += [evaluation.offset.hint(target, f"the evaluated {target} values"),
                   f"{evaluation.offset.mae_line()}; in {EVALUATION_JSON}"]
+    notes += evaluation.notes
     if notes:
         parts.append("\n".join(notes))
     n_files = len(evaluation.files) + len(figures)

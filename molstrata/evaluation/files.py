@@ -45,6 +45,11 @@ molecules.
                    "note": "..."}                # e.g. the low power of 5 element strata
     rho and p_value are null where no test is possible (fewer than 3 strata).
 
+Another model's predictions evaluated without its training file (`molstrata evaluate
+--predictions`) have "training": null, null train_count and train_share_percent in every
+stratum (empty cells in the CSVs) and no "correlation" entries: the shares and the tests need
+the training set.
+
 The size × element cells are those of the reported sizes. CSVs: `metrics_by_size.csv`,
 `metrics_by_element.csv`, `metrics_by_size_element.csv` hold one row per stratum with the
 columns stratum, n_atoms and/or element, count, train_count, train_share_percent, mae_meV,
@@ -149,7 +154,7 @@ def metrics_json(report: StratifiedReport) -> dict[str, Any]:
         }
 
     def stratum(s: StratumMetrics) -> dict[str, Any]:
-        return _stratum_json(s, report.unit)
+        return _stratum_json(s, report.unit, report.training.known)
 
     training = report.training
     return {
@@ -191,7 +196,7 @@ def metrics_json(report: StratifiedReport) -> dict[str, Any]:
             }
             for kind, c in report.correlations.items()
         },
-        "training": {
+        "training": None if not training.known else {
             "n_molecules": training.n_molecules,
             "size_counts": [{"size": k, "count": c} for k, c in training.sizes.items()],
             "element_counts": [{"element": k, "count": c} for k, c in training.elements.items()],
@@ -213,7 +218,8 @@ def stratum_table(report: StratifiedReport, kind: str) -> tuple[list[str], list[
     for s in strata:
         key = list(s.key) if isinstance(s.key, tuple) else [s.key]
         values = [None if math.isnan(v) else v for v in s.summary.report_row(report.unit).values()]
-        rows.append([s.label, *key, s.count, s.train_count, 100 * s.train_share, *values])
+        train = [s.train_count, 100 * s.train_share] if report.training.known else [None, None]
+        rows.append([s.label, *key, s.count, *train, *values])
     return header, rows
 
 
@@ -261,7 +267,7 @@ def _report_from_json(doc: dict[str, Any]) -> StratifiedReport:
     settings = doc["settings"]
     confidence = float(settings["confidence"])
     training_doc = doc["training"]
-    training = TrainingCounts(
+    training = TrainingCounts.unknown() if training_doc is None else TrainingCounts(
         n_molecules=int(training_doc["n_molecules"]),
         sizes={int(d["size"]): int(d["count"]) for d in training_doc["size_counts"]},
         elements={d["element"]: int(d["count"]) for d in training_doc["element_counts"]},
@@ -334,14 +340,17 @@ def format_summary(report: StratifiedReport) -> str:
 
     def row(s: StratumMetrics) -> list[Any]:
         values = list(s.summary.report_row(report.unit).values())
-        return [s.label, s.count, f"{100 * s.train_share:.2f}", *_metric_cells(values)]
+        share = f"{100 * s.train_share:.2f}" if report.training.known else "-"
+        return [s.label, s.count, share, *_metric_cells(values)]
 
     n_train = report.training.n_molecules
+    trained = (f"model trained on {n_train:,}" if report.training.known
+               else "training set not given")
     shown = [report.overall, *report.sizes, *report.elements]
     too_few = any(s.count < report.min_interval_count for s in shown)
     parts = [
         f"{report.target} [{report.unit}]: {counted(report.n_molecules, 'molecule')} "
-        f"evaluated, model trained on {n_train:,}; {level}s from {report.n_bootstrap:,} "
+        f"evaluated, {trained}; {level}s from {report.n_bootstrap:,} "
         "bootstrap resamples"
         + (f"; no CI (-) where a stratum holds fewer than {report.min_interval_count} "
            "molecules, too few for one" if too_few else ""),
@@ -396,7 +405,7 @@ def format_summary(report: StratifiedReport) -> str:
 # ---- helpers -----------------------------------------------------------------------------
 
 
-def _stratum_json(s: StratumMetrics, target_unit: str) -> dict[str, Any]:
+def _stratum_json(s: StratumMetrics, target_unit: str, trained: bool = True) -> dict[str, Any]:
     factor, unit = error_unit(target_unit)
     e_key, sq_key = unit_key(unit), unit_key(squared_unit(target_unit))
     ci = ci_key(s.summary.confidence)
@@ -409,7 +418,7 @@ def _stratum_json(s: StratumMetrics, target_unit: str) -> dict[str, Any]:
     out.update({
         "label": s.label,
         "count": s.count,
-        "train_count": s.train_count,
+        "train_count": s.train_count if trained else None,
         "train_share_percent": 100 * s.train_share,
         f"mae_{e_key}": summary.mae * factor,
         f"mae_{ci}_{e_key}": [summary.mae_ci_low * factor, summary.mae_ci_high * factor],
@@ -444,8 +453,9 @@ def _stratum_from_json(
         mse_ci_high=_bound(mse_ci[1]),
         confidence=confidence,
     )
-    share = float(d["train_share_percent"]) / 100
-    return StratumMetrics(kind, key, d["label"], int(d["train_count"]), share, summary)
+    share = _bound(d["train_share_percent"]) / 100
+    count = 0 if d["train_count"] is None else int(d["train_count"])
+    return StratumMetrics(kind, key, d["label"], count, share, summary)
 
 
 def _bound(value: float | None) -> float:

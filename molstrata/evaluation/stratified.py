@@ -154,6 +154,17 @@ class TrainingCounts:
     size_elements: Mapping[tuple[int, str], int] = field(default_factory=dict)
 
     @classmethod
+    def unknown(cls) -> TrainingCounts:
+        """No training set: another model's predictions, evaluated without its training file;
+        every share is then NaN and no hypothesis is tested."""
+        return cls(n_molecules=0, sizes={}, elements={}, size_elements={})
+
+    @property
+    def known(self) -> bool:
+        """Whether these are counts of a training set (False for `unknown`)."""
+        return self.n_molecules > 0
+
+    @classmethod
     def from_molecules(cls, molecules: Molecules) -> TrainingCounts:
         """Count the strata of a training set."""
         present = molecules.composition > 0
@@ -178,8 +189,8 @@ class TrainingCounts:
         return int(table[kind].get(key, 0))
 
     def share(self, kind: str, key: int | str | tuple[int, str]) -> float:
-        """The stratum's share (0..1) of the training molecules."""
-        return self.count(kind, key) / self.n_molecules
+        """The stratum's share (0..1) of the training molecules; NaN without a training set."""
+        return self.count(kind, key) / self.n_molecules if self.known else math.nan
 
 
 # ---- results -----------------------------------------------------------------------------
@@ -229,7 +240,8 @@ class Correlation:
 
 @dataclass(frozen=True)
 class StratifiedReport:
-    """Everything the stratified evaluation found; errors in the target unit `unit`."""
+    """Everything the stratified evaluation found; errors in the target unit `unit`. Without
+    a training set (`training.known` False) the shares are NaN and `correlations` is empty."""
 
     target: str
     unit: str
@@ -261,7 +273,7 @@ class StratifiedReport:
 
 def stratified_metrics(
     predictions: Predictions,
-    train: Molecules | TrainingCounts,
+    train: Molecules | TrainingCounts | None,
     *,
     min_share: float = 0.01,
     all_sizes: bool = False,
@@ -280,11 +292,12 @@ def stratified_metrics(
     Sizes holding at least `min_share` of the EVALUATED molecules are reported (all sizes with
     `all_sizes`); size × element cells are reported for those sizes. `train` is the training
     set (or its counts): each stratum's training share is set against its MAE to test
-    hypotheses 1 and 2. Every stratum draws its bootstrap from its own seed derived from `seed`
-    and its key, so results are reproducible and do not depend on which other strata are asked.
-    A stratum of fewer than `min_interval_count` evaluated molecules gets its figures and no
-    interval (metrics.MIN_INTERVAL_COUNT says why); the 1 % filter cannot do this on a small
-    set, where 1 % is under one molecule.
+    hypotheses 1 and 2; None where it is not known (another model's predictions): shares are
+    then NaN and no hypothesis is tested. Every stratum draws its bootstrap from its own seed
+    derived from `seed` and its key, so results are reproducible and do not depend on which
+    other strata are asked. A stratum of fewer than `min_interval_count` evaluated molecules
+    gets its figures and no interval (metrics.MIN_INTERVAL_COUNT says why); the 1 % filter
+    cannot do this on a small set, where 1 % is under one molecule.
     """
     if len(predictions) == 0:
         raise MolstrataError("no predictions to evaluate; give at least one molecule")
@@ -292,8 +305,13 @@ def stratified_metrics(
         raise MolstrataError(f"min_share must be between 0 and 1, got {min_share}; 0.01 is 1 %")
     if seed < 0:
         raise MolstrataError(f"seed must be 0 or more, got {seed}")
-    training = train if isinstance(train, TrainingCounts) else TrainingCounts.from_molecules(train)
-    if training.n_molecules < 1:
+    if train is None:
+        training = TrainingCounts.unknown()
+    elif isinstance(train, TrainingCounts):
+        training = train
+    else:
+        training = TrainingCounts.from_molecules(train)
+    if train is not None and not training.known:
         raise MolstrataError("the training set is empty; give the molecules the model saw")
     n = len(predictions)
     errors = predictions.errors[None] if seed_errors is None else np.asarray(seed_errors)
@@ -306,11 +324,10 @@ def stratified_metrics(
         summary = summarize(errors[:, rows], rng, n_bootstrap, confidence, name=label,
                             min_count=min_interval_count)
         if kind == "all":
-            return StratumMetrics(kind, None, label, training.n_molecules, 1.0, summary)
-        train_count = training.count(kind, key)
-        return StratumMetrics(
-            kind, key, label, train_count, train_count / training.n_molecules, summary
-        )
+            share = 1.0 if training.known else math.nan
+            return StratumMetrics(kind, None, label, training.n_molecules, share, summary)
+        return StratumMetrics(kind, key, label, training.count(kind, key),
+                              training.share(kind, key), summary)
 
     overall = measure("all", None, np.arange(n))
     size_values, size_counts = np.unique(predictions.sizes, return_counts=True)
@@ -340,7 +357,8 @@ def stratified_metrics(
             for kind, strata in by_kind.items()
             if strata
         },
-        correlations={kind: _correlation(kind, strata, seed) for kind, strata in by_kind.items()},
+        correlations={kind: _correlation(kind, strata, seed) for kind, strata in by_kind.items()
+                      if training.known},
         training=training,
         seed=seed,
         n_bootstrap=n_bootstrap,

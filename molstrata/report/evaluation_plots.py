@@ -49,10 +49,10 @@ def error_by_size(reports: Reports, path: str | os.PathLike, *, title: str | Non
     first_training = runs[0][1].training
     for i, (label, report) in enumerate(runs):
         counts = report.training.sizes
-        if i == 0:
+        if report.training.known and i == 0:
             behind.bar(list(counts), list(counts.values()), width=0.8, color="#d5dde6",
                        label=f"training molecules{_suffix(label, len(runs))}")
-        elif counts != first_training.sizes:
+        elif report.training.known and counts != first_training.sizes:
             sizes = np.array(sorted(counts))
             behind.step(sizes, [counts[s] for s in sizes], where="mid", color=_color(i),
                         alpha=0.5, lw=1, label=f"training molecules ({label})")
@@ -73,7 +73,7 @@ def error_by_size(reports: Reports, path: str | os.PathLike, *, title: str | Non
     _log_axis(ax)
     ax.set_xlabel("molecule size (number of atoms)")
     ax.set_ylabel(f"MAE ({unit}), {_level(runs)} CI")
-    behind.set_ylabel("training molecules")
+    behind.set_ylabel("training molecules" if first_training.known else "")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.grid(axis="y", which="both", alpha=0.25)
     _legend(ax, behind)
@@ -114,8 +114,9 @@ def error_by_element(
     ticks = []
     for sym in symbols:
         s = first.get(sym)
-        ticks.append(sym if s is None else
-                     f"{sym}\n{100 * s.train_share:.3g} % of train\n{s.count:,} evaluated")
+        share = "" if s is None or math.isnan(s.train_share) else \
+            f"\n{100 * s.train_share:.3g} % of train"
+        ticks.append(sym if s is None else f"{sym}{share}\n{s.count:,} evaluated")
     ax.set_xticks(range(len(symbols)), ticks, fontsize=8)
     ax.set_ylabel(f"MAE ({unit}), {_level(runs)} CI")
     ax.set_xlabel("molecules containing the element")

@@ -1,0 +1,206 @@
+"""`molstrata evaluate --predictions FILE` and `molstrata.evaluate_predictions`: another
+model's energies, stratified. A tiny run's own evaluation is the yardstick: its test molecules
+written with its predictions as MACE_energy and its references as REF_energy must give the
+same errors, globally and per size."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import ase.db
+import ase.io
+import ase.units
+import numpy as np
+import pytest
+from ase import Atoms
+
+import molstrata
+from molstrata.cli import main
+from molstrata.evaluation.evaluate import evaluate_run
+from molstrata.evaluation.files import load_metrics
+from molstrata.training.config import TrainConfig
+from molstrata.training.run import train
+
+FILES = {"metrics.json", "metrics_by_size.csv", "metrics_by_element.csv",
+         "metrics_by_size_element.csv", "predictions.csv", "evaluation.json",
+         "error_by_size.png", "error_by_element.png", "predicted_vs_true.png"}
+"""What evaluate --predictions writes: a run's evaluation without its learning curve."""
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(tmp_path_factory, qm9_cache_dir):
+    """A run of 300 QM9 molecules trained 1 epoch, evaluated on its test split (30)."""
+    config = TrainConfig.from_dict({
+        "data": {"cache_dir": str(qm9_cache_dir), "max_molecules": 300, "split_seed": 1},
+        "model": {"n_atom_basis": 16, "n_interactions": 2, "n_rbf": 10},
+        "training": {"epochs": 1, "batch_size": 16, "lr": 3e-3},
+        "runtime": {"threads": 1, "seed": 1},
+    }).validate()
+    run_dir = tmp_path_factory.mktemp("byo") / "run"
+    train(config, run_dir, progress=False, log=lambda *_: None)
+    return evaluate_run(run_dir, n_bootstrap=50, device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def structures(evaluated_run):
+    """The run's test molecules as ASE Atoms, its predictions.csv's energies (eV) on them as
+    MACE_energy and REF_energy, as mace_eval_configs leaves them (no calculator)."""
+    with open(evaluated_run.out_dir / "predictions.csv", newline="") as handle:
+        rows = {int(row["id"]): row for row in csv.DictReader(handle)}
+    molecules = evaluated_run.molecules
+    frames = []
+    for i, identifier in enumerate(molecules.ids):
+        numbers, positions = molecules.atoms_of(i)
+        atoms = Atoms(numbers=numbers, positions=positions, pbc=False)
+        row = rows[int(identifier)]
+        atoms.info.update({"REF_energy": float(row["true_eV"]),
+                           "MACE_energy": float(row["predicted_eV"])})
+        frames.append(atoms)
+    return frames
+
+
+def metrics_of(folder) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def assert_same_errors(document: dict, yardstick: dict) -> None:
+    """Global and per-size MAE, RMSE and counts of two metrics.json files agree."""
+    for key in ("mae_meV", "rmse_meV", "count"):
+        assert document["global"][key] == pytest.approx(yardstick["global"][key], rel=1e-9)
+    assert [s["size"] for s in document["per_size"]] == [s["size"] for s in yardstick["per_size"]]
+    for ours, theirs in zip(document["per_size"], yardstick["per_size"]):
+        assert ours["count"] == theirs["count"]
+        assert ours["mae_meV"] == pytest.approx(theirs["mae_meV"], rel=1e-9)
+    assert [s["element"] for s in document["per_element"]] == \
+        [s["element"] for s in yardstick["per_element"]]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_extxyz_of_a_runs_predictions_gives_the_runs_errors(evaluated_run, structures,
+                                                                tmp_path, capsys):
+    path = tmp_path / "mace_out.extxyz"
+    ase.io.write(path, structures, format="extxyz")
+    code, out, err = run(capsys, "evaluate", "--predictions", path, "--bootstrap", "50")
+    assert code == 0, err
+    folder = tmp_path / "mace_out-eval"
+    assert {p.name for p in folder.iterdir()} == FILES
+    document = metrics_of(folder)
+    assert_same_errors(document, metrics_of(evaluated_run.out_dir))
+    assert document["training"] is None and document["correlation"] == {}
+    assert all(s["train_count"] is None and s["train_share_percent"] is None
+               for s in document["per_size"])
+    assert "training set not given" in out and "need the model's training file" in out
+    summary = json.loads((folder / "evaluation.json").read_text())
+    assert summary["predictions"] == {"predicted": "MACE_energy", "reference": "REF_energy",
+                                      "unit": "eV"}
+    assert load_metrics(folder / "metrics.json").training.known is False
+
+
+def test_an_ase_db_in_kcal_per_mol_gives_the_same_errors(evaluated_run, structures, tmp_path,
+                                                         capsys):
+    path = tmp_path / "preds.db"
+    to_kcal = 1 / (ase.units.kcal / ase.units.mol)
+    with ase.db.connect(path) as db:
+        for atoms in structures:
+            db.write(Atoms(atoms.numbers, atoms.positions),
+                     key_value_pairs={"dft": atoms.info["REF_energy"] * to_kcal,
+                                      "nequip": atoms.info["MACE_energy"] * to_kcal})
+    out_dir = tmp_path / "db-eval"
+    code, _, err = run(capsys, "evaluate", "--predictions", path, "--predicted", "nequip",
+                       "--reference", "dft", "--unit", "kcal/mol", "--bootstrap", "50",
+                       "-o", out_dir)
+    assert code == 0, err
+    assert_same_errors(metrics_of(out_dir), metrics_of(evaluated_run.out_dir))
+
+
+def test_python_with_a_list_of_atoms_returns_the_runs_metrics(evaluated_run, structures,
+                                                              tmp_path):
+    metrics = molstrata.evaluate_predictions(structures, out=tmp_path / "py", n_bootstrap=50)
+    yardstick = metrics_of(evaluated_run.out_dir)
+    assert metrics.mae_meV == pytest.approx(yardstick["global"]["mae_meV"], rel=1e-9)
+    assert metrics.per_size.column("mae_meV") == pytest.approx(
+        [s["mae_meV"] for s in yardstick["per_size"]], rel=1e-9)
+    assert metrics.per_size.column("train_count") == [None] * len(metrics.per_size)
+    assert list(metrics.hypotheses) == []
+    assert_same_errors(metrics_of(tmp_path / "py"), yardstick)
+
+
+# ---- refusals: one line, nothing written ---------------------------------------------------
+
+
+def small_file(tmp_path, edit=None, name="small.extxyz"):
+    """Three water-like molecules with REF_energy and MACE_energy, changed by `edit`."""
+    frames = []
+    for k in range(3):
+        atoms = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0.1 * k]])
+        atoms.info.update({"REF_energy": -14.2 - 0.1 * k, "MACE_energy": -14.1 - 0.1 * k})
+        frames.append(atoms)
+    if edit is not None:
+        edit(frames)
+    path = tmp_path / name
+    ase.io.write(path, frames, format="extxyz")
+    return path
+
+
+def nan_prediction(frames):
+    frames[1].info["MACE_energy"] = float("nan")
+
+
+def periodic(frames):
+    frames[2].set_cell([5, 5, 5])
+    frames[2].pbc = True
+
+
+def forces(frames):
+    for atoms in frames:
+        atoms.arrays["MACE_forces"] = np.zeros((len(atoms), 3))
+
+
+@pytest.mark.parametrize("edit, extra, words", [
+    (None, ["--predicted", "nequip_energy"], ["nequip_energy", "REF_energy, MACE_energy",
+                                               "--predicted"]),
+    (None, ["--reference", "dft"], ["'dft'", "REF_energy, MACE_energy", "--reference"]),
+    (nan_prediction, [], ["NaN", "structures 1"]),
+    (periodic, [], ["periodic", "structure 2", "--skip-periodic"]),
+    (None, ["--unit", "furlong"], ["unknown unit 'furlong'"]),
+    (None, ["--unit", "Debye"], ["dipole", "energy unit"]),
+    (forces, ["--predicted", "MACE_forces"], ["one value per atom", "per-structure"]),
+    (None, ["--split", "val"], ["--split", "RUN"]),
+    (None, ["--min-stratum", "0"], ["--min-stratum", "RUN"]),
+], ids=["predicted", "reference", "nan", "periodic", "unknown-unit", "not-energy", "forces",
+        "run-option", "run-option-zero"])
+def test_a_refusal_is_one_line_and_writes_nothing(tmp_path, capsys, edit, extra, words):
+    path = small_file(tmp_path, edit)
+    before = set(tmp_path.iterdir())
+    code, out, err = run(capsys, "evaluate", "--predictions", path, "--bootstrap", "10", *extra)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0]
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_run_and_predictions_together_are_refused(tmp_path, capsys):
+    path = small_file(tmp_path)
+    code, _, err = run(capsys, "evaluate", tmp_path, "--predictions", path)
+    assert code != 0 and "not both" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "evaluate")
+    assert code != 0 and "--predictions FILE" in err
+    assert not (tmp_path / "small-eval").exists()
+
+
+def test_the_periodic_structure_can_be_left_out(tmp_path, capsys):
+    path = small_file(tmp_path, periodic)
+    code, out, err = run(capsys, "evaluate", "--predictions", path, "--skip-periodic",
+                         "--bootstrap", "10")
+    assert code == 0, err
+    assert "left out 1 periodic structure" in out
+    assert metrics_of(tmp_path / "small-eval")["n_molecules"] == 2
+    assert metrics_of(tmp_path / "small-eval")["global"]["mae_meV"] == pytest.approx(100.0)
