@@ -402,21 +402,27 @@ def evaluate_predictions(file_or_atoms: PathLike | Sequence[Atoms],
                          predicted: str = "MACE_energy", reference: str | None = None,
                          unit: str = "eV", out: PathLike | None = None, *,
                          all_sizes: bool = False, n_bootstrap: int = 1000, seed: int = 0,
-                         skip_periodic: bool = False, plots: bool = False,
+                         skip_periodic: bool = False,
+                         train: PathLike | Sequence[Atoms] | None = None,
+                         min_stratum: int | None = None, plots: bool = False,
                          progress: bool = False) -> Metrics:
     """Evaluate another model's energies as `molstrata evaluate --predictions FILE` does:
     the `predicted` per-structure energies of an ASE-readable file (or a list of Atoms)
     against the `reference` ones (default: REF_energy if the first structure has it, else
     energy), both in `unit` (default eV); MACE's mace_eval_configs writes MACE_energy. The
     files go to `out` (default: FILE's stem + "-eval" next to FILE; needed for a list of
-    Atoms); `plots` draws the figures there too. Without the model's training set the
+    Atoms); `plots` draws the figures there too. `train`: the structures the model was trained
+    on (a file or a list of Atoms, atoms only), which give each stratum its training share,
+    the tests in `hypotheses` and the domain flags (rare below `min_stratum`); without it the
     numbers have no training shares and `hypotheses` is empty."""
     from molstrata.evaluation.predictions_file import evaluate_predictions as evaluate
 
     evaluation = evaluate(
         file_or_atoms if isinstance(file_or_atoms, str | os.PathLike) else list(file_or_atoms),
         predicted=predicted, reference=reference, unit=unit, out_dir=out, all_sizes=all_sizes,
-        n_bootstrap=n_bootstrap, seed=seed, skip_periodic=skip_periodic, log=_log(progress))
+        n_bootstrap=n_bootstrap, seed=seed, skip_periodic=skip_periodic,
+        train=train if train is None or isinstance(train, str | os.PathLike) else list(train),
+        log=_log(progress), **({} if min_stratum is None else {"min_stratum": min_stratum}))
     figures: list[Path] = []
     if plots:
         from molstrata.report.evaluation_plots import draw_evaluation

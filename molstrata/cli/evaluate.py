@@ -42,6 +42,10 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--reference", metavar="KEY",
                           help="with --predictions, the reference energy's key (default: "
                                f"{' if present, else '.join(DEFAULT_REFERENCES)})")
+    evaluate.add_argument("--train", metavar="FILE",
+                          help="with --predictions, the structures the model was trained on "
+                               "(any ASE-readable file; atoms only): gives training shares, "
+                               "domain flags and the tests of hypotheses 1 and 2")
     evaluate.add_argument("--split", choices=SPLITS,
                           help="which molecules of the run's dataset (default: test)")
     evaluate.add_argument("--dataset", metavar="FILE",
@@ -67,8 +71,8 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
                           help="bootstrap resamples for the confidence intervals")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     evaluate.add_argument("--min-stratum", type=int, metavar="N",
-                          help="with --dataset, flag a molecule whose size, element or size x "
-                               "element held fewer than N training molecules (default: "
+                          help="with --dataset or --train, flag a molecule whose size, element "
+                               "or size x element held fewer than N training molecules (default: "
                                f"{DEFAULT_MIN_STRATUM})")
     add_common(evaluate, threads=True, quiet=None)
     evaluate.add_argument("-o", "--out", metavar="DIR",
@@ -80,10 +84,10 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(func=_evaluate)
 
 
-RUN_ONLY = ("split", "dataset", "property_name", "checkpoint", "min_stratum", "skip_unseen",
-            "devices", "threads")
+RUN_ONLY = ("split", "dataset", "property_name", "checkpoint", "skip_unseen", "devices",
+            "threads")
 """Options of a run's evaluation, refused with --predictions."""
-PREDICTIONS_ONLY = ("predicted", "reference")
+PREDICTIONS_ONLY = ("predicted", "reference", "train")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -138,13 +142,17 @@ def _evaluate_predictions(args: argparse.Namespace) -> None:
         if getattr(args, name) is not None and getattr(args, name) is not False:
             raise MolstrataError(f"{args.command_parser.flag(name)} applies to a RUN, not to "
                                  "--predictions FILE; drop it")
+    if args.min_stratum is not None and args.train is None:
+        raise MolstrataError("--min-stratum applies to a RUN, or to --predictions FILE with "
+                             "--train FILE; give the training file, or drop it")
     out = output_folder(args.predictions, args.out)
     before = existing_files(out)
     evaluation = evaluate_predictions(
         args.predictions, predicted=args.predicted or DEFAULT_PREDICTED,
         reference=args.reference, unit=args.unit or DEFAULT_UNIT, out_dir=out,
         all_sizes=args.all_sizes, n_bootstrap=args.bootstrap, seed=args.seed,
-        skip_periodic=args.skip_periodic)
+        skip_periodic=args.skip_periodic, train=args.train,
+        min_stratum=DEFAULT_MIN_STRATUM if args.min_stratum is None else args.min_stratum)
     figures = draw_evaluation(evaluation, evaluation.out_dir)
     print(summary_text(evaluation, figures))
     if (replaced := replaced_line(before, [*evaluation.files, *figures])) is not None:

@@ -220,8 +220,10 @@ def flags_text(codes: Sequence[str]) -> str:
 
 
 def summary_text(result: Applicability, training_sizes: tuple[int, int],
-                 min_stratum: int) -> str:
-    """One line: how many structures were flagged, and why."""
+                 min_stratum: int, predicted_elsewhere: bool = False) -> str:
+    """One line: how many structures were flagged, and why. predicted_elsewhere: another
+    model's predictions are evaluated (`evaluate --predictions`), so the structures of an
+    element training never saw were predicted and are evaluated."""
     n = len(result)
     flagged = int(result.flagged.sum())
     if flagged == 0:
@@ -232,6 +234,8 @@ def summary_text(result: Applicability, training_sizes: tuple[int, int],
     reasons = []
     for kind, count in result.counts().items():
         detail = _DESCRIPTIONS[kind]
+        if kind == UNSEEN and predicted_elsewhere:
+            detail = "element never seen in training (evaluated all the same)"
         if kind == OUTSIDE:
             detail += f" {training_sizes[0]}-{training_sizes[1]}"
         reasons.append(f"{count:,} {detail}")

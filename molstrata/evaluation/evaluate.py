@@ -48,6 +48,8 @@ class Evaluation:
     references from the predictions (`molstrata.evaluation.offsets`; None where it cannot
     be fitted), reported when `offset.detected`. left_out: the molecules `skip_unseen` left
     out (see `evaluate_run`), None where none were. notes: lines the summary ends with.
+    predicted_elsewhere: the predictions came from a file (`evaluate --predictions`), so
+    molecules of an element training never saw were predicted and are evaluated.
     """
 
     report: StratifiedReport
@@ -62,6 +64,7 @@ class Evaluation:
     offset: ReferenceOffset | None = None
     left_out: dict | None = None
     notes: tuple[str, ...] = ()
+    predicted_elsewhere: bool = False
 
 
 def load_model(run_dir: str | os.PathLike, checkpoint: str = "best",
@@ -224,7 +227,7 @@ def summary_text(evaluation: Evaluation, figures: Sequence[Path] = ()) -> str:
     notes = []
     if evaluation.domain is not None:
         notes.append(domain_summary(evaluation.domain, training_range(evaluation.report.training),
-                                    evaluation.min_stratum))
+                                    evaluation.min_stratum, evaluation.predicted_elsewhere))
     if evaluation.offset is not None and evaluation.offset.detected:
         target = evaluation.report.target
         notes += [evaluation.offset.hint(target, f"the evaluated {target} values"),

@@ -3,9 +3,10 @@
 A MACE, NequIP or SchNetPack user brings a file (or a list of ASE Atoms) whose structures carry
 a reference and a predicted energy each, per structure; molstrata writes what `molstrata
 evaluate RUN` writes for a run of its own (metrics.json, the CSVs per size / element / size x
-element with intervals, predictions.csv, evaluation.json). Without the model's training file
-there are no training shares: the domain flags and the tests of hypotheses 1 and 2 are left
-out, and the summary says so.
+element with intervals, predictions.csv, evaluation.json). Given the structures the model was
+trained on (`train`), the training counts and shares, the domain flags and the tests of
+hypotheses 1 and 2 come from them through the functions a run's evaluation uses; without
+them these are left out, and the summary says so.
 
 The defaults follow MACE's `mace_eval_configs` (mace/cli/eval_configs.py of ACEsuit/mace, read
 at commit 3fb10c15): it writes the predicted energy to atoms.info["MACE_energy"] (its
@@ -30,20 +31,28 @@ from ase import Atoms
 from molstrata._files import atomic_write_text
 from molstrata.data.ase_io import first_structure_keys, read_atoms, read_file
 from molstrata.data.molecules import LABEL, Molecules, element_symbol
-from molstrata.errors import MolstrataError
-from molstrata.evaluation import DEFAULT_PREDICTED, DEFAULT_REFERENCES, DEFAULT_UNIT, OUT_SUFFIX
+from molstrata.errors import MolstrataError, OptionError
+from molstrata.evaluation import (
+    DEFAULT_MIN_STRATUM,
+    DEFAULT_PREDICTED,
+    DEFAULT_REFERENCES,
+    DEFAULT_UNIT,
+    OUT_SUFFIX,
+)
+from molstrata.evaluation.domain import applicability
+from molstrata.evaluation.domain import size_range as training_range
 from molstrata.evaluation.evaluate import EVALUATION_JSON, Evaluation
 from molstrata.evaluation.files import write_metrics
 from molstrata.evaluation.offsets import fit_reference_offset
-from molstrata.evaluation.stratified import Predictions, stratified_metrics
+from molstrata.evaluation.stratified import Predictions, TrainingCounts, stratified_metrics
 from molstrata.units import canonical_unit, dimension, internal_unit
 
 TARGET = "energy"
 """The name of what is evaluated: per-structure total energies."""
 
 NO_TRAINING = ("no training set given: training shares, domain flags and the tests of "
-               "hypotheses 1 and 2 (training share vs error) need the model's training file, "
-               "which evaluate --predictions does not take yet")
+               "hypotheses 1 and 2 (training share vs error) need the model's training file: "
+               "give it with --train FILE (train= in Python)")
 
 Source = str | os.PathLike | Sequence[Atoms]
 
@@ -59,6 +68,8 @@ def evaluate_predictions(
     n_bootstrap: int = 1000,
     seed: int = 0,
     skip_periodic: bool = False,
+    train: Source | None = None,
+    min_stratum: int = DEFAULT_MIN_STRATUM,
     log: Callable[[str], None] = print,
 ) -> Evaluation:
     """Stratified errors of the `predicted` energies against the `reference` ones (default:
@@ -66,7 +77,13 @@ def evaluate_predictions(
     of an ASE-readable file or a list of Atoms; written to `out_dir` (default: FILE's stem +
     "-eval", next to FILE; needed for a list). Every check is made before the first file is
     written. skip_periodic leaves periodic structures out (said through `log`) instead of
-    refusing them."""
+    refusing them, in `train` as well.
+
+    train: the structures the model was trained on (a file or a list of Atoms; only their
+    atoms are read). With it, each stratum gets its training count and share, the hypotheses
+    1 and 2 are tested, and every structure gets the domain flags of `evaluate --dataset`
+    (rare below `min_stratum` training molecules); a structure holding an element no training
+    structure has is kept, since the model did predict it, and flagged unseen_element."""
     started = time.perf_counter()
     name = _name(source)
     file_unit = _energy_unit(unit)
@@ -77,6 +94,10 @@ def evaluate_predictions(
     if predicted == reference:
         raise MolstrataError(f"the predicted and reference energies are both {predicted!r}; "
                              "name the other with --reference KEY (reference= in Python)")
+    if min_stratum < 0:
+        raise OptionError("min_stratum", f"must be 0 or more, got {min_stratum}")
+    training = (None if train is None
+                else _training_counts(train, skip_periodic, log))
     out = output_folder(source, out_dir)
     properties = {reference: file_unit, predicted: file_unit}
     reading = (read_file(source, properties, skip_periodic=skip_periodic)
@@ -90,8 +111,10 @@ def evaluate_predictions(
     for role, key, values in (("predicted", predicted, guess), ("reference", reference, true)):
         _check_finite(role, key, values, molecules, name)
     predictions = Predictions.from_molecules(molecules, true, guess, unit_in, TARGET)
-    report = stratified_metrics(predictions, None, all_sizes=all_sizes, seed=seed,
+    report = stratified_metrics(predictions, training, all_sizes=all_sizes, seed=seed,
                                 n_bootstrap=n_bootstrap)
+    domain = (None if training is None
+              else applicability(molecules, report.training, min_stratum))
     symbols = [element_symbol(z) for z in np.asarray(molecules.elements)]
     offset = fit_reference_offset(molecules.composition, symbols, true, guess, unit_in)
     files = write_metrics(report, predictions, out, molecules.annotations.get(LABEL))
@@ -99,18 +122,47 @@ def evaluate_predictions(
     summary = {"evaluated": name, "predictions": {"predicted": predicted,
                                                   "reference": reference, "unit": file_unit},
                "n_molecules": len(molecules), "evaluation_seconds": seconds,
-               "training": NO_TRAINING}
+               "training": NO_TRAINING if train is None else _training_name(train)}
     if reading.skipped_periodic:
         summary["left_out_periodic"] = list(reading.skipped_periodic)
     if offset is not None:
         summary["reference_offset"] = offset.document()
+    if domain is not None:
+        summary["domain"] = {"min_stratum": min_stratum,
+                             "training_sizes": list(training_range(report.training)),
+                             "n_flagged": int(domain.flagged.sum()),
+                             "flags": domain.counts()}
     atomic_write_text(out / EVALUATION_JSON, json.dumps(summary, indent=2) + "\n")
     return Evaluation(report, predictions, molecules, out, files + [out / EVALUATION_JSON],
-                      seconds, offset=offset, notes=(NO_TRAINING,))
+                      seconds, domain=domain, min_stratum=min_stratum, offset=offset,
+                      notes=(NO_TRAINING,) if train is None else (), predicted_elsewhere=True)
+
+
+def _training_counts(train: Source, skip_periodic: bool,
+                     log: Callable[[str], None]) -> TrainingCounts:
+    """The strata counts of the model's training structures (their atoms only)."""
+    name = _training_name(train)
+    if isinstance(train, str | os.PathLike):
+        reading = read_file(train, {}, skip_periodic=skip_periodic)
+    else:
+        frames = list(train)
+        reading = read_atoms(frames, {}, skip_periodic=skip_periodic) if frames else None
+    if reading is not None:
+        for line in reading.messages(name):
+            log(line)
+    if reading is None or len(reading.molecules) == 0:
+        raise MolstrataError(f"the training structures ({name}) hold no molecule; give "
+                             "--train FILE (train= in Python) with the structures the model "
+                             "was trained on")
+    return TrainingCounts.from_molecules(reading.molecules)
 
 
 def _name(source: Source) -> str:
     return os.fspath(source) if isinstance(source, str | os.PathLike) else "the atoms list"
+
+
+def _training_name(train: Source) -> str:
+    return os.fspath(train) if isinstance(train, str | os.PathLike) else "the training atoms"
 
 
 def _energy_unit(unit: str) -> str:

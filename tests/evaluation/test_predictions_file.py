@@ -17,8 +17,10 @@ from ase import Atoms
 
 import molstrata
 from molstrata.cli import main
+from molstrata.evaluation import DEFAULT_MIN_STRATUM
 from molstrata.evaluation.evaluate import evaluate_run
 from molstrata.evaluation.files import load_metrics
+from molstrata.evaluation.predictions_file import evaluate_predictions
 from molstrata.training.config import TrainConfig
 from molstrata.training.run import train
 
@@ -131,6 +133,60 @@ def test_python_with_a_list_of_atoms_returns_the_runs_metrics(evaluated_run, str
     assert_same_errors(metrics_of(tmp_path / "py"), yardstick)
 
 
+@pytest.fixture(scope="module")
+def training_frames(evaluated_run):
+    """The run's training molecules as ASE Atoms (atoms only, no energies)."""
+    from molstrata.training.data import prepare
+    from molstrata.training.rundir import RunPaths, read_run_config
+
+    paths = RunPaths(evaluated_run.out_dir.parent).require()
+    data = prepare(read_run_config(paths.root), paths.split, progress=False)
+    train = data.molecules.subset(data.split.train)
+    return [Atoms(numbers=numbers, positions=positions, pbc=False)
+            for numbers, positions in (train.atoms_of(i) for i in range(len(train)))]
+
+
+def test_the_training_file_gives_the_runs_shares_and_hypothesis_tests(
+        evaluated_run, structures, training_frames, tmp_path, capsys):
+    predictions, train = tmp_path / "mace_out.extxyz", tmp_path / "train.extxyz"
+    ase.io.write(predictions, structures, format="extxyz")
+    ase.io.write(train, training_frames, format="extxyz")
+    code, out, err = run(capsys, "evaluate", "--predictions", predictions, "--train", train,
+                         "--bootstrap", "50")
+    assert code == 0, err
+    document = metrics_of(tmp_path / "mace_out-eval")
+    yardstick = metrics_of(evaluated_run.out_dir)
+    assert_same_errors(document, yardstick)
+    assert document["training"] == yardstick["training"]
+    assert document["training"]["n_molecules"] == len(training_frames)
+    for kind in ("per_size", "per_element"):
+        for ours, theirs in zip(document[kind], yardstick[kind], strict=True):
+            assert ours["train_count"] == theirs["train_count"] is not None
+            assert ours["train_share_percent"] == pytest.approx(theirs["train_share_percent"])
+    assert set(document["correlation"]) == set(yardstick["correlation"]) != set()
+    for kind, theirs in yardstick["correlation"].items():
+        assert document["correlation"][kind] == pytest.approx(theirs)
+    assert "need the model's training file" not in out
+    summary = json.loads((tmp_path / "mace_out-eval" / "evaluation.json").read_text())
+    assert summary["training"] == str(train)
+    assert summary["domain"]["min_stratum"] == DEFAULT_MIN_STRATUM
+
+
+def test_an_element_absent_from_training_is_flagged_not_refused(tmp_path):
+    predictions = small_file(tmp_path)
+    train = [Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]]) for _ in range(4)]
+    evaluation = evaluate_predictions(predictions, train=train, n_bootstrap=10,
+                                      log=lambda *_: None)
+    assert evaluation.report.training.elements == {"H": 4}
+    assert {s.key: s.train_count for s in evaluation.report.elements} == {"H": 4, "O": 0}
+    assert all("unseen_element:O" in flags for flags in evaluation.domain.flags)
+    from molstrata.evaluation.evaluate import summary_text
+
+    text = summary_text(evaluation)
+    assert "3 element never seen in training (evaluated all the same)" in text
+    assert "not predicted" not in text
+
+
 # ---- refusals: one line, nothing written ---------------------------------------------------
 
 
@@ -179,6 +235,42 @@ def test_a_refusal_is_one_line_and_writes_nothing(tmp_path, capsys, edit, extra,
     path = small_file(tmp_path, edit)
     before = set(tmp_path.iterdir())
     code, out, err = run(capsys, "evaluate", "--predictions", path, "--bootstrap", "10", *extra)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0]
+    assert set(tmp_path.iterdir()) == before
+
+
+def empty_file(tmp_path):
+    path = tmp_path / "train.extxyz"
+    path.write_text("")
+    return path
+
+
+def not_a_structure_file(tmp_path):
+    path = tmp_path / "train.extxyz"
+    path.write_text("this is not an extxyz file\n")
+    return path
+
+
+def periodic_training_file(tmp_path):
+    return small_file(tmp_path, periodic, name="train.extxyz")
+
+
+@pytest.mark.parametrize("make, words", [
+    (empty_file, ["train.extxyz", "empty"]),
+    (not_a_structure_file, ["train.extxyz"]),
+    (periodic_training_file, ["periodic", "train.extxyz", "--skip-periodic"]),
+    (lambda tmp_path: tmp_path / "missing.extxyz", ["not found", "missing.extxyz"]),
+], ids=["empty", "unreadable", "periodic", "missing"])
+def test_a_bad_training_file_is_one_line_and_writes_nothing(tmp_path, capsys, make, words):
+    path = small_file(tmp_path)
+    train = make(tmp_path)
+    before = set(tmp_path.iterdir())
+    code, _, err = run(capsys, "evaluate", "--predictions", path, "--train", train,
+                       "--bootstrap", "10")
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
