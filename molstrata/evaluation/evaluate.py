@@ -174,14 +174,18 @@ def _evaluate(run_dir, split, dataset, property_name, unit, checkpoint, out_dir,
     if left_out is not None:
         summary["left_out_unseen"] = {k: v for k, v in left_out.items() if k != "text"}
     if domain is not None:
-        summary["domain"] = {"min_stratum": min_stratum,
-                             "training_sizes": list(training_range(report.training)),
-                             "n_flagged": int(domain.flagged.sum()),
-                             "flags": domain.counts()}
+        summary["domain"] = domain_document(domain, report, min_stratum)
     atomic_write_text(out / EVALUATION_JSON, json.dumps(summary, indent=2) + "\n")
     return Evaluation(report, predictions, molecules, out, files + [out / EVALUATION_JSON],
                       seconds, paths.curve if paths.curve.is_file() else None, domain,
                       min_stratum, offset, left_out)
+
+
+def domain_document(domain: Applicability, report: StratifiedReport, min_stratum: int) -> dict:
+    """evaluation.json's "domain" block: the flags of the evaluated molecules against the
+    training set (`evaluate --dataset`, `evaluate --predictions --train`)."""
+    return {"min_stratum": min_stratum, "training_sizes": list(training_range(report.training)),
+            "n_flagged": int(domain.flagged.sum()), "flags": domain.counts()}
 
 
 def _unseen(train: Molecules, molecules: Molecules) -> np.ndarray:

@@ -351,7 +351,8 @@ def format_summary(report: StratifiedReport) -> str:
     parts = [
         f"{report.target} [{report.unit}]: {counted(report.n_molecules, 'molecule')} "
         f"evaluated, {trained}; {level}s from {report.n_bootstrap:,} "
-        "bootstrap resamples"
+        "bootstrap resamples of these molecules (one model: the noise of its test molecules, "
+        "not of its training seed)"
         + (f"; no CI (-) where a stratum holds fewer than {report.min_interval_count} "
            "molecules, too few for one" if too_few else ""),
         format_table(header, [row(report.overall)], title="Overall"),

@@ -40,8 +40,7 @@ from molstrata.evaluation import (
     OUT_SUFFIX,
 )
 from molstrata.evaluation.domain import applicability
-from molstrata.evaluation.domain import size_range as training_range
-from molstrata.evaluation.evaluate import EVALUATION_JSON, Evaluation
+from molstrata.evaluation.evaluate import EVALUATION_JSON, Evaluation, domain_document
 from molstrata.evaluation.files import write_metrics
 from molstrata.evaluation.offsets import fit_reference_offset
 from molstrata.evaluation.stratified import Predictions, TrainingCounts, stratified_metrics
@@ -128,10 +127,7 @@ def evaluate_predictions(
     if offset is not None:
         summary["reference_offset"] = offset.document()
     if domain is not None:
-        summary["domain"] = {"min_stratum": min_stratum,
-                             "training_sizes": list(training_range(report.training)),
-                             "n_flagged": int(domain.flagged.sum()),
-                             "flags": domain.counts()}
+        summary["domain"] = domain_document(domain, report, min_stratum)
     atomic_write_text(out / EVALUATION_JSON, json.dumps(summary, indent=2) + "\n")
     return Evaluation(report, predictions, molecules, out, files + [out / EVALUATION_JSON],
                       seconds, domain=domain, min_stratum=min_stratum, offset=offset,

@@ -233,8 +233,14 @@ def forces(frames):
         "run-option", "run-option-zero"])
 def test_a_refusal_is_one_line_and_writes_nothing(tmp_path, capsys, edit, extra, words):
     path = small_file(tmp_path, edit)
+    assert_refused_in_one_line(tmp_path, capsys, words, "--predictions", path, *extra)
+
+
+def assert_refused_in_one_line(tmp_path, capsys, words, *argv):
+    """`molstrata evaluate ARGV` fails with one line holding every one of `words`, and
+    leaves tmp_path as it was."""
     before = set(tmp_path.iterdir())
-    code, out, err = run(capsys, "evaluate", "--predictions", path, "--bootstrap", "10", *extra)
+    code, _, err = run(capsys, "evaluate", *argv, "--bootstrap", "10")
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -268,15 +274,7 @@ def periodic_training_file(tmp_path):
 def test_a_bad_training_file_is_one_line_and_writes_nothing(tmp_path, capsys, make, words):
     path = small_file(tmp_path)
     train = make(tmp_path)
-    before = set(tmp_path.iterdir())
-    code, _, err = run(capsys, "evaluate", "--predictions", path, "--train", train,
-                       "--bootstrap", "10")
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    for word in words:
-        assert word in lines[0]
-    assert set(tmp_path.iterdir()) == before
+    assert_refused_in_one_line(tmp_path, capsys, words, "--predictions", path, "--train", train)
 
 
 def test_run_and_predictions_together_are_refused(tmp_path, capsys):
