@@ -705,38 +705,42 @@ class Study:
 def learning_curve(*, out: PathLike = "results/learning-curve", sizes=None,
                    max_molecules: int | None = 30_000, epochs: int = 20, min_steps: int = 1500,
                    replicates: int = 3, target_mae: float = 43.0, preset: str | None = None,
-                   workers: int = 1, progress: bool = True, device: str = "auto",
-                   threads: int | None = None, cache_dir: str | None = None,
-                   **options: Any) -> Study:
+                   workers: int = 1, storage: str | None = None, progress: bool = True,
+                   device: str = "auto", threads: int | None = None,
+                   cache_dir: str | None = None, **options: Any) -> Study:
     """Per-stratum learning curves as `molstrata learning-curve` makes them (resumably, into
     `out`): the same recipe on nested training subsets `sizes` (None: the training split and
     its halves down to 1/32) of a QM9 slice of `max_molecules` (None: all). options: config
-    options of every subset, e.g. `n_atom_basis=64`. The Study's result holds the analysis;
-    its report the curves, fits and data advice."""
+    options of every subset, e.g. `n_atom_basis=64`. storage: the work queue's database URL,
+    as for run_study. The Study's result holds the analysis; its report the curves, fits and
+    data advice."""
     from molstrata.study.learning_curve import run_learning_curve
 
     result = run_learning_curve(
         out, sizes=sizes, max_molecules=max_molecules, epochs=epochs, min_steps=min_steps,
         replicates=replicates, target_mae=target_mae, preset=preset,
         overrides=resolve_options(options, "molstrata.learning_curve"), workers=workers,
-        cache_dir=cache_dir, device=device, threads=threads, progress=progress,
+        storage=storage, cache_dir=cache_dir, device=device, threads=threads, progress=progress,
         log=_log(progress))
     return _study_of(Path(out), result)
 
 
 def run_study(plan: PathLike, *, out: PathLike = "results/study", progress: bool = True,
               device: str = "auto", threads: int | None = None, cache_dir: str | None = None,
-              replicates: int | None = None, workers: int = 1, **options: Any) -> Study:
+              replicates: int | None = None, workers: int = 1, storage: str | None = None,
+              **options: Any) -> Study:
     """Run a study plan (a preset, e.g. "quick", or a plan file) as `molstrata study` does,
     resumably, into `out`. replicates: training seeds per experiment (default: the plan's);
-    workers: runs trained at once. options: config options set in every experiment (see the
-    module's docstring), e.g. `epochs=2`."""
+    workers: runs trained at once; storage: the work queue's database URL, the same for every
+    worker on every machine sharing `out` (e.g. "postgresql+psycopg://user:pw@host/db"; default
+    OUT/queue.db). options: config options set in every experiment (see the module's
+    docstring), e.g. `epochs=2`."""
     from molstrata.study import runner
 
     result = runner.run_study(
         os.fspath(plan), out, cache_dir=cache_dir, device=device, threads=threads,
         overrides=resolve_options(options, "molstrata.run_study"), replicates=replicates,
-        workers=workers, progress=progress, log=_log(progress))
+        workers=workers, storage=storage, progress=progress, log=_log(progress))
     return _study_of(Path(out), result)
 
 

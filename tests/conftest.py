@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import numpy as np
 import pytest
 
@@ -58,3 +61,33 @@ def qm9(qm9_cache_dir):
     from molstrata.data.qm9 import load_qm9
 
     return load_qm9(qm9_cache_dir, progress=False)
+
+
+# ---- a throwaway PostgreSQL server (tests/pgserver.py), one per session -------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server started for this session and stopped after it; the tests that use
+    it are skipped, with the package to install, where it cannot start."""
+    from pgserver import PostgresServer, unavailable
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+_DATABASES = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """The URL (psycopg 3, with a password) of a new database of its own for this test."""
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40]
+    return postgres_server.create_database(f"t{next(_DATABASES)}_{name}")

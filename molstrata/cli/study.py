@@ -53,11 +53,24 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
                             "(default: the plan's)")
     study.add_argument("--dry-run", action="store_true",
                        help="list the plan's experiments and analyses, and stop")
+    _add_storage(study)
+    study.add_argument("--status", action="store_true",
+                       help="show where the study in --out stands (runs waiting, running with "
+                            "their worker and heartbeat age, done, failed) and stop; give the "
+                            "same --storage as its workers, no plan")
     study.add_argument("-o", "--out", default="results/study", metavar="DIR",
                        help="output folder (default: results/study)")
     add_common(study, threads=True, cache_dir=True,
                set_help="override an option of every experiment's config (repeatable)")
     study.set_defaults(func=_study)
+
+
+def _add_storage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", metavar="URL",
+                        help="the work queue's database, the same for every worker on every "
+                             "machine sharing --out (e.g. postgresql+psycopg://user:pass@host/db,"
+                             " with pip install 'molstrata[postgres]'); default: SQLite in "
+                             "OUT/queue.db")
 
 
 def _study(args: argparse.Namespace) -> None:
@@ -69,6 +82,14 @@ def _study(args: argparse.Namespace) -> None:
 
     if args.plan and args.preset:
         raise MolstrataError("give a plan file or --preset, not both")
+    if args.status:
+        from molstrata.study.queue import status_text
+
+        if args.plan or args.preset or args.dry_run:
+            raise MolstrataError("--status reads the queue of the study in -o DIR: give it "
+                                 "no plan, --preset or --dry-run")
+        print(status_text(args.out, args.storage))
+        return
     plan = args.plan or args.preset or "quick"
     overrides = [parse_assignment(text) for text in args.set]
     if args.draw:
@@ -90,7 +111,7 @@ def _study(args: argparse.Namespace) -> None:
         return
     result = run_study(plan, args.out, cache_dir=args.cache_dir, device=args.device,
                        threads=args.threads, overrides=overrides, replicates=args.replicates,
-                       workers=args.workers, progress=not args.quiet)
+                       workers=args.workers, storage=args.storage, progress=not args.quiet)
     print()
     print(study_text(result))
 
@@ -136,6 +157,7 @@ def _register_learning_curve(commands: argparse._SubParsersAction) -> None:
     curve.add_argument("--target-mae", type=float, default=43.0, metavar="MEV",
                        help="the MAE the data advice aims at, meV for energies (default 43)")
     curve.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    _add_storage(curve)
     curve.add_argument("-o", "--out", default="results/learning-curve", metavar="DIR",
                        help="output folder (default: results/learning-curve)")
     add_common(curve, threads=True, cache_dir=True,
@@ -158,6 +180,7 @@ def _learning_curve(args: argparse.Namespace) -> None:
                         **options))
         return
     result = run_learning_curve(args.out, sizes=args.sizes, workers=args.workers,
+                                storage=args.storage,
                                 cache_dir=args.cache_dir, device=args.device,
                                 threads=args.threads, progress=not args.quiet, **options)
     print()
@@ -199,6 +222,7 @@ def _register_data_value(commands: argparse._SubParsersAction) -> None:
                        help="trainings at once on this machine (as for study)")
     value.add_argument("--dry-run", action="store_true",
                        help="print the plan and what it costs, and stop")
+    _add_storage(value)
     value.add_argument("-o", "--out", default="results/data-value", metavar="DIR",
                        help="output folder (default: results/data-value)")
     add_common(value, threads=True, cache_dir=True,
@@ -228,7 +252,8 @@ def _data_value(args: argparse.Namespace) -> None:
         print("# " + cost_text(text, overrides, workers=args.workers))
         return
     result = run_data_value(args.out, strata=args.strata, overrides=overrides,
-                            workers=args.workers, cache_dir=args.cache_dir,
+                            workers=args.workers, storage=args.storage,
+                            cache_dir=args.cache_dir,
                             device=args.device, threads=args.threads,
                             progress=not args.quiet, **options)
     print()
@@ -285,7 +310,7 @@ def _register_sweep(commands: argparse._SubParsersAction) -> None:
                             "(default: [sweep] n_trials)")
     sweep.add_argument("--storage", metavar="URL",
                        help="any database URL Optuna supports, shared by workers (e.g. "
-                            "postgresql://user:pass@host/db); default sqlite:///OUT/sweep.db")
+                            "postgresql+psycopg://user:pass@host/db); default sqlite:///OUT/sweep.db")
     sweep.add_argument("--study-name", metavar="NAME",
                        help="the sweep's name in the storage (default: the config file's name)")
     sweep.add_argument("--sampler", choices=list(SAMPLERS), help="default: [sweep] sampler, tpe")

@@ -168,10 +168,12 @@ def run_data_value(out_dir: str | os.PathLike, *, strata: Sequence[str] | None =
                    max_molecules: int | None = QUICK_MOLECULES, epochs: int = 12,
                    replicates: int = 3, preset: str | None = None,
                    overrides: Sequence[tuple[str, str, Any]] = (), workers: int = 1,
-                   cache_dir: str | None = None, device: str = "auto",
+                   storage: str | None = None, cache_dir: str | None = None,
+                   device: str = "auto",
                    threads: int | None = None, progress: bool = True, log=print):
     """Write the data-value plan into OUT/data-value.toml and run it as a study (resumably);
-    the StudyResult. strata: None for `default_strata` of the slice."""
+    the StudyResult. strata: None for `default_strata` of the slice. storage: the work queue's
+    database URL, as for run_study."""
     from molstrata.study.runner import run_study
 
     strata = list(strata) if strata else default_strata(max_molecules, cache_dir)
@@ -179,7 +181,8 @@ def run_data_value(out_dir: str | os.PathLike, *, strata: Sequence[str] | None =
                      replicates=replicates, max_molecules=max_molecules, preset=preset)
     plan = write_plan(out_dir, text, "data-value.toml")
     return run_study(plan, out_dir, cache_dir=cache_dir, device=device, threads=threads,
-                     overrides=overrides, workers=workers, progress=progress, log=log)
+                     overrides=overrides, workers=workers, storage=storage,
+                     progress=progress, log=log)
 
 
 def _duration(minutes: float) -> str:

@@ -110,10 +110,12 @@ def run_learning_curve(out_dir: str | os.PathLike, *, sizes: Sequence[int] | Non
                        min_steps: int = 1500, replicates: int = 3,
                        target_mae: float = DEFAULT_TARGET_MEV, preset: str | None = None,
                        overrides: Sequence[tuple[str, str, Any]] = (), workers: int = 1,
-                       cache_dir: str | None = None, device: str = "auto",
+                       storage: str | None = None, cache_dir: str | None = None,
+                       device: str = "auto",
                        threads: int | None = None, progress: bool = True, log=print):
     """Write the learning curve's plan into `out_dir` and run it as a study (resumably); the
-    StudyResult. sizes: None for the training split and its halves down to 1/32."""
+    StudyResult. sizes: None for the training split and its halves down to 1/32. storage: the
+    work queue's database URL, as for run_study."""
     from molstrata.study.runner import run_study
 
     text = plan_text(sizes=resolve_sizes(sizes, max_molecules, cache_dir), epochs=epochs,
@@ -121,7 +123,8 @@ def run_learning_curve(out_dir: str | os.PathLike, *, sizes: Sequence[int] | Non
                      max_molecules=max_molecules, preset=preset, overrides=overrides)
     plan = write_plan(out_dir, text)
     return run_study(plan, out_dir, cache_dir=cache_dir, device=device, threads=threads,
-                     overrides=overrides, workers=workers, progress=progress, log=log)
+                     overrides=overrides, workers=workers, storage=storage,
+                     progress=progress, log=log)
 
 
 def resolve_sizes(sizes: Sequence[int] | None, max_molecules: int | None,

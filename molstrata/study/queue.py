@@ -31,12 +31,29 @@ on once; the same rule covers a retry that races with a re-add, and a worker tha
 after its item was taken over. Like any lease, this assumes that a live worker's heartbeats
 get through: one whose storage is unreachable for grace_s loses its item to another worker.
 
+On a database server (PostgreSQL: postgresql+psycopg://...) the same calls hold without
+BEGIN IMMEDIATE: set_trial_state_values reads the trial with SELECT ... FOR UPDATE and writes
+it in the same transaction (Optuna 5.1: optuna/storages/_rdb/storage.py lines 670-694, its
+session committed once by _create_scoped_session, lines 73-98; the lock is
+models.TrialModel.find_or_raise_by_id's with_for_update(), models.py lines 307-321). Under
+PostgreSQL's default READ COMMITTED, a second claimant's SELECT ... FOR UPDATE blocks on the
+row lock until the first commits, then re-reads the row as committed (RUNNING): it answers
+False, so a trial is claimed once. A server's queue is named after the study's folder
+(OUT/queue.json holds a random name), so several studies share one database without sharing
+items.
+
+A lost connection (the server restarted, the network dropped) is waited out: every call to
+the storage is tried again for up to outage_s, and a worker that saw an outage fails no one's
+items for grace_s after it, so that the live workers' heartbeats get through first. A longer
+outage stops the worker with a one-line MolstrataError that names the URL (password hidden)
+and says how to resume: start the same command again.
+
 A last step that must run once, after every other item (the study's report), is an item like
 the others, added with them: next_claim(queue, keys, final="report") hands it out only when
 every key is done, and keeps the other workers waiting until it is done, to take it over if its
 worker dies.
 
-    queue = WorkQueue.for_folder(out)
+    queue = WorkQueue.for_folder(out)   # or for_folder(out, storage="postgresql+psycopg://...")
     queue.add([*keys, "report"])        # every worker does this: it is idempotent
     while (claim := next_claim(queue, keys, final="report")):
         with claim:              # done() on leaving, release() on an exception or Ctrl-C
@@ -45,26 +62,33 @@ worker dies.
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import socket
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from molstrata._files import atomic_write_text
 from molstrata.errors import MolstrataError
-from molstrata.sweep.storage import open_storage, redacted
+from molstrata.sweep.storage import lost_connection, open_storage, reason, redacted
 
 QUEUE_NAME = "molstrata-study-queue"
 DEFAULT_DB = "queue.db"
+QUEUE_FILE = "queue.json"
+OUTAGE_S = 300
 KEY_ATTR = "key"
 WORKER_ATTR = "worker"
 _LIVE = (TrialState.WAITING, TrialState.RUNNING)
@@ -91,11 +115,23 @@ class QueueStatus:
                 for name in ("waiting", "running", "done", "failed", "missing")}
 
 
+@dataclass(frozen=True)
+class QueueItem:
+    """One key as `molstrata study --status` shows it."""
+
+    key: str
+    state: str                  # waiting, running, done or failed (QueueStatus's names)
+    attempts: int               # trials of the key: more than one after a take-over
+    worker: str | None          # host:pid of the worker that holds it or finished it
+    heartbeat_age_s: float | None  # seconds since its worker's last heartbeat (running only)
+
+
 class WorkQueue:
     """The queue `name` in the storage at `url`, created by whichever worker opens it first."""
 
     def __init__(self, url: str, name: str = QUEUE_NAME, *, heartbeat_s: int = 30,
-                 grace_s: int | None = None, max_retries: int | None = 3) -> None:
+                 grace_s: int | None = None, max_retries: int | None = 3,
+                 outage_s: float = OUTAGE_S, log: Callable[[str], None] | None = None) -> None:
         grace = grace_s if grace_s is not None else 2 * heartbeat_s
         if heartbeat_s < 1 or grace <= heartbeat_s:
             raise MolstrataError(
@@ -103,26 +139,42 @@ class WorkQueue:
                 f"{heartbeat_s} and {grace}): a live worker's items would be taken over")
         self.url, self.name = url, name
         self.heartbeat_s, self.grace_s, self.max_retries = heartbeat_s, grace, max_retries
-        self._storage: RDBStorage = open_storage(url, heartbeat_s, grace, max_retries)
+        self._raw: RDBStorage = open_storage(url, heartbeat_s, grace, max_retries,
+                                             what="work queue")
         if url.startswith("sqlite"):
-            _serialise_sqlite(self._storage)
+            _serialise_sqlite(self._raw)
+        self._storage = _Patient(self._raw, url, outage_s, log)
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created"
         try:
-            self._study = optuna.create_study(storage=self._storage, study_name=name,
+            self._study = optuna.create_study(storage=self._raw, study_name=name,
                                               load_if_exists=True, direction="minimize")
         except Exception as error:
             raise MolstrataError(f"cannot open the work queue {name!r} in {redacted(url)}: "
-                                 f"{error}; check the storage") from None
+                                 f"{reason(error, url)}; check the storage") from None
         finally:
             optuna.logging.set_verbosity(verbosity)
         self._study_id = self._storage.get_study_id_from_name(name)
 
     @classmethod
-    def for_folder(cls, out_dir: str | os.PathLike, **options) -> WorkQueue:
-        """The queue of a study written to `out_dir`, in OUT/queue.db."""
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        return cls(queue_url(out_dir), **options)
+    def for_folder(cls, out_dir: str | os.PathLike, storage: str | None = None,
+                   **options) -> WorkQueue:
+        """The queue of a study written to `out_dir`: in OUT/queue.db, or in the database at
+        `storage` under the name OUT/queue.json gives it (made by the first worker). Refused
+        when the folder's queue lives in another storage: every worker must name the same."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        url = storage or queue_url(out)
+        name = _recorded_name(out, storage)
+        if name is not None:
+            return cls(url, name, **options)
+        name = QUEUE_NAME if storage is None else f"molstrata-study-{uuid.uuid4().hex[:16]}"
+        queue = cls(url, name, **options)  # a URL that does not work is refused before the file
+        recorded = _record_name(out, storage, name)
+        if recorded == name:
+            return queue
+        optuna.delete_study(study_name=name, storage=queue._raw)  # another worker came first
+        return cls(url, recorded, **options)
 
     def add(self, keys: Iterable[str]) -> None:
         """Queue the keys not yet waiting, running or done (once each), and again those whose
@@ -138,18 +190,22 @@ class WorkQueue:
 
     def claim(self, keys: Iterable[str] | None = None) -> Claim | None:
         """Take the oldest waiting item (of `keys`, if given) for this worker, or None when
-        every such item is done or held by a worker."""
+        every such item is done or held by a worker. A worker that loses an item to another
+        tries one of the next few at random: racing workers then rarely meet again."""
         wanted = None if keys is None else set(keys)
-        for trial in sorted(self._trials((TrialState.WAITING,)), key=lambda t: t.number):
-            key = trial.user_attrs.get(KEY_ATTR)
-            if wanted is not None and key not in wanted:
-                continue
-            trial_id = trial._trial_id
+        candidates = [t for t in self._rows((TrialState.WAITING,))
+                      if wanted is None or t.key in wanted]
+        lost = False
+        while candidates:
+            trial = candidates.pop(random.randrange(min(len(candidates), 8)) if lost else 0)
+            key, trial_id = trial.key, trial.trial_id
             self._storage.record_heartbeat(trial_id)  # a released item's beat may be old
             try:
-                if not self._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
-                    continue  # another worker took it first
+                won = self._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
             except UpdateFinishedTrialError:
+                won = False
+            if not won:  # another worker took it first
+                lost = True
                 continue
             if self._duplicate(trial):
                 self._storage.set_trial_user_attr(trial_id, "duplicate", True)
@@ -159,21 +215,40 @@ class WorkQueue:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(
-                    trial)
+                    self._storage.get_trial(trial_id))
             return Claim(self, trial_id, trial.number, key, taken_over=retry_of is not None)
         return None
 
     def status(self, keys: Iterable[str] | None = None) -> QueueStatus:
         """Where each key (of `keys`, or every key ever added) stands."""
         states: dict[str, set[TrialState]] = {}
-        for trial in self._trials():
-            states.setdefault(trial.user_attrs.get(KEY_ATTR), set()).add(trial.state)
-        known = [key for key in states if key is not None]
+        for trial in self._rows():
+            states.setdefault(trial.key, set()).add(trial.state)
+        known = list(states)
         asked = known if keys is None else list(dict.fromkeys(keys))
         groups: dict[str, list[str]] = {field.name: [] for field in fields(QueueStatus)}
         for key in asked:
             groups[_standing(states.get(key))].append(key)
         return QueueStatus(**{name: tuple(group) for name, group in groups.items()})
+
+    def items(self) -> list[QueueItem]:
+        """Every key ever added, in the order first added, with its worker and heartbeat."""
+        by_key: dict[str, list[FrozenTrial]] = {}
+        for trial in sorted(self._trials(), key=lambda t: t.number):
+            key = trial.user_attrs.get(KEY_ATTR)
+            if key is not None:
+                by_key.setdefault(key, []).append(trial)
+        ages = self._storage.call(_heartbeat_ages, self._raw, self._study_id)
+        items = []
+        for key, trials in by_key.items():
+            state = _standing({t.state for t in trials})
+            live = {"running": TrialState.RUNNING, "done": TrialState.COMPLETE}.get(state)
+            holder = next((t for t in trials if t.state == live), trials[-1])
+            age = ages.get(holder._trial_id) if state == "running" else None
+            items.append(QueueItem(key, state, len([t for t in trials if not
+                                                    t.user_attrs.get("duplicate")]),
+                                   holder.user_attrs.get(WORKER_ATTR), age))
+        return items
 
     def all_done(self, keys: Iterable[str]) -> bool:
         """Whether every key is done."""
@@ -182,20 +257,28 @@ class WorkQueue:
 
     def fail_stale(self) -> None:
         """Fail the items whose worker stopped beating grace_s ago; each comes back as a
-        waiting retry with the same key (up to max_retries times)."""
+        waiting retry with the same key (up to max_retries times). Not within grace_s of an
+        outage this worker saw: every heartbeat is old then, the live workers' too."""
+        if self._storage.recovered_within(self.grace_s):
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self._study)
+            self._storage.call(optuna.storages.fail_stale_trials, self._study)
 
     def _trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
         return self._storage.get_all_trials(self._study_id, deepcopy=False, states=states)
 
-    def _duplicate(self, claimed: FrozenTrial) -> bool:
+    def _rows(self, states: tuple[TrialState, ...] | None = None,
+              key: str | None = None) -> list[_Row]:
+        """The queue's trials (of `states`, of `key`) as (trial id, number, state, key), oldest
+        first."""
+        return self._storage.call(_rows, self._raw, self._study_id, states, key)
+
+    def _duplicate(self, claimed: _Row) -> bool:
         """Whether the key of a trial just claimed is done, or is also queued or held by an
         older trial (two workers added it at once): the oldest live trial is the one to run."""
-        key = claimed.user_attrs.get(KEY_ATTR)
-        for trial in self._trials():
-            if trial.user_attrs.get(KEY_ATTR) != key or trial.number == claimed.number:
+        for trial in self._rows(key=claimed.key):
+            if trial.number == claimed.number:
                 continue
             if trial.state == TrialState.COMPLETE:
                 return True
@@ -269,11 +352,44 @@ class Claim:
         return True
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._queue.heartbeat_s):
+        wait = self._queue.heartbeat_s
+        while not self._stop.wait(wait):
             try:
-                self._queue._storage.record_heartbeat(self._trial_id)
-            except Exception:  # storage unreachable for a moment: the next beat may get through
-                continue
+                self._queue._raw.record_heartbeat(self._trial_id)
+                wait = self._queue.heartbeat_s
+            except Exception:  # storage unreachable for a moment: try again soon
+                wait = min(1.0, self._queue.heartbeat_s)
+
+
+def status_text(out_dir: str | os.PathLike, storage: str | None = None) -> str:
+    """Where the queue of the study in `out_dir` stands (`molstrata study --status`): how many
+    items wait, run, are done or failed, and each running item's worker and heartbeat age."""
+    out = Path(out_dir)
+    if not (out / QUEUE_FILE).is_file() and not (out / DEFAULT_DB).is_file():
+        raise MolstrataError(f"{out} holds no study's work queue (no {QUEUE_FILE}); give the "
+                             "-o folder the study writes to")
+    queue = WorkQueue.for_folder(out, storage)
+    items = queue.items()
+    counts = {state: sum(item.state == state for item in items)
+              for state in ("waiting", "running", "done", "failed")}
+    lines = [f"work queue of {out} in {redacted(queue.url)}: "
+             + ", ".join(f"{n} {state}" for state, n in counts.items())]
+    width = max((len(item.key) for item in items), default=0)
+    for state in ("running", "waiting", "failed", "done"):
+        for item in (i for i in items if i.state == state):
+            line = f"  {state:<8} {item.key:<{width}}"
+            if item.worker and state != "waiting":
+                line += f"  worker {item.worker}"
+            if item.heartbeat_age_s is not None:
+                line += f", heartbeat {item.heartbeat_age_s:.0f} s ago"
+                if item.heartbeat_age_s > queue.grace_s:
+                    line += f" (stale: taken over after {queue.grace_s} s by a waiting worker)"
+            if item.attempts > 1:
+                line += f"  ({item.attempts} attempts)"
+            lines.append(line.rstrip())
+    if counts["failed"]:
+        lines.append("failed items are queued again when the study's command runs again")
+    return "\n".join(lines)
 
 
 def next_claim(queue: WorkQueue, keys: Iterable[str], *, final: str | None = None,
@@ -307,6 +423,140 @@ def next_claim(queue: WorkQueue, keys: Iterable[str], *, final: str | None = Non
                 f"worker's item is taken over after {queue.grace_s} s)")
             waiting_said = True
         time.sleep(poll)
+
+
+def _recorded_name(out: Path, storage: str | None) -> str | None:
+    """The queue's name in its storage, as OUT/queue.json records it (None before the first
+    worker made it), refusing a worker whose storage is not the one recorded (password hidden).
+    The embedded file holds one queue; a server's database one per study folder."""
+    record = out / QUEUE_FILE
+    if not record.is_file():
+        return None
+    saved = json.loads(record.read_text())
+    wanted = redacted(storage) if storage else None
+    if saved["storage"] != wanted:
+        where = saved["storage"] or f"{out / DEFAULT_DB} (the default)"
+        given = f"--storage {wanted}" if wanted else "no --storage"
+        raise MolstrataError(
+            f"the study in {out} keeps its work queue in {where}, but this worker was given "
+            f"{given}; give every worker the same --storage, or write to another folder")
+    return saved["name"]
+
+
+def _record_name(out: Path, storage: str | None, name: str) -> str:
+    """Record the queue's storage and name in OUT/queue.json unless a worker did first; the
+    name recorded."""
+    draft = out / f".{QUEUE_FILE}.{socket.gethostname()}.{os.getpid()}"
+    atomic_write_text(draft, json.dumps({"storage": redacted(storage) if storage else None,
+                                         "name": name}) + "\n")
+    try:
+        os.link(draft, out / QUEUE_FILE)  # atomic, also on NFS: the first worker's name wins
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink(missing_ok=True)
+    return _recorded_name(out, storage) or name
+
+
+class _Row(NamedTuple):
+    trial_id: int
+    number: int
+    state: TrialState
+    key: str
+
+
+def _rows(storage: RDBStorage, study_id: int, states: tuple[TrialState, ...] | None,
+          key: str | None = None) -> list[_Row]:
+    """The study's trials that have a key, read in one query of Optuna's tables: its
+    get_all_trials builds every trial with all its attributes, some 20 times slower, and a
+    claim reads the queue twice."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import select
+
+    trial, attr = models.TrialModel, models.TrialUserAttributeModel
+    query = (select(trial.trial_id, trial.number, trial.state, attr.value_json)
+             .join(attr, (attr.trial_id == trial.trial_id) & (attr.key == KEY_ATTR))
+             .where(trial.study_id == study_id).order_by(trial.number))
+    if states is not None:
+        query = query.where(trial.state.in_(states))
+    if key is not None:
+        query = query.where(attr.value_json == json.dumps(key))
+    session = storage.scoped_session()
+    try:
+        rows = session.execute(query).all()
+    finally:
+        session.rollback()
+        storage.scoped_session.remove()
+    return [_Row(t, n, state, json.loads(value)) for t, n, state, value in rows]
+
+
+def _heartbeat_ages(storage: RDBStorage, study_id: int) -> dict[int, float]:
+    """Seconds since each running trial's last heartbeat, by trial id, in the database's own
+    clock (as Optuna judges staleness). Reads Optuna's heartbeat table: Optuna has no public
+    call for it."""
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, select
+
+    session = storage.scoped_session()
+    try:
+        now = session.execute(select(func.now())).scalar_one().replace(tzinfo=None)
+        rows = session.execute(
+            select(models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat)
+            .join(models.TrialModel,
+                  models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
+            .where(models.TrialModel.study_id == study_id,
+                   models.TrialModel.state == TrialState.RUNNING)).all()
+    finally:
+        session.rollback()
+        storage.scoped_session.remove()
+    return {trial_id: max(0.0, (now - beat.replace(tzinfo=None)).total_seconds())
+            for trial_id, beat in rows}
+
+
+class _Patient:
+    """The storage, each call tried again while its database is unreachable, for up to
+    outage_s; then a one-line MolstrataError. Other errors pass through."""
+
+    def __init__(self, storage: RDBStorage, url: str, outage_s: float,
+                 log: Callable[[str], None] | None) -> None:
+        self._storage, self._url, self._outage_s, self._log = storage, url, outage_s, log
+        self._recovered: float | None = None
+
+    def call(self, function: Callable, *args, **kwargs):
+        lost = None
+        while True:
+            try:
+                result = function(*args, **kwargs)
+            except Exception as error:
+                if not lost_connection(error):
+                    raise
+                now = time.monotonic()
+                if lost is None:
+                    lost = now
+                    if self._log is not None:
+                        self._log(f"lost the work queue's database {redacted(self._url)}: "
+                                  f"trying again for up to {self._outage_s:g} s")
+                if now - lost > self._outage_s:
+                    why = reason(error.__cause__ or error, self._url)
+                    raise MolstrataError(
+                        f"the work queue's database {redacted(self._url)} has been unreachable "
+                        f"for {now - lost:.0f} s ({why}); when it is back, run the same command "
+                        "again to resume (finished runs are kept)") from None
+                time.sleep(min(2.0, 0.2 + 0.1 * (now - lost)))
+                continue
+            if lost is not None:
+                self._recovered = time.monotonic()
+                if self._log is not None:
+                    self._log(f"the work queue's database is back after "
+                              f"{self._recovered - lost:.0f} s")
+            return result
+
+    def recovered_within(self, seconds: float) -> bool:
+        return self._recovered is not None and time.monotonic() - self._recovered < seconds
+
+    def __getattr__(self, name: str):
+        method = getattr(self._storage, name)
+        return lambda *args, **kwargs: self.call(method, *args, **kwargs)
 
 
 def _standing(states: set[TrialState] | None) -> str:

@@ -6,15 +6,18 @@ interrupted one resumes from its last checkpoint, and evaluations newer than the
 are reused; the cheap steps (describe, compare, report) run again.
 
 Every training of the plan (experiment x replicate, OUT/runs/NAME/seed-S) is an item of a work
-queue in OUT/queue.db (study/queue.py), so several workers share one study: `workers=N` starts
-N - 1 more processes on this machine, and the same command started on other machines that share
-OUT works through the same queue. Each item is claimed once; a dead worker's item is taken over
-after a grace period and resumes from its checkpoint. Every command waits for all trainings to
-finish, then evaluates what is not yet evaluated and writes the report.
+queue in OUT/queue.db, or in the database at `storage` (PostgreSQL; study/queue.py), so several
+workers share one study: `workers=N` starts N - 1 more processes on this machine, and the same
+command started on other machines that share OUT (and `storage`) works through the same queue.
+Each item is claimed once; a dead worker's item is taken over after a grace period and resumes
+from its checkpoint. The report is the queue's last item: one worker evaluates the runs and
+writes it, the others wait for it and print its summary (a worker that dies writing it is taken
+over too). A command started on a study already finished writes the report again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -34,7 +37,7 @@ from molstrata.report.describe import describe
 from molstrata.report.evaluation_plots import draw_evaluation
 from molstrata.study.findings import adjust_family, analyse
 from molstrata.study.plan import Replicate, StudyPlan, dataset_name, load_plan
-from molstrata.study.queue import WorkQueue, next_claim
+from molstrata.study.queue import Claim, WorkQueue, next_claim
 from molstrata.study.report import write_study_report
 from molstrata.study.results import AnalysisResult, StudyResult
 from molstrata.study.verdicts import Settings
@@ -47,6 +50,11 @@ from molstrata.training.run import train
 from molstrata.training.rundir import RunPaths, is_finished
 from molstrata.wording import counted
 
+REPORT = "report"
+"""The queue's last item: evaluating every run and writing the report, once."""
+STORAGE_ENV = "MOLSTRATA_STUDY_STORAGE"
+"""How a helper worker is told the storage URL: not on its command line, which `ps` shows."""
+
 # Options that say where and how fast a run computes, not what it computes: a finished run
 # is reused whatever they are.
 _RUNTIME_ONLY = {("runtime", "device"), ("runtime", "threads"), ("runtime", "eval_batch_size"),
@@ -56,14 +64,16 @@ _RUNTIME_ONLY = {("runtime", "device"), ("runtime", "threads"), ("runtime", "eva
 def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
               cache_dir: str | None = None, device: str = "auto", threads: int | None = None,
               overrides: list[tuple[str, str, Any]] | tuple = (), replicates: int | None = None,
-              workers: int = 1, heartbeat_s: int = 30, progress: bool = True,
-              log=print) -> StudyResult:
+              workers: int = 1, storage: str | None = None, heartbeat_s: int = 30,
+              progress: bool = True, log=print) -> StudyResult:
     """Run the plan (a preset name or a TOML file) into `out_dir`.
 
     overrides: (section, key, value) applied to every experiment's config, last. replicates:
     training seeds per experiment, instead of the plan's. workers: processes on this machine
-    that train at once (each with threads // workers CPU threads). heartbeat_s: how often a
-    worker signs its claim; a claim silent for twice that is taken over.
+    that train at once (each with threads // workers CPU threads). storage: the work queue's
+    database URL, the same for every worker (default: OUT/queue.db, SQLite); its password never
+    reaches a file or a message. heartbeat_s: how often a worker signs its claim; a claim
+    silent for twice that is taken over.
     """
     one_process("molstrata study")
     started = time.perf_counter()
@@ -80,6 +90,10 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
     for replicate in plan.runs:  # refuse a changed plan before any work
         _check_reusable(replicate, out / "runs" / replicate.key)
     out.mkdir(parents=True, exist_ok=True)
+    keys = [r.key for r in plan.runs]
+    queue = WorkQueue.for_folder(out, storage, heartbeat_s=heartbeat_s, log=log)  # before the
+    queue.add([*keys, REPORT])                                 # data: a bad URL fails at once
+    again = queue.all_done([*keys, REPORT])  # a finished study: its report is written again
     atomic_write_text(out / "plan.toml", plan.source or _plan_note(plan))
 
     log(f"== {plan.title}")
@@ -103,27 +117,49 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
             (os.cpu_count() or 1) >= 2:
         log("   tip: --workers 2 trains two runs at once, one core each: small models train "
             "about twice as fast that way on a CPU")
-    queue = WorkQueue.for_folder(out, heartbeat_s=heartbeat_s)
-    queue.add([r.key for r in plan.runs])
-    helpers = [_start_worker(spec, n) for n in range(2, workers + 1)]
+    helpers = [_start_worker(spec, n, storage) for n in range(2, workers + 1)]
     try:
-        trained = _work(plan, out, queue, progress, log)
-        _wait(helpers)
+        trained, report = _work(plan, out, queue, progress, log,
+                                final=None if again else REPORT)
+        with report or contextlib.nullcontext():  # done when the report is written
+            _wait(helpers)
+            write = report is not None or again
+            _check_finished(queue, keys, write)
+            if not write:
+                log("== the report was written by another worker: its summary")
+            return _conclude(plan, out, molecules, description, trained, started, device,
+                             progress, log, write=write)
     finally:
         _stop(helpers)
-    status = queue.status([r.key for r in plan.runs])
-    if len(status.done) < len(plan.runs):
+
+
+def _check_finished(queue: WorkQueue, keys: list[str], write: bool) -> None:
+    """Refuse to conclude a study whose runs are not all done, or whose report this worker
+    does not write and no other worker wrote."""
+    status = queue.status(keys)
+    if len(status.done) < len(keys):
         raise MolstrataError(
-            f"{counted(len(plan.runs) - len(status.done), 'run')} of the study did not finish "
+            f"{counted(len(keys) - len(status.done), 'run')} of the study did not finish "
             f"(failed: {', '.join(status.failed) or 'none'}; still held: "
             f"{', '.join(status.running) or 'none'}); run the same command again to retry them"
         )
+    if not write and not queue.all_done([REPORT]):
+        raise MolstrataError("the study's report was not written (its worker stopped, and its "
+                             "retries are spent); run the same command again")
+
+
+def _conclude(plan: StudyPlan, out: Path, molecules, description, trained: float,
+              started: float, device: str, progress: bool, log, *,
+              write: bool) -> StudyResult:
+    """Evaluate every run, compare, test the claims and (when `write`) write the report; else
+    compute the same result from what the worker that wrote it left."""
     for replicate in plan.runs:  # done in the queue, but its folder was deleted or damaged
-        if not is_finished(out / "runs" / replicate.key):
+        if write and not is_finished(out / "runs" / replicate.key):
             log(f"== {replicate.key}: the queue has it done but its run is not finished: "
                 "training it here")
             trained += _train(replicate, out / "runs" / replicate.key, progress, log)
-    log("== evaluating every run on the shared test split")
+    if write:
+        log("== evaluating every run on the shared test split and writing the report")
     results, members = {}, []
     for e in plan.experiments:
         runs = [load_run_result(out / "runs" / r.key, r.key, "test", evaluate_missing=True,
@@ -132,10 +168,11 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
         group = group_runs(runs, e.name)
         if group.k > 1:  # the experiment's own figures: seed means, two-level intervals
             group = dataclasses.replace(group, eval_dir=out / "experiments" / e.name)
-            draw_evaluation(group, group.eval_dir)
+            if write:
+                draw_evaluation(group, group.eval_dir)
         results[e.name] = group
     for run in members:
-        if run.evaluated_now:
+        if run.evaluated_now and write:
             draw_evaluation(run, run.eval_dir)
     _check_same_test_molecules(results)
     learning = {e.name: why for e in plan.experiments
@@ -150,13 +187,16 @@ def run_study(plan: str | os.PathLike, out_dir: str | os.PathLike, *,
         if len(compared) >= 2:
             comparison = compare_runs(compared)
             folder = out / "comparisons" / analysis.name
-            write_comparison(comparison, folder)
+            if write:
+                write_comparison(comparison, folder)
         findings = analyse(analysis, results, learning, plan.verdicts)
         analyses.append(AnalysisResult(analysis.name, analysis.kind, analysis.title,
                                        analysis.experiments, comparison, findings, folder))
     analyses = _judged_as_a_family(analyses, plan.verdicts)
     seconds = time.perf_counter() - started
     result = StudyResult(plan, out, results, analyses, [], seconds, trained, molecules, learning)
+    if not write:
+        return dataclasses.replace(result, report_files=[out / "report" / "report.html"])
     files = write_study_report(result, description)
     return dataclasses.replace(result, report_files=files)
 
@@ -205,12 +245,18 @@ def work(spec_json: str) -> None:
     spec = json.loads(spec_json)
     plan = _load(spec)
     prefix = f"[worker {spec['worker']}]"
+    def log(text: str) -> None:
+        print(f"{prefix} {text.strip()}", flush=True)
+
     try:
-        _work(plan, Path(spec["out"]),
-              WorkQueue.for_folder(spec["out"], heartbeat_s=spec["heartbeat_s"]), False,
-              lambda text: print(f"{prefix} {text.strip()}", flush=True))
+        queue = WorkQueue.for_folder(spec["out"], os.environ.get(STORAGE_ENV),
+                                     heartbeat_s=spec["heartbeat_s"], log=log)
+        _work(plan, Path(spec["out"]), queue, False, log)
     except KeyboardInterrupt:
         sys.exit(130)
+    except MolstrataError as error:
+        log(f"error: {error}")
+        sys.exit(2)
 
 
 def _cuda() -> bool:
@@ -234,20 +280,24 @@ def _load(spec: dict) -> StudyPlan:
                      replicates=spec["replicates"])
 
 
-def _work(plan: StudyPlan, out: Path, queue: WorkQueue, progress: bool, log) -> float:
+def _work(plan: StudyPlan, out: Path, queue: WorkQueue, progress: bool, log,
+          final: str | None = None) -> tuple[float, Claim | None]:
     """Train the runs of the plan this worker claims, one at a time, until every run is done
-    or held by another worker; the seconds spent training."""
+    or held by another worker; the seconds spent training, and the claim of `final` when this
+    worker got it (every run is done then), for the caller to finish."""
     by_key = {r.key: r for r in plan.runs}
     number = {key: i for i, key in enumerate(by_key, 1)}
     trained = 0.0
-    while (claim := next_claim(queue, list(by_key), log=log)) is not None:
+    while (claim := next_claim(queue, list(by_key), final=final, log=log)) is not None:
+        if claim.key == final:
+            return trained, claim
         with claim:
             replicate = by_key[claim.key]
             log(f"== [{number[claim.key]}/{len(by_key)}] {claim.key}: "
                 f"{replicate.experiment.title}"
                 + (" (taken over from a worker that stopped)" if claim.taken_over else ""))
             trained += _train(replicate, out / "runs" / claim.key, progress, log)
-    return trained
+    return trained, None
 
 
 def _train(replicate: Replicate, run_dir: Path, progress: bool, log) -> float:
@@ -269,13 +319,16 @@ def _train(replicate: Replicate, run_dir: Path, progress: bool, log) -> float:
     return time.perf_counter() - started
 
 
-def _start_worker(spec: dict, number: int) -> subprocess.Popen:
+def _start_worker(spec: dict, number: int, storage: str | None) -> subprocess.Popen:
     """A helper worker, told that this process and its other helpers are its siblings (their
-    load is the plan's, not a busy CPU to warn about)."""
+    load is the plan's, not a busy CPU to warn about), and the storage in its environment."""
     arguments = json.dumps({**spec, "worker": number})
+    env = {**os.environ, OWN_WORKERS_ENV: str(os.getpid())}
+    env.pop(STORAGE_ENV, None)
+    if storage:
+        env[STORAGE_ENV] = storage
     return subprocess.Popen([sys.executable, "-c", "import sys; from molstrata.study.runner "
-                             "import work; work(sys.argv[1])", arguments],
-                            env={**os.environ, OWN_WORKERS_ENV: str(os.getpid())})
+                             "import work; work(sys.argv[1])", arguments], env=env)
 
 
 def _wait(helpers: list[subprocess.Popen]) -> None:

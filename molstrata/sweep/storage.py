@@ -1,5 +1,6 @@
-"""Where a sweep's trials live: a local SQLite file by default, any database Optuna supports
-to share one sweep between workers on many machines.
+"""Where a sweep's trials (and a study's work queue) live: a local SQLite file by default,
+any database Optuna supports to share one sweep between workers on many machines, PostgreSQL
+(postgresql+psycopg://user:password@host/db, with `pip install 'molstrata[postgres]'`) first.
 
 Every running trial writes a heartbeat to the storage. A worker killed mid-trial leaves its
 trial RUNNING with a stale heartbeat; after `grace_s` seconds any worker of the sweep marks it
@@ -36,13 +37,17 @@ def redacted(url: str) -> str:
         return url.split("@")[-1] if "@" in url else url
 
 
-def open_storage(url: str, heartbeat_s: int, grace_s: int, max_retries: int) -> RDBStorage:
+def open_storage(url: str, heartbeat_s: int, grace_s: int, max_retries: int | None, *,
+                 what: str = "sweep storage") -> RDBStorage:
     """The storage at `url` with heartbeats and retries of dead workers' trials, or a one-line
-    MolstrataError when it cannot be opened (bad URL, missing driver, unreachable server)."""
+    MolstrataError when it cannot be opened (bad URL, missing driver, unreachable server);
+    `what` names it in that message."""
     sqlite = url.startswith("sqlite")
     if sqlite:  # several workers on one file: wait for the lock rather than fail
         engine = {"connect_args": {"timeout": 60}}
     elif url.startswith(("postgresql", "mysql")):
+        # pre_ping: a connection the server dropped (restart, idle timeout) is replaced when
+        # taken from the pool, not handed out to fail
         engine = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     else:
         engine = {}
@@ -63,17 +68,47 @@ def open_storage(url: str, heartbeat_s: int, grace_s: int, max_retries: int) -> 
         raise AssertionError("unreachable")
     except ImportError:
         raise MolstrataError(
-            f"cannot open the sweep storage {redacted(url)}: the database driver for this URL "
-            "is not installed; pip install it (e.g. psycopg2-binary for postgresql://, pymysql "
-            "for mysql+pymysql://)"
+            f"cannot open the {what} {redacted(url)}: the database driver for this URL is not "
+            "installed; pip install it (e.g. 'molstrata[postgres]', which installs psycopg, "
+            "for postgresql+psycopg://; pymysql for mysql+pymysql://)"
         ) from None
     except Exception as error:  # SQLAlchemy and drivers raise many kinds; all mean "unusable"
-        reason = " ".join(str(getattr(error, "orig", None) or error).split())
         raise MolstrataError(
-            f"cannot open the sweep storage {redacted(url)} ({type(error).__name__}: "
-            f"{reason[:200]}); check the URL, that the database server is up and reachable "
-            "from this machine, and its credentials"
+            f"cannot open the {what} {redacted(url)} ({type(error).__name__}: "
+            f"{reason(error, url)}); check the URL, that the database server is up and "
+            "reachable from this machine, and its credentials"
         ) from None
+
+
+def reason(error: BaseException, url: str) -> str:
+    """The driver's own words for an error, on one line, short, without the URL's password
+    and without SQLAlchemy's pointer to its web page."""
+    text = " ".join(str(getattr(error, "orig", None) or error).split())
+    text = text.split("(Background on this error")[0].strip()[:200]
+    password = _password(url)
+    return text.replace(password, "***") if password else text
+
+
+def lost_connection(error: BaseException) -> bool:
+    """Whether an error from the storage means its database could not be reached (server
+    down or restarting, network cut, SQLite file locked): worth trying again."""
+    from sqlalchemy import exc
+
+    for cause in (error, error.__cause__):
+        if isinstance(cause, (exc.OperationalError, exc.InterfaceError)):
+            return True
+        if isinstance(cause, exc.DBAPIError) and cause.connection_invalidated:
+            return True
+    return False
+
+
+def _password(url: str) -> str | None:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).password
+    except Exception:
+        return None
 
 
 def _racing(error: Exception) -> bool:

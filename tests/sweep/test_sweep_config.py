@@ -75,7 +75,9 @@ def test_bad_sweep_files_are_one_line(tmp_path, capsys, write, sweep, message):
     ("url", "message"),
     [
         ("sqlite:///{tmp}/no/such/folder/sweep.db", "cannot open the sweep storage"),
-        ("postgresql://molstrata:s3cret@127.0.0.1:9/sweeps", "driver for this URL is not"),
+        ("mysql+pymysql://molstrata:s3cret@127.0.0.1:9/sweeps", "driver for this URL is not"),
+        ("postgresql+psycopg://molstrata:s3cret@127.0.0.1:9/sweeps",
+         "cannot open the sweep storage postgresql+psycopg://molstrata:***@127.0.0.1:9/sweeps"),
         ("nosuchdb://host/db", "cannot open the sweep storage nosuchdb://host/db"),
         ("not a url", "cannot open the sweep storage"),
     ],
