@@ -4,6 +4,10 @@ Every confidence interval molstrata reports comes from here: the MAE and MSE of 
 (metrics.summarize), the lead of one run over another (compare.lead_interval) and the change
 of a macro average, a spread or a regression coefficient (study findings). numpy and scipy.
 
+A stratum's MAE and MSE with one training seed are means over its molecules:
+`studentized_mean_interval` (the bootstrap-t) gives them, which holds its level on strata of
+ten molecules where the percentile bootstrap does not.
+
 With one training seed per arm, `percentile_bootstrap` resamples the test molecules (paired
 between arms, stratified by size where asked) and takes percentiles: it measures the test
 molecules' noise only, and the caller must say that training noise was not measured.
@@ -90,6 +94,72 @@ def percentile_bootstrap(
             resampled = [a[_draw(len(a), rows, rng)] for a in arrays]
         replicates.append(np.asarray(statistic(*resampled), dtype=np.float64))
     return _interval(replicates, confidence)
+
+
+def studentized_mean_interval(
+    values: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high), each (m,): the bootstrap-t interval of the mean of each row of `values`
+    (m, n), one draw of the n molecules for every row (a stratum's absolute and squared
+    errors stay together).
+
+    Each replicate's t = (mean* - mean) / se*, se* = sd* / sqrt(n) from the same resample;
+    the interval is mean - t_high * se .. mean - t_low * se, se from the data. Unlike the
+    percentile bootstrap, it pays for estimating the spread from few molecules and corrects
+    for the skew of absolute errors: on 10 molecules its nominal 95 % covered 93-95 % in
+    simulation (normal, Laplace and exponential errors) where the percentile interval covered
+    85-90 % (tests/evaluation/test_coverage.py, bench/coverage.py). Resamples of one repeated
+    value (se* = 0) are left out; a row without spread gets the interval [mean, mean]."""
+    low, high, _ = studentized_mean_test(values, rng, n_bootstrap=n_bootstrap,
+                                         confidence=confidence)
+    return low, high
+
+
+def studentized_mean_test(
+    values: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, p), each (m,): `studentized_mean_interval`, and the two-sided p-value of a
+    zero mean (a paired lead, as the mean of each molecule's difference in absolute error):
+    t = mean / se against Student's t with n - 1 degrees of freedom, the paired t-test, whose
+    p is not limited to steps of 1 / n_bootstrap as a bootstrap tail share would be (Holm
+    over 18 strata needs p < 0.0028); 1 where a row has no spread and a zero mean, 0 where it
+    has none and another mean."""
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    _check_settings(n_bootstrap, confidence)
+    m, n = values.shape
+    if n == 0:
+        raise ValueError("the bootstrap needs at least one molecule")
+    mean = values.mean(axis=1)
+    se = values.std(axis=1, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(m)
+    per_chunk = max(1, CHUNK // n)
+    t_values = []
+    for start in range(0, n_bootstrap, per_chunk):
+        rows = min(per_chunk, n_bootstrap - start)
+        resampled = values[:, _draw(n, rows, rng)]  # (m, rows, n)
+        spread = resampled.std(axis=2, ddof=1) / math.sqrt(n) if n > 1 else \
+            np.zeros((m, rows))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_values.append(np.where(spread > 0,
+                                     (resampled.mean(axis=2) - mean[:, None]) / spread, np.nan))
+    t_values = np.concatenate(t_values, axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low_t, high_t = np.zeros(m), np.zeros(m)
+    p = np.where(mean == 0, 1.0, 0.0)
+    usable = (se > 0) & np.isfinite(t_values).any(axis=1)
+    if usable.any():
+        t = t_values[usable]
+        low_t[usable], high_t[usable] = np.nanpercentile(t, [tail, 100 - tail], axis=1)
+    spread = se > 0
+    p[spread] = 2 * stats.t.sf(np.abs(mean[spread] / se[spread]), df=n - 1)
+    return mean - high_t * se, mean - low_t * se, p
 
 
 @dataclass(frozen=True)

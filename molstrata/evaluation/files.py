@@ -98,7 +98,8 @@ SCHEMA = __doc__
 
 SCHEMA_NAME = "molstrata-metrics"
 SCHEMA_VERSION = 1
-CI_METHOD = "percentile bootstrap over the molecules of each stratum"
+CI_METHOD = ("bootstrap-t (studentized) over the molecules of each stratum; with several "
+             "training seeds, t over the seeds plus a bootstrap over the molecules")
 
 METRICS_JSON = "metrics.json"
 CSV_FILES = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from molstrata.errors import MolstrataError
-from molstrata.evaluation.bootstrap import two_level_bootstrap
+from molstrata.evaluation.bootstrap import studentized_mean_interval, two_level_bootstrap
 from molstrata.units import canonical_unit, error_unit, squared_unit, unit_key
 
 EXACT_MAX_N = 8
@@ -97,8 +97,9 @@ def summarize(
     (n,) one model's errors, or (k, n) the errors of the same molecules under k training seeds.
     A group of fewer than `min_count` molecules gets its figures and NaN intervals.
 
-    With one seed, the percentile bootstrap over the n molecules (one draw for the absolute
-    and the squared errors). With several, MAE and MSE are the means over seeds of each seed's
+    With one seed, the bootstrap-t interval of the mean over the n molecules
+    (`studentized_mean_interval`, one draw for the absolute and the squared errors), floored
+    at zero. With several, MAE and MSE are the means over seeds of each seed's
     figure (RMSE the root of that MSE) and the intervals are `two_level_interval`'s (a t
     interval over the seeds plus the molecules' bootstrap variance, floored at zero), so they
     carry the training seed's noise as well as the molecules'. `name` names the group in the
@@ -117,8 +118,13 @@ def summarize(
         )
     absolute = np.abs(errors)
     per_seed_mae, per_seed_mse = absolute.mean(axis=1), (absolute**2).mean(axis=1)
-    (mae_lo, mse_lo), (mae_hi, mse_hi) = two_level_bootstrap(
-        [absolute], _seed_means, rng, n_bootstrap=n_bootstrap, confidence=confidence)
+    if errors.shape[0] == 1:
+        (mae_lo, mse_lo), (mae_hi, mse_hi) = studentized_mean_interval(
+            np.stack([absolute[0], absolute[0] ** 2]), rng, n_bootstrap=n_bootstrap,
+            confidence=confidence)
+    else:
+        (mae_lo, mse_lo), (mae_hi, mse_hi) = two_level_bootstrap(
+            [absolute], _seed_means, rng, n_bootstrap=n_bootstrap, confidence=confidence)
     # with seeds the interval is estimate +- t se, which may reach below zero: an error is not
     mae_lo, mse_lo = max(float(mae_lo), 0.0), max(float(mse_lo), 0.0)
     if errors.shape[1] < min_count:

@@ -29,6 +29,7 @@ from molstrata.evaluation.bootstrap import (
     holm,
     mae_difference,
     percentile_bootstrap,
+    studentized_mean_test,
     two_level_interval,
 )
 from molstrata.evaluation.results import RunResult, alignment, stratum_rows
@@ -205,11 +206,13 @@ def lead_test(
     Paired: winner and runner_up are (n,) errors of the same molecules in the same order, or
     (k, n) errors under k training seeds (the two k may differ), and each replicate resamples
     molecules, keeping both runs' errors of a molecule together (the runs' shared difficulty
-    cancels); with seeds, the interval is `two_level_interval`'s (a t interval over the seeds
-    plus the molecules' variance), and the MAEs are means over seeds. Unpaired: each run's (n,)
-    molecules are resampled on their own (p from the normal standard error the interval's
-    width implies). NaNs with fewer than `min_molecules` (at least 2) on either side: too few
-    to resample.
+    cancels): with one seed each, the bootstrap-t of the mean paired difference
+    (`studentized_mean_test`, which holds its level on strata of tens of molecules where the
+    percentile bootstrap did not); with seeds, the interval is `two_level_interval`'s (a t
+    interval over the seeds plus the molecules' variance), and the MAEs are means over seeds.
+    Unpaired: each run's (n,) molecules are resampled on their own (p from the normal
+    standard error the interval's width implies). NaNs with fewer than `min_molecules` (at
+    least 2) on either side: too few to resample.
     """
     winner = np.asarray(winner, dtype=np.float64)
     runner_up = np.asarray(runner_up, dtype=np.float64)
@@ -218,6 +221,11 @@ def lead_test(
                          f"{runner_up.shape}")
     if min(winner.shape[-1], runner_up.shape[-1]) < max(2, min_molecules):
         return math.nan, math.nan, math.nan
+    if paired and winner.size == winner.shape[-1] and runner_up.size == runner_up.shape[-1]:
+        differences = runner_up.reshape(-1) - winner.reshape(-1)  # one seed each
+        low, high, p = studentized_mean_test(differences, rng, n_bootstrap=n_bootstrap,
+                                             confidence=confidence)
+        return float(low[0]), float(high[0]), float(p[0])
     if paired:
         interval = two_level_interval([runner_up, winner], mae_difference, rng,
                                       n_bootstrap=n_bootstrap, confidence=confidence)
@@ -242,5 +250,6 @@ def lead_test_name(win: StratumWin) -> str:
         return f"none (under {MIN_TESTED} molecules)"
     if not win.paired:
         return "unpaired bootstrap (different molecules)"
-    return "two-level bootstrap (seeds, then molecules)" if win.seeds > 1 else "paired bootstrap"
+    return ("two-level bootstrap (seeds, then molecules)" if win.seeds > 1
+            else "paired bootstrap-t")
 

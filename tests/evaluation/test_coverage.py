@@ -3,7 +3,7 @@ difference between two arms' MAE covers the true difference at least 93 % of the
 k = 2, 3 and 5 training seeds per arm, for null and non-null differences, when the training
 seed's noise dominates and when the test molecules' noise does. The percentile bootstrap that
 also resamples seeds does not (it is kept for the learning curves only). A stratum's own
-interval is given from MIN_INTERVAL_COUNT molecules, where its bootstrap nearly holds its level."""
+interval is given from MIN_INTERVAL_COUNT molecules, where its bootstrap-t holds its level."""
 
 from __future__ import annotations
 
@@ -101,8 +101,8 @@ def test_paired_seeds_give_narrower_intervals_when_seeds_share_their_effect():
 def _one_stratum_coverage(n: int, errors: str) -> float:
     """How often a stratum of n molecules' 95 % MAE interval covers its true MAE."""
     rng = np.random.default_rng([n, len(errors)])
-    draw, truth = {"normal": (rng.normal, np.sqrt(2 / np.pi)), "laplace": (rng.laplace, 1.0)}[
-        errors]
+    draw, truth = {"normal": (rng.normal, np.sqrt(2 / np.pi)), "laplace": (rng.laplace, 1.0),
+                   "exponential": (rng.exponential, 1.0)}[errors]
     hits = 0
     for _ in range(REPEATS):
         s = summarize(draw(size=n), rng, n_bootstrap=300, min_count=1)
@@ -110,12 +110,27 @@ def _one_stratum_coverage(n: int, errors: str) -> float:
     return hits / REPEATS
 
 
-@pytest.mark.parametrize("errors", ["normal", "laplace"])
-def test_a_stratum_gets_an_interval_from_where_the_bootstrap_nearly_holds_its_level(errors):
-    """Why MIN_INTERVAL_COUNT: the percentile bootstrap of a few molecules under-covers far
-    (two or three: at most 3 in 4), from MIN_INTERVAL_COUNT on it covers above 85 %; below it a
-    stratum gets its figures and no interval."""
-    assert _one_stratum_coverage(3, errors) < 0.75
-    assert _one_stratum_coverage(MIN_INTERVAL_COUNT, errors) > 0.85
+def _percentile_coverage(n: int, errors: str) -> float:
+    """The same with the percentile bootstrap, which stratum intervals used before."""
+    rng = np.random.default_rng([n, len(errors), 1])
+    draw, truth = {"normal": (rng.normal, np.sqrt(2 / np.pi)), "laplace": (rng.laplace, 1.0),
+                   "exponential": (rng.exponential, 1.0)}[errors]
+    hits = 0
+    for _ in range(REPEATS):
+        absolute = np.abs(draw(size=n))
+        means = absolute[rng.integers(0, n, size=(300, n))].mean(axis=1)
+        low, high = np.percentile(means, [2.5, 97.5])
+        hits += bool(low <= truth <= high)
+    return hits / REPEATS
+
+
+@pytest.mark.parametrize("errors", ["normal", "laplace", "exponential"])
+def test_a_stratum_of_ten_molecules_gets_an_interval_that_holds_its_level(errors):
+    """From MIN_INTERVAL_COUNT molecules on a stratum gets an interval, the bootstrap-t, which
+    covers at least 92 % at a nominal 95 % (94-95 % at 2,000 repeats); the percentile
+    bootstrap it replaced covered under 91 %. Below MIN_INTERVAL_COUNT a stratum gets its
+    figures and no interval: at three molecules even the bootstrap-t is unreliable."""
+    assert _one_stratum_coverage(MIN_INTERVAL_COUNT, errors) >= 0.92
+    assert _percentile_coverage(MIN_INTERVAL_COUNT, errors) < 0.91
     small = summarize(np.ones(MIN_INTERVAL_COUNT - 1), np.random.default_rng(0))
     assert small.mae == 1.0 and np.isnan([small.mae_ci_low, small.mae_ci_high]).all()
