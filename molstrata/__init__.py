@@ -8,6 +8,8 @@ From Python (see `molstrata.api`):
     metrics = run.evaluate()                          # metrics.mae_meV, metrics.per_size
     molstrata.evaluate_predictions("mace_out.xyz")    # any model's energies, stratified
     molstrata.compare([run, molstrata.Run.open("runs/other")])
+    molstrata.compare_predictions(["mace.xyz", "nequip.xyz"], predicted=["MACE_energy",
+                                  "nequip_energy"])   # models on the same structures
     molstrata.load_model(run.export("model.pt")).predict(atoms).values   # eV
     molstrata.run_study("quick", out="results/study")
 
@@ -17,8 +19,9 @@ These names are loaded on first use, so that `import molstrata` and the command 
 
 __version__ = "0.1.0"
 
-API = ("train", "resume", "compare", "evaluate_predictions", "load_model", "run_study",
-       "learning_curve", "Run", "Metrics", "RunComparison", "Model", "Prediction", "Records")
+API = ("train", "resume", "compare", "compare_predictions", "evaluate_predictions", "load_model",
+       "run_study", "learning_curve", "Run", "Metrics", "RunComparison", "Model", "Prediction",
+       "Records")
 """The public names of `molstrata.api`, available as `molstrata.NAME`."""
 
 __all__ = [*API, "__version__"]

@@ -318,7 +318,9 @@ class Metrics:
     per_size, per_element, per_size_element: the rows of metrics_by_*.csv. hypotheses: the
     Spearman tests of hypotheses 1 (sizes) and 2 (elements). predictions: predictions.csv's
     rows (`true_eV`, `predicted_eV`, `error_meV`), in the order of `molecules`.
-    report: the full StratifiedReport (values in the target's unit, eV).
+    report: the full StratifiedReport (values in the target's unit, eV). forces: the force
+    errors of a predictions file that carries forces (evaluation.json's `forces`: global MAE
+    and RMSE in meV/Å with intervals, the worst element and size), else None.
     """
 
     target: str
@@ -335,6 +337,7 @@ class Metrics:
     report: StratifiedReport
     out_dir: Path
     files: tuple[Path, ...] = field(default=())
+    forces: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, evaluation: Evaluation, evaluated: str,
@@ -371,7 +374,8 @@ class Metrics:
             predictions=_records(*predictions_table(
                 evaluation.predictions, evaluation.molecules.annotations.get(LABEL))),
             molecules=evaluation.molecules, report=report, out_dir=evaluation.out_dir,
-            files=(*evaluation.files, *figures))
+            files=(*evaluation.files, *figures),
+            forces=None if evaluation.forces is None else evaluation.forces.document())
 
     def __getattr__(self, name: str) -> Any:
         """A number by its name, e.g. `metrics.mae_meV` for `metrics.numbers["mae_meV"]`."""
@@ -399,8 +403,11 @@ class Metrics:
 
 
 def evaluate_predictions(file_or_atoms: PathLike | Sequence[Atoms],
-                         predicted: str = "MACE_energy", reference: str | None = None,
+                         predicted: str | None = None, reference: str | None = None,
                          unit: str = "eV", out: PathLike | None = None, *,
+                         structures: PathLike | Sequence[Atoms] | None = None,
+                         predicted_forces: str | None = None,
+                         reference_forces: str | None = None,
                          all_sizes: bool = False, n_bootstrap: int = 1000, seed: int = 0,
                          skip_periodic: bool = False,
                          train: PathLike | Sequence[Atoms] | None = None,
@@ -408,18 +415,28 @@ def evaluate_predictions(file_or_atoms: PathLike | Sequence[Atoms],
                          progress: bool = False) -> Metrics:
     """Evaluate another model's energies as `molstrata evaluate --predictions FILE` does:
     the `predicted` per-structure energies of an ASE-readable file (or a list of Atoms)
-    against the `reference` ones (default: REF_energy if the first structure has it, else
-    energy), both in `unit` (default eV); MACE's mace_eval_configs writes MACE_energy. The
-    files go to `out` (default: FILE's stem + "-eval" next to FILE; needed for a list of
-    Atoms); `plots` draws the figures there too. `train`: the structures the model was trained
-    on (a file or a list of Atoms, atoms only), which give each stratum its training share,
-    the tests in `hypotheses` and the domain flags (rare below `min_stratum`); without it the
-    numbers have no training shares and `hypotheses` is empty."""
+    against the `reference` ones, both in `unit` (default eV). The keys default to the peers'
+    writers: MACE's mace_eval_configs (MACE_energy beside REF_energy or energy), else NequIP's
+    TestTimeXYZFileWriter (energy beside original_dataset_energy). Forces are evaluated too
+    where the file carries them (`predicted_forces`, `reference_forces`: by default the same
+    writers' MACE_forces / REF_forces or forces, NequIP's forces / original_dataset_forces),
+    in `unit` per Å, per atom, by the atom's element and the molecule's size. With
+    `structures` (the file the model predicted, holding the references), `file_or_atoms` is a
+    table joined to it: a CSV with an `id` column and one of predicted values, or SchNetPack's
+    spkpredict output (predictions.pt). The files go to `out` (default: FILE's stem + "-eval"
+    next to FILE; needed for a list of Atoms); `plots` draws the figures there too. `train`:
+    the structures the model was trained on (a file or a list of Atoms, atoms only), which
+    give each stratum its training share, the tests in `hypotheses` and the domain flags (rare
+    below `min_stratum`); without it the numbers have no training shares and `hypotheses` is
+    empty."""
     from molstrata.evaluation.predictions_file import evaluate_predictions as evaluate
 
     evaluation = evaluate(
         file_or_atoms if isinstance(file_or_atoms, str | os.PathLike) else list(file_or_atoms),
         predicted=predicted, reference=reference, unit=unit, out_dir=out, all_sizes=all_sizes,
+        structures=(structures if structures is None or isinstance(structures, str | os.PathLike)
+                    else list(structures)),
+        predicted_forces=predicted_forces, reference_forces=reference_forces,
         n_bootstrap=n_bootstrap, seed=seed, skip_periodic=skip_periodic,
         train=train if train is None or isinstance(train, str | os.PathLike) else list(train),
         log=_log(progress), **({} if min_stratum is None else {"min_stratum": min_stratum}))
@@ -502,6 +519,48 @@ def compare(runs: Sequence[Run | PathLike] | Mapping[str, Run | PathLike], *,
                                  evaluate_missing=evaluate_missing, device=device,
                                  progress=progress, n_bootstrap=n_bootstrap, seed=seed)
         comparison, files = written.comparison, written.files
+    return _run_comparison(comparison, out, files)
+
+
+def compare_predictions(sources: PathLike | Sequence[PathLike | Sequence[Atoms]],
+                        labels: Sequence[str] | None = None,
+                        predicted: str | Sequence[str] | None = None,
+                        reference: str | None = None, unit: str = "eV",
+                        out: PathLike | None = None, *,
+                        structures: PathLike | Sequence[Atoms] | None = None,
+                        train: PathLike | Sequence[Atoms] | None = None,
+                        skip_periodic: bool = False, n_bootstrap: int = 1000, seed: int = 0,
+                        progress: bool = False) -> RunComparison:
+    """Compare other models' energies on the same structures as `molstrata compare
+    --predictions` does: two or more prediction files (or lists of Atoms), or one file with
+    several `predicted` keys, paired structure by structure (matched by id, else by
+    identical atoms; files that differ are refused at their first difference). `predicted`:
+    one key for every file, one per file, or several keys of one file. Files sharing a label
+    are one model's replicates (one per training seed): its intervals then cover the
+    replicates and the structures. `train`: the models' training structures, for the
+    training shares and the hypotheses' tests. With `out`, the tables and plots are written
+    there. Lines about what was read (periodic structures left out) go through print when
+    `progress`."""
+    from molstrata.evaluation.compare import compare_runs
+    from molstrata.evaluation.compare_predictions import prediction_results
+    from molstrata.report import compare as report
+
+    options = dict(labels=labels, predicted=predicted, reference=reference, unit=unit,
+                   structures=structures, train=train, skip_periodic=skip_periodic,
+                   n_bootstrap=n_bootstrap, seed=seed, log=_log(progress))
+    if out is None:
+        comparison = compare_runs(prediction_results(sources, **options),
+                                  n_bootstrap=n_bootstrap, seed=seed)
+        return _run_comparison(comparison, None, [])
+    written = report.compare_predictions(sources, out, **options)
+    return _run_comparison(written.comparison, out, written.files)
+
+
+def _run_comparison(comparison: Comparison, out: PathLike | None,
+                    files: Sequence[Path]) -> RunComparison:
+    """A comparison's tables as records, and where it was written."""
+    from molstrata.report.compare import validation_sets
+
     wins = comparison.wins_table()
     return RunComparison(
         labels=tuple(comparison.labels), same_molecules=comparison.same_molecules,
@@ -509,7 +568,7 @@ def compare(runs: Sequence[Run | PathLike] | Mapping[str, Run | PathLike], *,
         per_size=_records(comparison.per_size.header, comparison.per_size.rows),
         per_element=_records(comparison.per_element.header, comparison.per_element.rows),
         wins=_records(wins.header, wins.rows),
-        validation={label: v.text for label, v in report.validation_sets(comparison).items()},
+        validation={label: v.text for label, v in validation_sets(comparison).items()},
         comparison=comparison, out_dir=None if out is None else Path(out), files=tuple(files))
 
 

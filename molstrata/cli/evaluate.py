@@ -29,7 +29,8 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
                     "write metrics.json, CSVs per size / element / size x element with 95 % "
                     "bootstrap intervals, predictions.csv and plots. With --predictions FILE "
                     "instead of RUN, the same for another model's energies (MACE, NequIP, "
-                    "SchNetPack, ...) stored in FILE beside the reference ones.")
+                    "SchNetPack, ...) stored in FILE beside the reference ones, or in a "
+                    "table (CSV, SchNetPack's predictions.pt) joined to --structures FILE.")
     evaluate.add_argument("run", metavar="RUN", nargs="?",
                           help="run directory written by molstrata train")
     evaluate.add_argument("--predictions", metavar="FILE",
@@ -38,10 +39,24 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
                                "predicted and a reference energy each")
     evaluate.add_argument("--predicted", metavar="KEY",
                           help="with --predictions, the predicted energy's key in atoms.info "
-                               f"(default: {DEFAULT_PREDICTED}, as mace_eval_configs writes)")
+                               f"(default: {DEFAULT_PREDICTED}, as mace_eval_configs writes), "
+                               "or its column in a CSV / key in predictions.pt (default there: "
+                               "the only one)")
     evaluate.add_argument("--reference", metavar="KEY",
                           help="with --predictions, the reference energy's key (default: "
                                f"{' if present, else '.join(DEFAULT_REFERENCES)})")
+    evaluate.add_argument("--structures", metavar="FILE",
+                          help="with --predictions TABLE (a CSV of id and predicted value, or "
+                               "SchNetPack's spkpredict predictions.pt), the structures it "
+                               "predicted, holding the reference energies (any ASE-readable "
+                               "file)")
+    evaluate.add_argument("--predicted-forces", metavar="KEY",
+                          help="with --predictions, the predicted forces' per-atom key "
+                               "(default: MACE_forces, or NequIP's forces beside "
+                               "original_dataset_forces; none there: energies only)")
+    evaluate.add_argument("--reference-forces", metavar="KEY",
+                          help="with --predictions, the reference forces' key (default: "
+                               "REF_forces, else forces), in --unit per Å")
     evaluate.add_argument("--train", metavar="FILE",
                           help="with --predictions, the structures the model was trained on "
                                "(any ASE-readable file; atoms only): gives training shares, "
@@ -87,7 +102,8 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
 RUN_ONLY = ("split", "dataset", "property_name", "checkpoint", "skip_unseen", "devices",
             "threads")
 """Options of a run's evaluation, refused with --predictions."""
-PREDICTIONS_ONLY = ("predicted", "reference", "train")
+PREDICTIONS_ONLY = ("predicted", "reference", "train", "structures", "predicted_forces",
+                    "reference_forces")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -148,8 +164,10 @@ def _evaluate_predictions(args: argparse.Namespace) -> None:
     out = output_folder(args.predictions, args.out)
     before = existing_files(out)
     evaluation = evaluate_predictions(
-        args.predictions, predicted=args.predicted or DEFAULT_PREDICTED,
-        reference=args.reference, unit=args.unit or DEFAULT_UNIT, out_dir=out,
+        args.predictions, predicted=args.predicted, reference=args.reference,
+        unit=args.unit or DEFAULT_UNIT, structures=args.structures,
+        predicted_forces=args.predicted_forces, reference_forces=args.reference_forces,
+        out_dir=out,
         all_sizes=args.all_sizes, n_bootstrap=args.bootstrap, seed=args.seed,
         skip_periodic=args.skip_periodic, train=args.train,
         min_stratum=DEFAULT_MIN_STRATUM if args.min_stratum is None else args.min_stratum)
@@ -166,26 +184,94 @@ def _register_compare(commands: argparse._SubParsersAction) -> None:
                     "per size and per element on one axis, learning curves with their bands, "
                     "training and evaluation time, and which run wins each stratum (its lead "
                     "tested by a paired bootstrap over the molecules). Runs whose evaluation is "
-                    "missing or older than their best checkpoint are evaluated first.")
-    compare.add_argument("runs", nargs="+", metavar="RUN",
+                    "missing or older than their best checkpoint are evaluated first. With "
+                    "--predictions FILE FILE ... instead of RUNs, the same for other models' "
+                    "energies (MACE, NequIP, SchNetPack, ...) on the same structures, paired "
+                    "structure by structure; files under one --labels name are one model's "
+                    "replicates (one per training seed), with intervals over both.")
+    compare.add_argument("runs", nargs="*", metavar="RUN",
                          help="two or more run directories written by molstrata train")
+    compare.add_argument("--predictions", nargs="+", metavar="FILE",
+                         help="compare other models' predictions instead of RUNs: files whose "
+                              "structures carry a predicted and a reference energy each (as "
+                              "evaluate --predictions reads), the same structures in each "
+                              "(matched by id, else by identical atoms)")
+    compare.add_argument("--predicted", nargs="+", metavar="KEY",
+                         help="with --predictions, the predicted energy's key: one for every "
+                              "file, one per file, or several keys of one file (each a model; "
+                              f"default: {DEFAULT_PREDICTED})")
+    compare.add_argument("--reference", metavar="KEY",
+                         help="with --predictions, the reference energy's key (default: "
+                              f"{' if present, else '.join(DEFAULT_REFERENCES)})")
+    compare.add_argument("--unit", metavar="UNIT",
+                         help=f"with --predictions, the energies' unit (default: {DEFAULT_UNIT})")
+    compare.add_argument("--structures", metavar="FILE",
+                         help="with --predictions given as tables (CSV of id and value, or "
+                              "SchNetPack's predictions.pt), the structures they predicted, "
+                              "holding the reference energies")
+    compare.add_argument("--train", metavar="FILE",
+                         help="with --predictions, the structures the models were trained on: "
+                              "training shares and the tests of hypotheses 1 and 2")
+    compare.add_argument("--skip-periodic", action="store_true",
+                         help="with --predictions, leave out periodic structures instead of "
+                              "refusing them")
     compare.add_argument("--labels", nargs="+", metavar="NAME",
-                         help="one name per run (default: the directories' names)")
-    compare.add_argument("--split", default="test", choices=SPLITS,
+                         help="one name per run (default: the directories' names); with "
+                              "--predictions, one per file (the same name to a model's "
+                              "replicate files) or per --predicted key of one file (default: "
+                              "the files' stems, or the keys)")
+    compare.add_argument("--split", choices=SPLITS,
                          help="which evaluation to compare (default: test)")
     compare.add_argument("--no-evaluate", action="store_true",
                          help="refuse runs that are not evaluated yet instead of evaluating them")
-    add_common(compare)
+    add_common(compare, device_default=None)
     compare.add_argument("-o", "--out", metavar="DIR",
                          help="output folder (default: results/compare/LABELS-DATE-TIME)")
     compare.set_defaults(func=_compare)
 
 
+COMPARE_RUN_ONLY = ("split", "no_evaluate", "device")
+"""Options of a comparison of runs, refused with --predictions."""
+COMPARE_PREDICTIONS_ONLY = ("predicted", "reference", "unit", "structures", "train",
+                            "skip_periodic")
+
+
 def _compare(args: argparse.Namespace) -> None:
     from molstrata.report.compare import compare, comparison_text
 
-    result = compare(args.runs, args.out, labels=args.labels, split=args.split,
-                     evaluate_missing=not args.no_evaluate, device=args.device,
+    if args.predictions is not None:
+        return _compare_predictions(args)
+    if not args.runs:
+        raise MolstrataError("compare needs two or more RUN directories, or --predictions FILE "
+                             "FILE ... to compare other models' predictions")
+    for name in COMPARE_PREDICTIONS_ONLY:
+        if getattr(args, name) not in (None, False):
+            raise MolstrataError(f"{args.command_parser.flag(name)} applies to --predictions "
+                                 "FILE ...; give files, or drop it")
+    result = compare(args.runs, args.out, labels=args.labels, split=args.split or "test",
+                     evaluate_missing=not args.no_evaluate, device=args.device or "auto",
                      progress=not args.quiet)
+    print(comparison_text(result.comparison))
+    print(f"\nwrote {len(result.files)} files to {result.out_dir}")
+
+
+def _compare_predictions(args: argparse.Namespace) -> None:
+    """compare --predictions FILE ...: other models' energies on the same structures."""
+    from molstrata.report.compare import compare_predictions, comparison_text
+
+    if args.runs:
+        raise MolstrataError(f"give RUNs or --predictions FILE ..., not both: RUN "
+                             f"{args.runs[0]} is a molstrata run, --predictions other models' "
+                             "files")
+    for name in COMPARE_RUN_ONLY:
+        if getattr(args, name) not in (None, False):
+            raise MolstrataError(f"{args.command_parser.flag(name)} applies to RUNs, not to "
+                                 "--predictions FILE ...; drop it")
+    predicted = args.predicted[0] if args.predicted and len(args.predicted) == 1 \
+        else args.predicted
+    result = compare_predictions(
+        args.predictions, args.out, labels=args.labels, predicted=predicted,
+        reference=args.reference, unit=args.unit or DEFAULT_UNIT, structures=args.structures,
+        train=args.train, skip_periodic=args.skip_periodic)
     print(comparison_text(result.comparison))
     print(f"\nwrote {len(result.files)} files to {result.out_dir}")

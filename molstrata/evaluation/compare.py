@@ -1,7 +1,8 @@
 """Comparing runs: their global and stratified errors side by side, and which run wins where.
 
 `compare_runs` sets evaluated runs (`molstrata.evaluation.results`, a run or a group of
-replicates each) side by side: one row per run of global errors, hypothesis tests and times;
+replicates each; or other models' prediction files, `molstrata.evaluation.compare_predictions`)
+side by side: one row per run of global errors, hypothesis tests and times;
 one row per size and element stratum of each run's MAE; and per stratum the winner and whether
 its lead is significant (`molstrata.evaluation.wins`). Numbers only; the tables, text and plots
 are written by `molstrata.report.compare`.
@@ -66,6 +67,12 @@ class Comparison:
     @property
     def split(self) -> str:
         return self.runs[0].split
+
+    @property
+    def of_predictions(self) -> bool:
+        """Whether these are other models' prediction files (no config, curve or training
+        time), not runs."""
+        return all(r.predicted_elsewhere for r in self.runs)
 
     def strata_won(self, significant: bool = False) -> dict[str, int]:
         """label -> size and element strata it wins (see `count_wins`)."""

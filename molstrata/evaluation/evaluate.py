@@ -25,6 +25,7 @@ from molstrata.evaluation.domain import DEFAULT_MIN_STRATUM, Applicability, appl
 from molstrata.evaluation.domain import size_range as training_range
 from molstrata.evaluation.domain import summary_text as domain_summary
 from molstrata.evaluation.files import format_summary, write_metrics
+from molstrata.evaluation.forces import ForceReport
 from molstrata.evaluation.offsets import ReferenceOffset, fit_reference_offset
 from molstrata.evaluation.predict import predict
 from molstrata.evaluation.stratified import Predictions, StratifiedReport, stratified_metrics
@@ -65,6 +66,8 @@ class Evaluation:
     left_out: dict | None = None
     notes: tuple[str, ...] = ()
     predicted_elsewhere: bool = False
+    forces: ForceReport | None = None
+    """The force errors of a predictions file that carries forces; None otherwise."""
 
 
 def load_model(run_dir: str | os.PathLike, checkpoint: str = "best",

@@ -7,7 +7,8 @@ before it loads the first. A run may be a group of replicates: one configuration
 training seeds on the same split (a folder of seed-S run directories, as a replicated study
 writes them; `group_runs`), whose figures are the means over seeds with two-level intervals.
 `same_molecules`, `alignment` and `stratum_rows` line runs' molecules up for the statistics
-(`molstrata.evaluation.wins`).
+(`molstrata.evaluation.wins`). Another model's predictions read from a file are results too
+(`molstrata.evaluation.compare_predictions`), without a config, curve or training time.
 """
 
 from __future__ import annotations
@@ -50,15 +51,17 @@ EVALUATION_FILES = (METRICS_JSON, PREDICTIONS_CSV, EVALUATION_JSON)
 @dataclass(frozen=True, eq=False)
 class RunResult:
     """What an evaluated run knows: its configuration, summary, learning curve, stratified
-    report and per-molecule predictions (in the target unit) on one split."""
+    report and per-molecule predictions (in the target unit) on one split. For another
+    model's predictions read from a file (`predicted_elsewhere`), `config` is None and
+    `run_dir` is the file."""
 
     label: str
     run_dir: Path
     split: str
-    config: TrainConfig
+    config: TrainConfig | None
     summary: dict[str, Any]
     curve: Path | None
-    eval_dir: Path
+    eval_dir: Path | None
     report: StratifiedReport
     predictions: Predictions
     evaluation_seconds: float | None
@@ -72,9 +75,18 @@ class RunResult:
         return len(self.replicates) or 1
 
     @property
+    def predicted_elsewhere(self) -> bool:
+        """Whether these are another model's predictions read from a file, not a run."""
+        return self.config is None
+
+    @property
     def seeds(self) -> tuple[int, ...]:
-        """The training seed (runtime.seed) of each replicate."""
-        return tuple(r.config.runtime.seed for r in self.replicates or (self,))
+        """The training seed (runtime.seed) of each replicate; for prediction files, whose
+        seed is not known, the replicates' positions 0 .. k-1."""
+        members = self.replicates or (self,)
+        if any(m.config is None for m in members):
+            return tuple(range(len(members)))
+        return tuple(m.config.runtime.seed for m in members)
 
     @property
     def abs_errors(self) -> np.ndarray:
@@ -94,12 +106,13 @@ class RunResult:
         return _number(self.summary.get("train_seconds"))
 
     @property
-    def n_train(self) -> int:
-        """Molecules the model was trained on."""
+    def n_train(self) -> int | None:
+        """Molecules the model was trained on; None where not known (predictions read from a
+        file without the model's training file)."""
         counts = self.summary.get("n_molecules")
         if isinstance(counts, dict) and isinstance(counts.get("train"), int):
             return counts["train"]
-        return self.report.training.n_molecules
+        return self.report.training.n_molecules if self.report.training.known else None
 
 
 def replicate_dirs(folder: str | os.PathLike) -> list[Path]:
@@ -117,7 +130,9 @@ def group_runs(members: Sequence[RunResult], label: str) -> RunResult:
     """The replicates of one configuration (the same split, target and test molecules; only
     the training seed differs) as one result: figures are means over seeds with two-level
     intervals, summary times are means, and the first replicate stands for the rest where one
-    run is needed (its config, learning curve and evaluation folder)."""
+    run is needed (its config, learning curve and evaluation folder). Replicates read from
+    prediction files (one per training seed) have no config to check: the caller matched
+    their structures."""
     members = tuple(members)
     if len(members) == 1:
         return dataclasses.replace(members[0], label=label)
@@ -128,18 +143,24 @@ def group_runs(members: Sequence[RunResult], label: str) -> RunResult:
                 f"{member.run_dir} and {first.run_dir} were evaluated on different molecules; "
                 "replicates of one experiment share a split: evaluate both on the same split"
             )
-        if _split_config(member.config) != _split_config(first.config):
+        if (member.config is None) != (first.config is None):
+            raise MolstrataError(
+                f"{member.run_dir} and {first.run_dir} are a run and a prediction file; a "
+                "group holds replicates of one kind")
+        if first.config is not None and \
+                _split_config(member.config) != _split_config(first.config):
             raise MolstrataError(
                 f"{member.run_dir} and {first.run_dir} differ in more than the training seed "
                 "(model, data or training options); a group holds replicates of one config"
             )
-    seeds = [m.config.runtime.seed for m in members]
+    seeds = [m.config.runtime.seed for m in members if m.config is not None]
     if len(set(seeds)) < len(seeds):
         raise MolstrataError(f"the replicates {', '.join(str(m.run_dir) for m in members)} "
                              f"share a training seed ({seeds}); replicates need their own")
     predictions = first.predictions
     r = first.report
-    report = stratified_metrics(predictions, r.training, min_share=r.min_share,
+    training = r.training if r.training.known else None  # prediction files, without train
+    report = stratified_metrics(predictions, training, min_share=r.min_share,
                                 all_sizes=r.all_sizes, seed=r.seed, n_bootstrap=r.n_bootstrap,
                                 confidence=r.confidence,
                                 seed_errors=_signed_errors(predictions, members))

@@ -1,4 +1,5 @@
-"""`molstrata compare`: a comparison of runs written as tables, plots and terminal text.
+"""`molstrata compare`: a comparison of runs (or of other models' prediction files, on the
+same structures) written as tables, plots and terminal text.
 
     OUT/comparison.csv      one row per run: global errors with CIs, macro and worst strata,
                             hypothesis tests, training and evaluation seconds, strata won
@@ -7,6 +8,7 @@
     OUT/per_element.csv     the same per element
     OUT/wins.csv            per stratum: winner, runner-up, lead and its bootstrap interval
     OUT/error_by_size.png, error_by_element.png, learning_curves.png, run_time.png
+                            (prediction files: no learning curves, evaluation time only)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,9 @@ import numpy as np
 
 from molstrata._files import atomic_write_text
 from molstrata.errors import MolstrataError
+from molstrata.evaluation import DEFAULT_UNIT
 from molstrata.evaluation.compare import Comparison, compare_runs
+from molstrata.evaluation.compare_predictions import prediction_results
 from molstrata.evaluation.results import RunResult, load_runs
 from molstrata.evaluation.stratified import ALL, StratumMetrics
 from molstrata.evaluation.wins import MIN_TESTED, StratumWin
@@ -33,6 +37,7 @@ from molstrata.training.config import TrainConfig
 from molstrata.training.convergence import still_learning
 from molstrata.training.rundir import read_split_ids
 from molstrata.units import error_unit, squared_unit
+from molstrata.wording import counted
 
 CSV_FILES = {"overview": "comparison.csv", "per_size": "per_size.csv",
              "per_element": "per_element.csv", "wins": "wins.csv"}
@@ -78,6 +83,33 @@ def compare(
     return ComparisonFiles(comparison, out, write_comparison(comparison, out))
 
 
+def compare_predictions(
+    sources: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    labels: Sequence[str] | None = None,
+    predicted: str | Sequence[str] | None = None,
+    reference: str | None = None,
+    unit: str = DEFAULT_UNIT,
+    structures: str | os.PathLike | None = None,
+    train: str | os.PathLike | None = None,
+    skip_periodic: bool = False,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> ComparisonFiles:
+    """Read, match, compare and write other models' prediction files (see
+    `prediction_results`); `out_dir` defaults to results/compare/LABELS-DATE-TIME. Nothing is
+    written unless every file is read and matched."""
+    runs = prediction_results(sources, labels=labels, predicted=predicted, reference=reference,
+                              unit=unit, structures=structures, train=train,
+                              skip_periodic=skip_periodic, n_bootstrap=n_bootstrap, seed=seed,
+                              log=log)
+    comparison = compare_runs(runs, n_bootstrap=n_bootstrap, seed=seed)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(comparison.labels)
+    return ComparisonFiles(comparison, out, write_comparison(comparison, out))
+
+
 def default_out_dir(labels: Sequence[str]) -> Path:
     """results/compare/A-vs-B-YYYYmmdd-HHMMSS, the labels made safe for a folder name."""
     name = re.sub(r"[^A-Za-z0-9._+-]+", "_", "-vs-".join(labels)).strip("._") or "runs"
@@ -100,7 +132,7 @@ def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list
               for rows in [evaluation_plots.read_learning_curve(r.curve)] if rows]
     reports = [(r.label, r.report) for r in comparison.runs]
     seeds = [[m.report for m in r.replicates] for r in comparison.runs]
-    split = comparison.split
+    where = _where(comparison)
 
     files = []
     for name, table in tables.items():
@@ -110,11 +142,11 @@ def write_comparison(comparison: Comparison, out_dir: str | os.PathLike) -> list
     atomic_write_text(files[-1], markdown)
     files.append(out / PLOTS[0])
     evaluation_plots.error_by_size(
-        reports, files[-1], title=f"{comparison.target}: error per molecule size ({split} split)",
+        reports, files[-1], title=f"{comparison.target}: error per molecule size ({where})",
         seeds=seeds)
     files.append(out / PLOTS[1])
     evaluation_plots.error_by_element(
-        reports, files[-1], title=f"{comparison.target}: error per element ({split} split)",
+        reports, files[-1], title=f"{comparison.target}: error per element ({where})",
         seeds=seeds)
     if curves:
         files.append(out / PLOTS[2])
@@ -138,10 +170,12 @@ class ValidationSet:
     key: object
 
 
-def validation_set(run: RunResult) -> ValidationSet:
+def validation_set(run: RunResult) -> ValidationSet | None:
     """The validation set of a run, from its config's filters and its split.json (a run
     directed at some sizes validates on those sizes only); a group's from its replicates'
-    runs, one set when they share a split."""
+    runs, one set when they share a split. None for a prediction file: not known."""
+    if run.predicted_elsewhere:
+        return None
     ids = {read_split_ids(member.run_dir, "val") for member in run.replicates or (run,)}
     known = None not in ids
     counts = run.summary.get("n_molecules")
@@ -153,8 +187,9 @@ def validation_set(run: RunResult) -> ValidationSet:
 
 
 def validation_sets(comparison: Comparison) -> dict[str, ValidationSet]:
-    """label -> the validation set of each run of a comparison."""
-    return {run.label: validation_set(run) for run in comparison.runs}
+    """label -> the validation set of each run of a comparison (prediction files have none)."""
+    return {run.label: found for run in comparison.runs
+            if (found := validation_set(run)) is not None}
 
 
 def learning_curve_labels(validation: dict[str, ValidationSet]) -> tuple[dict[str, str], str]:
@@ -162,6 +197,8 @@ def learning_curve_labels(validation: dict[str, ValidationSet]) -> tuple[dict[st
     molecules have their validation set in the legend and a warning in the title: their
     validation curves are not comparable."""
     sets = list(validation.values())
+    if not sets:
+        return {}, "Learning curves"
     if all(v.key == sets[0].key for v in sets):
         shared = sets[0].text.removeprefix("val: ")
         return ({label: label for label in validation},
@@ -174,7 +211,7 @@ def learning_curve_labels(validation: dict[str, ValidationSet]) -> tuple[dict[st
 def validation_note(validation: dict[str, ValidationSet]) -> str | None:
     """A line for the text and markdown when the runs were validated on different molecules."""
     sets = list(validation.values())
-    if all(v.key == sets[0].key for v in sets):
+    if all(v.key == sets[0].key for v in sets):  # none (prediction files), or one set
         return None
     named = "; ".join(f"{label}: {v.text}" for label, v in validation.items())
     return (f"Note: the runs were validated on different molecules ({named}), so their "
@@ -223,7 +260,7 @@ def comparison_markdown(comparison: Comparison) -> str:
     parts = [f"# Comparison of {', '.join(comparison.labels)}", _heading(comparison)]
     if not comparison.same_molecules:
         parts.append(f"**{NOT_LIKE_FOR_LIKE}**")
-    runs = [f"- **{_md(r.label)}**: `{r.run_dir}`" for r in comparison.runs]
+    runs = [f"- **{_md(r.label)}**: {_source_text(r)}" for r in comparison.runs]
     parts.append("\n".join(runs))
     note = validation_note(validation_sets(comparison))
     if note:
@@ -237,8 +274,28 @@ def comparison_markdown(comparison: Comparison) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _source_text(run: RunResult) -> str:
+    """Where a run's figures come from: its folder, or its prediction files and keys."""
+    if not run.predicted_elsewhere:
+        return f"`{run.run_dir}`"
+    return ", ".join(f"`{m.run_dir}` ({m.summary['predictions']['predicted']})"
+                     for m in run.replicates or (run,))
+
+
+def _where(comparison: Comparison) -> str:
+    """What the compared molecules are, for titles: the split, or the prediction files'."""
+    if comparison.of_predictions:
+        return "the structures of the prediction files"
+    return f"{comparison.split} split"
+
+
 def _heading(comparison: Comparison) -> str:
     runs = comparison.runs
+    if comparison.of_predictions:
+        n = runs[0].report.n_molecules
+        return (f"{counted(len(runs), 'model')} of {comparison.target} [{comparison.unit}] on "
+                f"the {counted(n, 'structure')} of the prediction files, the same in every "
+                "file (paired tests)")
     counts = sorted({r.report.n_molecules for r in runs})
     if comparison.same_molecules:
         molecules = f"{counts[0]:,} molecules, the same in every run (paired tests)"
@@ -282,6 +339,10 @@ def _sections(comparison: Comparison) -> list[tuple[str, list[str], list[list[ob
                      "worst element"]
     tests_header = ["run", "size rho", "p", "element rho", "p", "training", "evaluation",
                     "epochs", "best epoch"]
+    if comparison.of_predictions:  # no training time, epochs or curve to show
+        errors_header[0] = tests_header[0] = "model"
+        tests_header = tests_header[:5] + ["evaluation"]
+        tests = [row[:5] + [row[6]] for row in tests]
     labels = comparison.labels
     test = "a paired" if comparison.same_molecules else "an UNPAIRED"
     strata_header = ["stratum", "count", *labels, "winner", f"lead {unit}", level]
@@ -289,10 +350,11 @@ def _sections(comparison: Comparison) -> list[tuple[str, list[str], list[list[ob
                "tie" if w.tie else w.winner + ("*" if w.significant else ""),
                factor * w.lead, (factor * w.lead_low, factor * w.lead_high)]
               for w in comparison.wins]
+    timed = "evaluation time" if comparison.of_predictions else "run time"
     return [
         (f"Global errors; macro = mean MAE ({unit}) over the strata of a kind, worst = the "
          "stratum of highest MAE", errors_header, errors),
-        ("Training share vs MAE (Spearman; hypotheses 1: sizes, 2: elements) and run time",
+        (f"Training share vs MAE (Spearman; hypotheses 1: sizes, 2: elements) and {timed}",
          tests_header, tests),
         (f"MAE ({unit}) per stratum; lead = runner-up's MAE - winner's, {level} from {test} "
          f"bootstrap over the stratum's molecules; * = significant", strata_header, strata),
@@ -329,6 +391,12 @@ def _win_lines(comparison: Comparison) -> list[str]:
 def _noise_lines(comparison: Comparison) -> list[str]:
     """Which noise the leads' intervals cover, and which runs were still learning."""
     seeds = [r.k for r in comparison.runs]
+    if comparison.of_predictions:
+        untrained = any(r.n_train is None for r in comparison.runs)
+        return [_prediction_noise(comparison)] + [
+            "no training structures given, so training shares and the tests of hypotheses 1 "
+            "and 2 are left out: give the models' training file with --train FILE (train= in "
+            "Python)"] * untrained
     if max(seeds) == 1:
         covered = ("intervals cover the test molecules only: one training seed per run, so "
                    "training noise is not measured (compare folders of seed-S runs to measure "
@@ -349,6 +417,16 @@ def _noise_lines(comparison: Comparison) -> list[str]:
     if unknown:
         lines.append(f"no learning curve, so convergence unknown: {', '.join(unknown)}")
     return lines
+
+
+def _prediction_noise(comparison: Comparison) -> str:
+    """Which noise the leads' intervals cover, for prediction files."""
+    if max(r.k for r in comparison.runs) == 1:
+        return ("intervals cover the structures only: one file per model, so training noise "
+                "is not measured (give one file per training seed under one label to measure "
+                "it)")
+    return ("intervals cover the replicates (one file per training seed: " + ", ".join(
+        f"{r.label} {r.k}" for r in comparison.runs) + ") and the structures")
 
 
 def _verdict(win: StratumWin) -> str:
@@ -402,10 +480,14 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def run_time(runs: Sequence[RunResult], path: str | os.PathLike) -> None:
-    """Training and evaluation time of each run as grouped bars, each written above its bar."""
+    """Training and evaluation time of each run as grouped bars, each written above its bar;
+    prediction files have no training time, so their reading and metrics time only."""
     labels = [r.label for r in runs]
+    files = all(r.predicted_elsewhere for r in runs)
     times = {"training": [r.train_seconds for r in runs],
              "evaluation": [r.evaluation_seconds for r in runs]}
+    if files:
+        times = {"reading and metrics": times["evaluation"]}
     known = [t for values in times.values() for t in values if t is not None]
     longest = max(known, default=0.0)
     scale, unit = (3600.0, "h") if longest >= 7200 else (60.0, "min") if longest >= 120 \
@@ -415,7 +497,7 @@ def run_time(runs: Sequence[RunResult], path: str | os.PathLike) -> None:
     width = 0.38
     for i, (name, values) in enumerate(times.items()):
         heights = [0.0 if t is None else t / scale for t in values]
-        bars = ax.bar(x + (i - 0.5) * width, heights, width=width * 0.95,
+        bars = ax.bar(x + (i - (len(times) - 1) / 2) * width, heights, width=width * 0.95,
                       color=evaluation_plots.COLORS[i], label=name)
         for bar, seconds in zip(bars, values):
             ax.annotate(_duration(seconds) if seconds is not None else "n/a",
@@ -427,5 +509,6 @@ def run_time(runs: Sequence[RunResult], path: str | os.PathLike) -> None:
     ax.set_ylim(0, 1.15 * max(longest / scale, 1e-9))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(frameon=False)
-    ax.set_title("Run time: training epochs and evaluation")
+    ax.set_title("Evaluation time: reading the prediction files and the metrics" if files
+                 else "Run time: training epochs and evaluation")
     save_figure(fig, path)

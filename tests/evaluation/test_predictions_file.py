@@ -294,3 +294,205 @@ def test_the_periodic_structure_can_be_left_out(tmp_path, capsys):
     assert "left out 1 periodic structure" in out
     assert metrics_of(tmp_path / "small-eval")["n_molecules"] == 2
     assert metrics_of(tmp_path / "small-eval")["global"]["mae_meV"] == pytest.approx(100.0)
+
+
+# ---- a table of predictions joined to the structures it predicted -------------------------
+
+
+def reference_only(structures, with_ids=False):
+    """The structures with their reference energy only (as a dataset file holds them)."""
+    frames = []
+    for i, atoms in enumerate(structures):
+        plain = Atoms(numbers=atoms.numbers, positions=atoms.positions, pbc=False)
+        plain.info["REF_energy"] = atoms.info["REF_energy"]
+        if with_ids:
+            plain.info["molstrata_id"] = 1000 + 7 * i
+        frames.append(plain)
+    return frames
+
+
+@pytest.mark.parametrize("with_ids", [False, True], ids=["by-position", "by-molstrata_id"])
+def test_a_csv_joined_to_its_structures_gives_the_runs_errors(evaluated_run, structures,
+                                                              tmp_path, capsys, with_ids):
+    dataset = tmp_path / "test_set.extxyz"
+    ase.io.write(dataset, reference_only(structures, with_ids), format="extxyz")
+    table = tmp_path / "nequip.csv"
+    rows = [(1000 + 7 * i if with_ids else i, atoms.info["MACE_energy"])
+            for i, atoms in enumerate(structures)]
+    with open(table, "w", newline="") as handle:  # shuffled: rows are joined by id
+        writer = csv.writer(handle)
+        writer.writerow(["id", "nequip_energy"])
+        writer.writerows(rows[::-1])
+    code, _, err = run(capsys, "evaluate", "--predictions", table, "--structures", dataset,
+                       "--bootstrap", "50")
+    assert code == 0, err
+    folder = tmp_path / "nequip-eval"
+    assert_same_errors(metrics_of(folder), metrics_of(evaluated_run.out_dir))
+    summary = json.loads((folder / "evaluation.json").read_text())
+    assert summary["predictions"] == {"predicted": "nequip_energy", "reference": "REF_energy",
+                                      "unit": "eV", "structures": str(dataset)}
+
+
+def spk_database(structures, path):
+    """The structures as SchNetPack's ASE database: the reference under data['energy_U0']
+    and the unit in its metadata."""
+    with ase.db.connect(path) as db:
+        db.metadata = {"_property_unit_dict": {"energy_U0": "eV"}, "_distance_unit": "Ang"}
+        for atoms in structures:
+            db.write(Atoms(atoms.numbers, atoms.positions),
+                     data={"energy_U0": np.array([atoms.info["REF_energy"]])})
+    return path
+
+
+@pytest.mark.parametrize("with_index", [False, True], ids=["in-order", "idx_m"])
+def test_schnetpacks_predictions_pt_gives_the_runs_errors(evaluated_run, structures, tmp_path,
+                                                          capsys, with_index):
+    torch = pytest.importorskip("torch")
+    database = spk_database(structures, tmp_path / "qm9_test.db")
+    energies = torch.tensor([a.info["MACE_energy"] for a in structures], dtype=torch.float64)
+    saved = {"energy_U0": energies}
+    if with_index:  # spkpredict write_idx_m=True: each atom's dataset row, batches reordered
+        order = np.random.default_rng(0).permutation(len(structures))
+        saved["energy_U0"] = energies[order]
+        saved["_idx_m"] = torch.tensor(np.repeat(order, [len(structures[i]) for i in order]))
+    torch.save(saved, tmp_path / "predictions.pt")
+    code, _, err = run(capsys, "evaluate", "--predictions", tmp_path / "predictions.pt",
+                       "--structures", database, "--reference", "energy_U0",
+                       "--bootstrap", "50")
+    assert code == 0, err
+    assert_same_errors(metrics_of(tmp_path / "predictions-eval"),
+                       metrics_of(evaluated_run.out_dir))
+
+
+class Payload:
+    """A pickle that would write a file when loaded: a predictions.pt must not run code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def csv_without_id(tmp_path):
+    (tmp_path / "p.csv").write_text("structure,energy\n0,1.0\n")
+    return ["--predictions", tmp_path / "p.csv"]
+
+
+def csv_unknown_id(tmp_path):
+    (tmp_path / "p.csv").write_text("id,energy\n0,1.0\n7,2.0\n")
+    return ["--predictions", tmp_path / "p.csv"]
+
+
+def csv_twice(tmp_path):
+    (tmp_path / "p.csv").write_text("id,energy\n0,1.0\n0,2.0\n")
+    return ["--predictions", tmp_path / "p.csv"]
+
+
+def csv_two_columns(tmp_path):
+    (tmp_path / "p.csv").write_text("id,mace,nequip\n0,1.0,1.1\n")
+    return ["--predictions", tmp_path / "p.csv"]
+
+
+def csv_text_value(tmp_path):
+    (tmp_path / "p.csv").write_text("id,energy\n0,-40.1\n1,diverged\n")
+    return ["--predictions", tmp_path / "p.csv"]
+
+
+def pt_with_code(tmp_path):
+    import torch
+
+    torch.save({"energy": Payload(tmp_path.parent / "pwned.txt")}, tmp_path / "p.pt")
+    return ["--predictions", tmp_path / "p.pt"]
+
+
+def pt_too_short(tmp_path):
+    import torch
+
+    torch.save({"energy": torch.zeros(2)}, tmp_path / "p.pt")
+    return ["--predictions", tmp_path / "p.pt"]
+
+
+@pytest.mark.parametrize("make, words", [
+    (csv_without_id, ["no id column", "structure, energy"]),
+    (csv_unknown_id, ["'7'", "line 3", "not a structure"]),
+    (csv_twice, ["'0' twice", "lines 2 and 3"]),
+    (csv_two_columns, ["mace, nequip", "--predicted"]),
+    (csv_text_value, ["'diverged'", "line 3"]),
+    (pt_with_code, ["cannot read", "predictions.pt"]),
+    (pt_too_short, ["2 predictions for 3 structures", "idx_m"]),
+], ids=["no-id", "unknown-id", "twice", "two-columns", "text", "code", "too-short"])
+def test_a_bad_table_is_one_line_and_runs_and_writes_nothing(tmp_path, capsys, make, words):
+    structures = small_file(tmp_path)
+    argv = make(tmp_path)
+    assert_refused_in_one_line(tmp_path, capsys, words, *argv, "--structures", structures)
+    assert not (tmp_path.parent / "pwned.txt").exists()
+
+
+def test_a_table_without_structures_says_how_to_join_it(tmp_path, capsys):
+    (tmp_path / "p.csv").write_text("id,energy\n0,1.0\n")
+    assert_refused_in_one_line(tmp_path, capsys, ["--structures FILE", "p.csv"],
+                               "--predictions", tmp_path / "p.csv")
+
+
+def test_nequips_test_time_file_needs_no_keys(evaluated_run, structures, tmp_path, capsys):
+    """NequIP's TestTimeXYZFileWriter: the prediction through ase's calculator (energy=),
+    the dataset's value as original_dataset_energy."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for atoms in structures:
+        written = Atoms(numbers=atoms.numbers, positions=atoms.positions, pbc=False)
+        written.info["original_dataset_energy"] = atoms.info["REF_energy"]
+        written.calc = SinglePointCalculator(written, energy=atoms.info["MACE_energy"])
+        frames.append(written)
+    path = tmp_path / "test_dataset0.xyz"
+    ase.io.write(path, frames, format="extxyz")
+    code, _, err = run(capsys, "evaluate", "--predictions", path, "--bootstrap", "50")
+    assert code == 0, err
+    folder = tmp_path / "test_dataset0-eval"
+    assert_same_errors(metrics_of(folder), metrics_of(evaluated_run.out_dir))
+    read = json.loads((folder / "evaluation.json").read_text())["predictions"]
+    assert (read["predicted"], read["reference"]) == ("energy", "original_dataset_energy")
+
+
+def test_a_file_of_no_known_convention_names_the_conventions(tmp_path, capsys):
+    frames = [Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])]
+    frames[0].info.update({"dft": -14.2, "pred": -14.1})
+    path = tmp_path / "own.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    assert_refused_in_one_line(tmp_path, capsys, ["MACE_energy", "original_dataset_energy",
+                                                  "dft, pred", "--predicted"],
+                               "--predictions", path)
+
+
+def test_forces_in_the_file_are_evaluated_per_atom(tmp_path, capsys):
+    """MACE's file with forces: predicted = reference + 0.05 eV/Å on each component of the
+    O atoms only, so O's force MAE is 50 meV/Å, H's 0, and all atoms' 50/3."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for k in range(12):
+        atoms = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0.01 * k]])
+        reference = rng.normal(size=(3, 3))
+        predicted = reference.copy()
+        predicted[0] += 0.05
+        atoms.info.update({"REF_energy": -14.2 - 0.1 * k, "MACE_energy": -14.1 - 0.1 * k})
+        atoms.arrays.update({"REF_forces": reference, "MACE_forces": predicted})
+        frames.append(atoms)
+    path = tmp_path / "mace_forces.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    code, out, err = run(capsys, "evaluate", "--predictions", path, "--bootstrap", "50")
+    assert code == 0, err
+    folder = tmp_path / "mace_forces-eval"
+    assert {"forces_by_element.csv", "forces_by_size.csv"} <= {p.name for p in folder.iterdir()}
+    with open(folder / "forces_by_element.csv", newline="") as handle:
+        by_element = {row["element"]: row for row in csv.DictReader(handle)}
+    assert float(by_element["O"]["mae_meV_per_Angstrom"]) == pytest.approx(50.0)
+    assert float(by_element["H"]["mae_meV_per_Angstrom"]) == pytest.approx(0.0, abs=1e-9)
+    summary = json.loads((folder / "evaluation.json").read_text())
+    assert summary["predictions"]["predicted_forces"] == "MACE_forces"
+    assert summary["predictions"]["reference_forces"] == "REF_forces"
+    assert summary["forces"]["global"]["mae_meV_per_Angstrom"] == pytest.approx(50.0 / 3)
+    assert "force" in out.lower()
+    metrics = molstrata.evaluate_predictions(path, out=tmp_path / "py", n_bootstrap=50)
+    assert metrics.forces["global"]["mae_meV_per_Angstrom"] == pytest.approx(50.0 / 3)
