@@ -1,6 +1,7 @@
-// SchNet's hot spots on a CPU: the continuous-filter convolution over a batch's pairs, in one
-// pass over the pairs, and a linear layer's bias with the softplus after it, in one pass over
-// the layer's output (bias_softplus and its backward, further down).
+// SchNet's and PaiNN's hot spots on a CPU: the continuous-filter convolution over a batch's
+// pairs, in one pass over the pairs, PaiNN's interaction messages likewise (painn_messages),
+// and a linear layer's bias with the softplus after it, in one pass over the layer's output
+// (bias_softplus and its backward, further down).
 //
 // Built by molstrata/models/kernels.py on first use (a C++ compiler and OpenMP; no PyTorch
 // headers) and called through ctypes with the data pointers of contiguous tensors.
@@ -20,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -128,6 +130,285 @@ void pair_conv_backward(const T* g, const T* h, const T* f, const T* c, const in
         else
             backward_pairs<false>(g, h, f, c, idx_i, idx_j, grad_h, grad_f, width, p0, p1);
     });
+}
+
+// PaiNN's interaction block (painn_messages and its backward), its filter network included.
+// Pair p = (i, j) carries the filter w_p = f_p c_p of 3F entries (w_q, w_R, w_mu), where
+// f_p = W e_p + b is the block's rows of PaiNN's filter network (W: 3F x n_rbf, given
+// transposed, Wt) applied to the pair's radial basis e_p, c_p its cosine cutoff, and the
+// direction d_p = r̂_ij; it sends the message j -> i, and with both_ways (half pairs) also
+// i -> j, with the same filter and direction -d_p. With x = (x_q, x_R, x_mu) the atoms' context
+// (n_atoms x 3F) and mu their vector features (n_atoms x 3 x F; none before the first block),
+// the message j -> i adds
+//   dq_i += x_q,j w_q          dmu_i,c += a d_c + b mu_j,c,   a = x_R,j w_R,  b = x_mu,j w_mu
+// and its backward, with g = (g_q, g_mu) the gradients of dq and dmu at i, G_a = sum_c g_c d_c
+// and G_b = sum_c g_c mu_j,c:
+//   grad_x_j += (g_q w_q, G_a w_R, G_b w_mu)      grad_mu_j,c += g_c b
+//   grad_w_p += (g_q x_q,j, G_a x_R,j, G_b x_mu,j)          grad_d_p,c += sum_k g_c a
+// (i -> j the same with i and j swapped and d_p negated), then grad_f_p = grad_w_p c_p,
+// grad_W += grad_f_p e_p^T, grad_b += grad_f_p, and where forces need them grad_e_p =
+// W^T grad_f_p and grad_c_p = grad_w_p . f_p. The filters are recomputed from e_p as each
+// pair is read, forward and backward, so no (pairs x 3F) array is ever allocated or written
+// (n_rbf products per entry, against a pass through memory and its page faults).
+//
+// The gradients of W and b sum over all pairs. So that their bits do not depend on the number
+// of threads, each chunk of CHUNK molecules sums its pairs' terms in its own array, whichever
+// thread takes it, and the chunks' arrays are added in order afterwards.
+constexpr int64_t CHUNK = 4;
+
+// f = W e + b for one pair: e (n_rbf), Wt (n_rbf x n), b (n) -> f (n).
+template <typename T>
+inline void pair_filter(const T* e, const T* wt, const T* b, int64_t n_rbf, int64_t n, T* f) {
+    for (int64_t k = 0; k < n; ++k) f[k] = b[k];
+    for (int64_t r = 0; r < n_rbf; ++r) {
+        const T er = e[r];
+        const T* wr = wt + r * n;
+#pragma GCC ivdep
+        for (int64_t k = 0; k < n; ++k) f[k] += er * wr[k];
+    }
+}
+
+// gwt += E^T G and gb += the sum of G's rows, for the `count` pairs whose radial bases are the
+// rows of E (count x n_rbf) and filter gradients the rows of G (count x n): the pairs' terms
+// of grad_W^T and grad_b, added BLOCK pairs at a time.
+constexpr int64_t BLOCK = 16;
+
+template <typename T>
+inline void add_filter_gradients(const T* es, const T* gs, int64_t count, int64_t n_rbf,
+                                 int64_t n, T* gwt, T* gb) {
+    for (int64_t m = 0; m < count; ++m) {
+        const T* g = gs + m * n;
+#pragma GCC ivdep
+        for (int64_t k = 0; k < n; ++k) gb[k] += g[k];
+        for (int64_t r = 0; r < n_rbf; ++r) {
+            const T em = es[m * n_rbf + r];
+            T* gr = gwt + r * n;
+#pragma GCC ivdep
+            for (int64_t k = 0; k < n; ++k) gr[k] += em * g[k];
+        }
+    }
+}
+
+template <bool Both, bool Mu, typename T>
+void painn_forward_pairs(const T* x, const T* mu, const T* e, const T* wt, const T* b,
+                         int64_t n_rbf, const T* c, const T* d, const int64_t* idx_i,
+                         const int64_t* idx_j, T* dq, T* dmu, int64_t width, int64_t p0,
+                         int64_t p1) {
+    const int64_t F = width;
+    std::vector<T> filter(3 * F);
+    T* fp = filter.data();
+    for (int64_t p = p0; p < p1; ++p) {
+        const int64_t i = idx_i[p], j = idx_j[p];
+        pair_filter(e + p * n_rbf, wt, b, n_rbf, 3 * F, fp);
+        const T cp = c ? c[p] : T(1);
+        const T d0 = d[3 * p], d1 = d[3 * p + 1], d2 = d[3 * p + 2];
+        const T* xi = x + i * 3 * F;
+        const T* xj = x + j * 3 * F;
+        const T* mi = Mu ? mu + i * 3 * F : nullptr;
+        const T* mj = Mu ? mu + j * 3 * F : nullptr;
+        T* qi = dq + i * F;
+        T* qj = dq + j * F;
+        T* vi = dmu + i * 3 * F;
+        T* vj = dmu + j * 3 * F;
+#pragma GCC ivdep
+        for (int64_t k = 0; k < F; ++k) {
+            const T wq = fp[k] * cp, wr = fp[F + k] * cp, wm = fp[2 * F + k] * cp;
+            const T a = xj[F + k] * wr;
+            qi[k] += xj[k] * wq;
+            if (Mu) {
+                const T bm = xj[2 * F + k] * wm;
+                vi[k] += a * d0 + bm * mj[k];
+                vi[F + k] += a * d1 + bm * mj[F + k];
+                vi[2 * F + k] += a * d2 + bm * mj[2 * F + k];
+            } else {
+                vi[k] += a * d0;
+                vi[F + k] += a * d1;
+                vi[2 * F + k] += a * d2;
+            }
+            if (Both) {
+                const T ar = xi[F + k] * wr;
+                qj[k] += xi[k] * wq;
+                if (Mu) {
+                    const T br = xi[2 * F + k] * wm;
+                    vj[k] += br * mi[k] - ar * d0;
+                    vj[F + k] += br * mi[F + k] - ar * d1;
+                    vj[2 * F + k] += br * mi[2 * F + k] - ar * d2;
+                } else {
+                    vj[k] -= ar * d0;
+                    vj[F + k] -= ar * d1;
+                    vj[2 * F + k] -= ar * d2;
+                }
+            }
+        }
+    }
+}
+
+// The backward over pairs p0 .. p1 - 1 (one chunk): grad_x, grad_mu added to; the chunk's
+// sums of grad_W (transposed, n_rbf x 3F) and grad_b (3F) added to gwt, gb; with Geometry
+// grad_e, grad_c (if c) and grad_d written.
+template <bool Both, bool Mu, bool Geometry, typename T>
+void painn_backward_pairs(const T* gq, const T* gmu, const T* x, const T* mu, const T* e,
+                          const T* wt, const T* b, int64_t n_rbf, const T* c, const T* d,
+                          const int64_t* idx_i, const int64_t* idx_j, T* grad_x, T* grad_mu,
+                          T* gwt, T* gb, T* grad_e, T* grad_c, T* grad_d, int64_t width,
+                          int64_t p0, int64_t p1) {
+    const int64_t F = width;
+    std::vector<T> scratch(3 * F + BLOCK * 3 * F);
+    T* fp = scratch.data();        // the pair's filter f_p, before the cutoff
+    T* gs = fp + 3 * F;            // the gradients of the last BLOCK pairs' f_p
+    for (int64_t p = p0; p < p1; ++p) {
+        const int64_t i = idx_i[p], j = idx_j[p];
+        T* gf = gs + ((p - p0) % BLOCK) * 3 * F;  // the gradient of f_p
+        const T* ep = e + p * n_rbf;
+        pair_filter(ep, wt, b, n_rbf, 3 * F, fp);
+        const T cp = c ? c[p] : T(1);
+        const T d0 = d[3 * p], d1 = d[3 * p + 1], d2 = d[3 * p + 2];
+        const T* xi = x + i * 3 * F;
+        const T* xj = x + j * 3 * F;
+        const T* mi = Mu ? mu + i * 3 * F : nullptr;
+        const T* mj = Mu ? mu + j * 3 * F : nullptr;
+        const T* gqi = gq + i * F;
+        const T* gqj = gq + j * F;
+        const T* gi = gmu + i * 3 * F;
+        const T* gj = gmu + j * 3 * F;
+        T* xgi = grad_x + i * 3 * F;
+        T* xgj = grad_x + j * 3 * F;
+        T* mgi = Mu ? grad_mu + i * 3 * F : nullptr;
+        T* mgj = Mu ? grad_mu + j * 3 * F : nullptr;
+        T s0 = 0, s1 = 0, s2 = 0, sc = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, sc)
+        for (int64_t k = 0; k < F; ++k) {
+            const T wq = fp[k] * cp, wr = fp[F + k] * cp, wm = fp[2 * F + k] * cp;
+            const T g0 = gi[k], g1 = gi[F + k], g2 = gi[2 * F + k];
+            const T ga = g0 * d0 + g1 * d1 + g2 * d2;  // j -> i
+            T fq = gqi[k] * xj[k], fr = ga * xj[F + k], fm = 0;
+            xgj[k] += gqi[k] * wq;
+            xgj[F + k] += ga * wr;
+            if (Mu) {
+                const T gmix = g0 * mj[k] + g1 * mj[F + k] + g2 * mj[2 * F + k];
+                const T bm = xj[2 * F + k] * wm;
+                fm = gmix * xj[2 * F + k];
+                xgj[2 * F + k] += gmix * wm;
+                mgj[k] += g0 * bm;
+                mgj[F + k] += g1 * bm;
+                mgj[2 * F + k] += g2 * bm;
+            }
+            if (Geometry) {
+                const T a = xj[F + k] * wr;
+                s0 += g0 * a;
+                s1 += g1 * a;
+                s2 += g2 * a;
+            }
+            if (Both) {  // i -> j, direction -d
+                const T h0 = gj[k], h1 = gj[F + k], h2 = gj[2 * F + k];
+                const T ha = -(h0 * d0 + h1 * d1 + h2 * d2);
+                fq += gqj[k] * xi[k];
+                fr += ha * xi[F + k];
+                xgi[k] += gqj[k] * wq;
+                xgi[F + k] += ha * wr;
+                if (Mu) {
+                    const T hb = h0 * mi[k] + h1 * mi[F + k] + h2 * mi[2 * F + k];
+                    const T bm = xi[2 * F + k] * wm;
+                    fm += hb * xi[2 * F + k];
+                    xgi[2 * F + k] += hb * wm;
+                    mgi[k] += h0 * bm;
+                    mgi[F + k] += h1 * bm;
+                    mgi[2 * F + k] += h2 * bm;
+                }
+                if (Geometry) {
+                    const T a = xi[F + k] * wr;
+                    s0 -= h0 * a;
+                    s1 -= h1 * a;
+                    s2 -= h2 * a;
+                }
+            }
+            if (Geometry) sc += fq * fp[k] + fr * fp[F + k] + fm * fp[2 * F + k];
+            gf[k] = fq * cp;
+            gf[F + k] = fr * cp;
+            gf[2 * F + k] = fm * cp;
+        }
+        if ((p - p0) % BLOCK == BLOCK - 1 || p == p1 - 1) {
+            const int64_t first = p - (p - p0) % BLOCK;
+            add_filter_gradients(e + first * n_rbf, gs, p + 1 - first, n_rbf, 3 * F, gwt, gb);
+        }
+        if (Geometry) {
+            for (int64_t r = 0; r < n_rbf; ++r) {
+                const T* wr = wt + r * 3 * F;
+                T s = 0;
+#pragma omp simd reduction(+ : s)
+                for (int64_t k = 0; k < 3 * F; ++k) s += wr[k] * gf[k];
+                grad_e[p * n_rbf + r] = s;
+            }
+            if (grad_c) grad_c[p] = sc;
+            grad_d[3 * p] = s0;
+            grad_d[3 * p + 1] = s1;
+            grad_d[3 * p + 2] = s2;
+        }
+    }
+}
+
+template <typename T>
+void painn_messages(const T* x, const T* mu, const T* e, const T* wt, const T* b,
+                    int64_t n_rbf, const T* c, const T* d, const int64_t* idx_i,
+                    const int64_t* idx_j, const int64_t* pair_offsets, int64_t n_molecules,
+                    int64_t n_pairs, int64_t width, int both_ways, int threads, T* dq, T* dmu) {
+    over_molecules(pair_offsets, n_molecules, n_pairs, threads, [=](int64_t p0, int64_t p1) {
+        auto run = [&](auto both, auto has_mu) {
+            painn_forward_pairs<decltype(both)::value, decltype(has_mu)::value>(
+                x, mu, e, wt, b, n_rbf, c, d, idx_i, idx_j, dq, dmu, width, p0, p1);
+        };
+        using yes = std::true_type;
+        using no = std::false_type;
+        if (both_ways) mu ? run(yes{}, yes{}) : run(yes{}, no{});
+        else mu ? run(no{}, yes{}) : run(no{}, no{});
+    });
+}
+
+// grad_wt (n_rbf x 3F) and grad_b (3F) are written; grad_x and grad_mu (zeroed) added to;
+// grad_e, grad_c and grad_d (all null, or grad_e and grad_d given) written.
+template <typename T>
+void painn_messages_backward(const T* gq, const T* gmu, const T* x, const T* mu, const T* e,
+                             const T* wt, const T* b, int64_t n_rbf, const T* c, const T* d,
+                             const int64_t* idx_i, const int64_t* idx_j,
+                             const int64_t* pair_offsets, int64_t n_molecules, int64_t n_pairs,
+                             int64_t width, int both_ways, int threads, T* grad_x, T* grad_mu,
+                             T* grad_wt, T* grad_b, T* grad_e, T* grad_c, T* grad_d) {
+    const int64_t n = 3 * width, size = (n_rbf + 1) * n;
+    const int64_t n_chunks = n_molecules > 0 ? (n_molecules + CHUNK - 1) / CHUNK : 1;
+    std::vector<T> partial(n_chunks * size, T(0));  // per chunk: grad_wt, then grad_b
+    T* sums = partial.data();
+    auto chunk = [=](int64_t k) {
+        const int64_t p0 = n_molecules > 0 ? pair_offsets[k * CHUNK] : 0;
+        const int64_t last = (k + 1) * CHUNK < n_molecules ? (k + 1) * CHUNK : n_molecules;
+        const int64_t p1 = n_molecules > 0 ? pair_offsets[last] : n_pairs;
+        T* gwt = sums + k * size;
+        auto run = [&](auto both, auto has_mu, auto geometry) {
+            painn_backward_pairs<decltype(both)::value, decltype(has_mu)::value,
+                                 decltype(geometry)::value>(
+                gq, gmu, x, mu, e, wt, b, n_rbf, c, d, idx_i, idx_j, grad_x, grad_mu, gwt,
+                gwt + n_rbf * n, grad_e, grad_c, grad_d, width, p0, p1);
+        };
+        using yes = std::true_type;
+        using no = std::false_type;
+        if (both_ways) {
+            if (mu) grad_e ? run(yes{}, yes{}, yes{}) : run(yes{}, yes{}, no{});
+            else grad_e ? run(yes{}, no{}, yes{}) : run(yes{}, no{}, no{});
+        } else {
+            if (mu) grad_e ? run(no{}, yes{}, yes{}) : run(no{}, yes{}, no{});
+            else grad_e ? run(no{}, no{}, yes{}) : run(no{}, no{}, no{});
+        }
+    };
+    if (threads <= 1 || n_chunks == 1) {
+        for (int64_t k = 0; k < n_chunks; ++k) chunk(k);
+    } else {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t k = 0; k < n_chunks; ++k) chunk(k);
+    }
+    for (int64_t m = 0; m < size; ++m) {  // the chunks' sums, in order
+        T total = 0;
+        for (int64_t k = 0; k < n_chunks; ++k) total += sums[k * size + m];
+        (m < n_rbf * n ? grad_wt[m] : grad_b[m - n_rbf * n]) = total;
+    }
 }
 
 // float32: exp(x) for x in [-87, 0], written to vectorise (no calls into libm): x = n ln 2 + r with
@@ -254,7 +535,7 @@ void bias_softplus_backward(const T* grad_s, const T* s, T* grad_z, T* grad_b, i
 
 extern "C" {
 
-int molstrata_kernels_version() { return 3; }
+int molstrata_kernels_version() { return 4; }
 
 // The entry points for one element type T, named with suffix S (f32, f64).
 #define MOLSTRATA_KERNELS(T, S)                                                             \
@@ -272,6 +553,25 @@ int molstrata_kernels_version() { return 3; }
                                 int threads, T* grad_h, T* grad_f) {                      \
         pair_conv_backward(g, h, f, c, idx_i, idx_j, pair_offsets, n_molecules, n_pairs,  \
                            width, both_ways, threads, grad_h, grad_f);                    \
+    }                                                                                     \
+    void painn_messages_##S(const T* x, const T* mu, const T* e, const T* wt, const T* b,  \
+                            int64_t n_rbf, const T* c, const T* d, const int64_t* idx_i,  \
+                            const int64_t* idx_j, const int64_t* pair_offsets,            \
+                            int64_t n_molecules, int64_t n_pairs, int64_t width,          \
+                            int both_ways, int threads, T* dq, T* dmu) {                  \
+        painn_messages(x, mu, e, wt, b, n_rbf, c, d, idx_i, idx_j, pair_offsets,          \
+                       n_molecules, n_pairs, width, both_ways, threads, dq, dmu);         \
+    }                                                                                     \
+    void painn_messages_backward_##S(                                                     \
+        const T* gq, const T* gmu, const T* x, const T* mu, const T* e, const T* wt,      \
+        const T* b, int64_t n_rbf, const T* c, const T* d, const int64_t* idx_i,          \
+        const int64_t* idx_j, const int64_t* pair_offsets, int64_t n_molecules,           \
+        int64_t n_pairs, int64_t width, int both_ways, int threads, T* grad_x,            \
+        T* grad_mu, T* grad_wt, T* grad_b, T* grad_e, T* grad_c, T* grad_d) {             \
+        painn_messages_backward(gq, gmu, x, mu, e, wt, b, n_rbf, c, d, idx_i, idx_j,      \
+                                pair_offsets, n_molecules, n_pairs, width, both_ways,     \
+                                threads, grad_x, grad_mu, grad_wt, grad_b, grad_e,        \
+                                grad_c, grad_d);                                          \
     }                                                                                     \
     void bias_softplus_##S(const T* z, const T* b, T* s, int64_t rows, int64_t width,     \
                            int threads) {                                                 \

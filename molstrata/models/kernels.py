@@ -1,6 +1,6 @@
-"""SchNet's CPU hot spots as compiled kernels (kernels.cpp): the convolution over a batch's
-pairs, and a linear layer's bias with the softplus after it; the "kernel-openmp" backend of
-backends.py.
+"""SchNet's and PaiNN's CPU hot spots as compiled kernels (kernels.cpp): SchNet's convolution
+over a batch's pairs, a linear layer's bias with the softplus after it, and PaiNN's interaction
+messages; the "kernel-openmp" backend of backends.py.
 
 PyTorch's ops run the convolution as a gather of (2 n_pairs, width) sender features, a product
 with the filters and a sum per receiver, each a pass over tensors too big for the caches, and
@@ -9,7 +9,11 @@ its messages straight into the atoms' rows, which stay in the cache; the backwar
 features' and the filters' gradients in one more pass. It also applies the cosine cutoff on
 the fly, so the filters are never multiplied by it in memory. `bias_softplus` adds a layer's
 bias and takes the softplus in one pass (float32 within 3 ulp of PyTorch's), and its backward
-reads only the result, so the pre-activation is never kept.
+reads only the result, so the pre-activation is never kept. `painn_messages` does for PaiNN
+what the convolution does for SchNet, with its three parts of each message (scalar, along the
+direction, along the sender's vector features) summed into dq and dmu in the same pass; where
+PyTorch's ops write half a dozen (2 n_pairs, 3F) tensors per block and more in the backward,
+it writes none forward and only the filters' gradient backward.
 
 The kernels are C++ with OpenMP and no PyTorch headers: on first use they are compiled (about
 a second; torch.utils.cpp_extension, whose PyTorch headers take about 26 s to compile on a
@@ -17,7 +21,7 @@ a second; torch.utils.cpp_extension, whose PyTorch headers take about 26 s to co
 or clang++) into molstrata's cache folder (`data.cache.cache_dir()`, under kernels/), keyed by
 the source, the compiler and the CPU, and loaded with ctypes; the library links the OpenMP
 runtime PyTorch has loaded, so it shares PyTorch's threads. Without a compiler, or with
-MOLSTRATA_KERNELS=0, SchNet runs the "torch" backend and computes the same function, more
+MOLSTRATA_KERNELS=0, the models run the "torch" backend and computes the same function, more
 slowly; `status()` says which and why.
 """
 
@@ -40,7 +44,7 @@ ENV_VAR = "MOLSTRATA_KERNELS"
 """Set to 0 (or off, false, no) to use PyTorch's ops instead of the compiled kernels."""
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-VERSION = 3
+VERSION = 4
 """What `molstrata_kernels_version` of a built library must return."""
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -84,7 +88,7 @@ def _loaded() -> ctypes.CDLL:
 
 
 def status() -> str:
-    """A few words: whether SchNet runs the compiled kernels on a CPU, and if not why
+    """A few words: whether the models run the compiled kernels on a CPU, and if not why
     (building them if need be)."""
     if not enabled():
         return f"PyTorch ops ({ENV_VAR}={os.environ[ENV_VAR]})"
@@ -158,6 +162,10 @@ def _load(path: Path) -> ctypes.CDLL:
         for name, argtypes in (
                 ("pair_conv", [p, p, p, p, p, p, i64, i64, i64, n, n, p]),
                 ("pair_conv_backward", [p, p, p, p, p, p, p, i64, i64, i64, n, n, p, p]),
+                ("painn_messages", [p, p, p, p, p, i64, p, p, p, p, p, i64, i64, i64, n, n, p,
+                                    p]),
+                ("painn_messages_backward", [p, p, p, p, p, p, p, i64, p, p, p, p, p, i64, i64,
+                                             i64, n, n, p, p, p, p, p, p, p]),
                 ("bias_softplus", [p, p, p, i64, i64, n]),
                 ("bias_softplus_backward", [p, p, p, p, i64, i64, n])):
             function = getattr(lib, f"{name}_{suffix}")
@@ -236,6 +244,56 @@ class _PairConvolution(torch.autograd.Function):
         return grad_h, grad_filters, None, None, None, None, None
 
 
+class _PaiNNMessages(torch.autograd.Function):
+    """PaiNN's messages summed per receiving atom, (dq, dmu), the filters computed from the
+    radial basis on the fly; the backward gives the gradients of x, mu, the filter network's
+    weight and bias, and where forces need them of the radial basis, cutoff and directions,
+    in one pass over the pairs."""
+
+    @staticmethod
+    def forward(ctx, x, mu, rbf, weight, bias, cutoff, directions, idx_i, idx_j, pair_offsets,
+                both_ways):
+        n_atoms, width = x.shape[0], x.shape[1] // 3
+        weight_t = weight.t().contiguous()
+        dq = x.new_zeros(n_atoms, width)
+        dmu = x.new_zeros(n_atoms, 3, width)
+        molecules = 0 if pair_offsets is None else len(pair_offsets) - 1
+        getattr(_loaded(), f"painn_messages_{_SUFFIX[x.dtype]}")(
+            x.data_ptr(), _pointer(mu), rbf.data_ptr(), weight_t.data_ptr(), bias.data_ptr(),
+            rbf.shape[1], _pointer(cutoff), directions.data_ptr(), idx_i.data_ptr(),
+            idx_j.data_ptr(), _pointer(pair_offsets), molecules, len(idx_i), width, both_ways,
+            torch.get_num_threads(), dq.data_ptr(), dmu.data_ptr())
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(x, mu, rbf, weight_t, bias, cutoff, directions, idx_i, idx_j,
+                                  pair_offsets)
+            ctx.molecules, ctx.both_ways = molecules, both_ways
+        return dq, dmu
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_dq, grad_dmu):
+        x, mu, rbf, weight_t, bias, cutoff, directions, idx_i, idx_j, pair_offsets = \
+            ctx.saved_tensors
+        grad_dq, grad_dmu = grad_dq.contiguous(), grad_dmu.contiguous()
+        grad_x = torch.zeros_like(x)
+        grad_mu = None if mu is None else torch.zeros_like(mu)
+        grad_weight_t, grad_bias = torch.empty_like(weight_t), torch.empty_like(bias)
+        geometry = any(ctx.needs_input_grad[i] for i in (2, 5, 6))  # rbf, cutoff, directions
+        grad_rbf = torch.empty_like(rbf) if geometry else None
+        grad_cutoff = torch.empty_like(cutoff) if geometry and cutoff is not None else None
+        grad_directions = torch.empty_like(directions) if geometry else None
+        getattr(_loaded(), f"painn_messages_backward_{_SUFFIX[x.dtype]}")(
+            grad_dq.data_ptr(), grad_dmu.data_ptr(), x.data_ptr(), _pointer(mu),
+            rbf.data_ptr(), weight_t.data_ptr(), bias.data_ptr(), rbf.shape[1],
+            _pointer(cutoff), directions.data_ptr(), idx_i.data_ptr(), idx_j.data_ptr(),
+            _pointer(pair_offsets), ctx.molecules, len(idx_i), x.shape[1] // 3, ctx.both_ways,
+            torch.get_num_threads(), grad_x.data_ptr(), _pointer(grad_mu),
+            grad_weight_t.data_ptr(), grad_bias.data_ptr(), _pointer(grad_rbf),
+            _pointer(grad_cutoff), _pointer(grad_directions))
+        return (grad_x, grad_mu, grad_rbf, grad_weight_t.t(), grad_bias, grad_cutoff,
+                grad_directions, None, None, None, None)
+
+
 class _BiasSoftplus(torch.autograd.Function):
     """softplus(z + bias) in one pass; the backward reads only the result."""
 
@@ -301,3 +359,35 @@ def pair_convolution(h: torch.Tensor, filters: torch.Tensor, cutoff: torch.Tenso
     return _PairConvolution.apply(
         h.contiguous(), filters.contiguous(), None if cutoff is None else cutoff.contiguous(),
         pairs.idx_i, pairs.idx_j, pairs.pair_offsets, int(both_ways))
+
+
+def painn_messages(x: torch.Tensor, mu: torch.Tensor | None, rbf: torch.Tensor,
+                   weight: torch.Tensor, bias: torch.Tensor, cutoff: torch.Tensor | None,
+                   directions: torch.Tensor, pairs,
+                   both_ways: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """PaiNN's interaction messages summed per receiving atom: (dq (n_atoms, F), dmu
+    (n_atoms, 3, F)), with dq_i = sum_j x_q,j w_q and dmu_i = sum_j x_R,j w_R r̂_ij +
+    x_mu,j w_mu mu_j over i's pairs (i, j), and with both_ways (half pairs) the messages along
+    (j, i) too, with the same filter and -r̂_ij. Each pair's filter w = (weight rbf + bias)
+    cutoff, split in (w_q, w_R, w_mu), is computed as the pair is read and never stored.
+
+    x: (n_atoms, 3F), the context (x_q, x_R, x_mu); mu: (n_atoms, 3, F), or None for zeros
+    (the first block: its term is skipped); rbf: (n_pairs, n_rbf), the radial basis;
+    weight: (3F, n_rbf) and bias: (3F,), the block's rows of the filter network; cutoff:
+    (n_pairs,) or None (no cutoff); directions: (n_pairs, 3) unit vectors r̂_ij; pairs: a
+    `MessageSums` (see `pair_convolution`). Differentiable in every tensor."""
+    _check(x, rbf, weight, bias, directions, *(t for t in (mu, cutoff) if t is not None))
+    n_atoms, n_pairs, width = pairs.n_atoms, pairs.n_pairs, bias.shape[0] // 3
+    if (x.shape != (n_atoms, 3 * width) or bias.shape != (3 * width,)
+            or rbf.shape[0] != n_pairs or weight.shape != (3 * width, rbf.shape[1])
+            or directions.shape != (n_pairs, 3)
+            or (mu is not None and mu.shape != (n_atoms, 3, width))
+            or (cutoff is not None and cutoff.shape != (n_pairs,))):
+        raise ValueError(f"context {tuple(x.shape)}, radial basis {tuple(rbf.shape)}, filter "
+                         f"weight {tuple(weight.shape)} and directions "
+                         f"{tuple(directions.shape)} do not fit the batch's {n_atoms} atoms "
+                         f"and {n_pairs} pairs")
+    return _PaiNNMessages.apply(
+        x.contiguous(), None if mu is None else mu.contiguous(), rbf.contiguous(), weight,
+        bias.contiguous(), None if cutoff is None else cutoff.contiguous(),
+        directions.contiguous(), pairs.idx_i, pairs.idx_j, pairs.pair_offsets, int(both_ways))

@@ -5,7 +5,7 @@ A batch of half pairs (each unordered pair p = (i, j) once) carries 2 n_pairs me
 p goes j -> i and message n_pairs + p goes i -> j (`message_routes`). A model gathers each
 message's sender features (`gather`) and sums the messages each atom receives (`scatter`), with
 PyTorch's index_select and index_add_, on any device. `MessageSums` holds a batch's pairs as
-SchNet's compiled CPU convolution (kernels.py) reads them: split between threads by molecule.
+the compiled CPU kernels (kernels.py) read them: split between threads by molecule.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 
 
 class MessageSums:
-    """A batch's pairs, checked once, for the compiled convolution (kernels.py).
+    """A batch's pairs, checked once, for the compiled kernels (kernels.py).
 
     idx_i, idx_j: (n_pairs,) pairs over n_atoms atoms. pair_offsets: (n_molecules + 1,), the
     pairs of molecule m being pair_offsets[m] .. pair_offsets[m + 1] - 1 (`DeviceDataset`

@@ -114,8 +114,8 @@ class EnergyModel(nn.Module):
 
     @property
     def backend(self) -> str:
-        """The name of the backend the representation runs on its device (SchNet's are in
-        backends.py: 'kernel-openmp' or 'torch'; PaiNN runs 'torch'), for run.json."""
+        """The name of the backend the representation runs on its device (backends.py:
+        'kernel-openmp' or 'torch'), for run.json."""
         return self.representation.backend
 
     @property
@@ -158,8 +158,8 @@ class EnergyModel(nn.Module):
         half_pairs=True (the default) expects each unordered pair within the neighbour cutoff
         once (i < j); half_pairs=False expects directed pairs, both i->j and j->i. sums: the
         batch's `MessageSums` for half pairs (`DeviceDataset` batches carry them on CPUs),
-        which let SchNet's compiled convolution split the pairs between threads; None runs
-        it on one. Add `reference` for the full prediction (see `predict`).
+        which let the compiled kernels split the pairs between threads; None runs them
+        on one. Add `reference` for the full prediction (see `predict`).
         """
         x = self.representation(numbers, geometry, idx_i, idx_j, half_pairs, sums)
         o = self.head.atom_outputs(x)

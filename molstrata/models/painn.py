@@ -6,7 +6,8 @@ Each atom carries scalar features q (n_atoms, F) and vector features mu (n_atoms
 the filter depends only on the distance (W_ji = W_ij) and the direction is antisymmetric
 (r̂_ji = -r̂_ij), so the reverse message needs only a sign flip, not a second filter network.
 The first block also skips the term carried by the neighbours' vector features, which are
-still zero there.
+still zero there. The interaction's messages run on a backend (backends.py) chosen once per
+device: a compiled CPU kernel where it builds, PyTorch's ops elsewhere.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import torch
 from torch import nn
 
 from molstrata.models.activations import activation as activation_by_name
+from molstrata.models.backends import TorchBackend, on_device
 from molstrata.models.dense import Dense
 from molstrata.models.geometry import vectors_of
-from molstrata.models.messages import MessageSums, gather, message_routes, scatter
+from molstrata.models.messages import MessageSums
 from molstrata.models.radial import CosineCutoff, GaussianRBF
 
 EPSILON = 1e-8
@@ -47,37 +49,25 @@ class PaiNNInteraction(nn.Module):
         self,
         q: torch.Tensor,
         mu: torch.Tensor | None,
-        filters: torch.Tensor,
+        rbf: torch.Tensor,
+        filter_net: tuple[torch.Tensor, torch.Tensor],
+        cutoff: torch.Tensor,
         directions: torch.Tensor,
-        idx_i: torch.Tensor,
-        idx_j: torch.Tensor,
-        half_pairs: bool,
+        pairs: tuple,
+        backend=TorchBackend,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """q: (n_atoms, F); mu: (n_atoms, 3, F), or None for all zeros (before the first
         block: the mu_j term vanishes and is skipped, which changes no value or gradient);
-        filters: (n_pairs, 3F); directions: (n_pairs, 3) unit vectors r̂_ij; idx_i, idx_j:
-        (n_pairs,). Directed pairs (half_pairs=False): i receives from j. Unordered pairs once
-        (half_pairs=True): j also receives from i, with the same filter and direction -r̂_ij.
+        rbf: (n_pairs, n_rbf), the radial basis; filter_net: (weight (3F, n_rbf), bias (3F,)),
+        this block's rows of PaiNN's filter network, whose filters (n_pairs, 3F) times cutoff
+        (n_pairs,) weigh the messages; directions: (n_pairs, 3) unit vectors r̂_ij; pairs:
+        the batch's pairs as `backend.pairs` prepared them (directed: i receives from j; half
+        pairs: j also receives from i, with the same filter and direction -r̂_ij); backend:
+        an entry of `BACKENDS`.
         """
-        n_atoms, width = q.shape
         x = self.interatomic_context_net(q)
-        senders, receivers = message_routes(idx_i, idx_j, half_pairs)
-        if half_pairs:
-            n_pairs = idx_i.shape[0]
-            messages = (
-                gather(x, senders).view(2, n_pairs, 3 * width) * filters
-            ).view(2 * n_pairs, 3 * width)
-            directions = torch.cat([directions, -directions])
-        else:
-            messages = gather(x, senders) * filters
-        dq, dmu_r, dmu_mu = torch.split(messages, width, dim=-1)
-        dmu = dmu_r[:, None, :] * directions[:, :, None]
-        if mu is not None:
-            mu_senders = gather(mu.reshape(n_atoms, 3 * width), senders)
-            dmu = dmu + dmu_mu[:, None, :] * mu_senders.view(-1, 3, width)
-        q = q + scatter(dq, receivers, n_atoms)
-        summed = scatter(dmu, receivers, n_atoms)
-        return q, summed if mu is None else mu + summed
+        dq, dmu = backend.painn_messages(x, mu, rbf, *filter_net, cutoff, directions, pairs)
+        return q + dq, dmu if mu is None else mu + dmu
 
 
 class PaiNNMixing(nn.Module):
@@ -127,8 +117,6 @@ class PaiNN(nn.Module):
     geometry = "vectors"
     OPTIONS = {"activation": "silu", "shared_interactions": False, "shared_filters": False}
     """Hyper-parameters of PaiNN's own, with their defaults, beside EnergyModel's common ones."""
-    backend = "torch"
-    """PaiNN runs PyTorch's ops on every device (SchNet's backends: backends.py)."""
 
     def __init__(
         self,
@@ -164,6 +152,26 @@ class PaiNN(nn.Module):
             self.mixing = nn.ModuleList(
                 PaiNNMixing(n_atom_basis, activation, epsilon) for _ in range(n_interactions)
             )
+        self.backends: dict[str, str] = {}
+        """Device type ('cpu', 'cuda') -> the name of the backend (`BACKENDS`) the model runs
+        there, chosen on the first call on that device and kept (`backends.on_device`). Set
+        an entry to choose yourself (tests, benchmarks)."""
+
+    @property
+    def backend(self) -> str:
+        """The backend on the parameters' device, chosen now if no call chose it yet."""
+        return on_device(self.backends, self.embedding.weight.device).name
+
+    def filter_blocks(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each block's (weight (3F, n_rbf), bias (3F,)): `filter_net`'s rows in 3F-wide
+        blocks, one per block (the one block of shared_filters for every block). A backend
+        applies them to the radial basis: the compiled kernel pair by pair, without ever
+        writing the (n_pairs, 3F) filters."""
+        if self.shared_filters:
+            return [(self.filter_net.weight, self.filter_net.bias)] * self.n_interactions
+        rows = 3 * self.n_atom_basis
+        return list(zip(torch.split(self.filter_net.weight, rows),
+                        torch.split(self.filter_net.bias, rows)))
 
     def forward(
         self,
@@ -180,25 +188,22 @@ class PaiNN(nn.Module):
         in Å (see `pair_geometry`); idx_i, idx_j: (n_pairs,) long. half_pairs=False: directed
         pairs, both i->j and j->i listed; half_pairs=True: each unordered pair once, messages
         flowing both ways, equal to the directed version at half the filter cost. sums: the
-        batch's `MessageSums` (half pairs only), which PaiNN does not read: it runs PyTorch's
-        ops on every device (the sparse sums over messages it once ran on CPUs, with their own
-        backward, trained it 1.07x faster on a 2-core Xeon: not worth a second path).
+        batch's `MessageSums` (half pairs only), whose molecule offsets let the compiled
+        kernel use several threads, or None.
         """
         if sums is not None and not half_pairs:
             raise ValueError("MessageSums are built for half pairs; pass sums=None")
         vectors = vectors_of(geometry)
         distances = torch.linalg.vector_norm(vectors, dim=1)
         directions = vectors / distances[:, None]
-        filters = self.filter_net(self.radial_basis(distances))
-        filters = filters * self.cutoff_fn(distances)[:, None]
-        width = 3 * self.n_atom_basis
-        if self.shared_filters:
-            blocks = [filters] * self.n_interactions
-        else:
-            blocks = torch.split(filters, width, dim=-1)
+        rbf = self.radial_basis(distances)
+        cutoff = self.cutoff_fn(distances)
+        backend = on_device(self.backends, vectors.device)
+        pairs = backend.pairs(idx_i, idx_j, numbers.shape[0], half_pairs, sums)
         q = self.embedding(numbers)
         mu = None  # all zeros until the first interaction
-        for interaction, mixing, block in zip(self.interactions, self.mixing, blocks):
-            q, mu = interaction(q, mu, block, directions, idx_i, idx_j, half_pairs)
+        blocks = self.filter_blocks()
+        for interaction, mixing, filter_net in zip(self.interactions, self.mixing, blocks):
+            q, mu = interaction(q, mu, rbf, filter_net, cutoff, directions, pairs, backend)
             q, mu = mixing(q, mu)
         return q

@@ -3,7 +3,7 @@
 A representation is an `nn.Module` class with
 - `geometry`: the pair geometry it reads, 'distances' or 'vectors' (see `geometry.py`);
 - `OPTIONS`: its own hyper-parameters and their defaults, plain JSON values;
-- `backend`: the name of what it runs on its device, for run.json (SchNet's: backends.py);
+- `backend`: the name of what it runs on its device, for run.json (backends.py);
 - a constructor taking n_atom_basis, n_interactions, n_rbf, cutoff, max_z and `OPTIONS` as
   keywords;
 - forward(numbers, geometry, idx_i, idx_j, half_pairs, sums=None) -> scalar atom features

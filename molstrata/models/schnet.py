@@ -16,7 +16,7 @@ from torch import nn
 
 from molstrata.models.activations import LOG2
 from molstrata.models.activations import activation as activation_by_name
-from molstrata.models.backends import BACKENDS, TorchBackend, choose
+from molstrata.models.backends import TorchBackend, on_device
 from molstrata.models.dense import Dense
 from molstrata.models.geometry import distances_of
 from molstrata.models.messages import MessageSums
@@ -114,19 +114,14 @@ class SchNet(nn.Module):
         self.backends: dict[str, str] = {}
         """Device type ('cpu', 'cuda') -> the name of the backend (`BACKENDS`) the model runs
         there: chosen by `backends.choose` on the first call on that device, kept for the
-        model's life. Set an entry to choose yourself (tests, benchmarks)."""
+        model's life (`backends.on_device`). Set an entry to choose yourself (tests,
+        benchmarks)."""
 
     @property
     def backend(self) -> str:
         """The backend on the parameters' device, chosen now if no call chose it yet."""
-        return self._backend_on(self.embedding.weight.device).name
+        return on_device(self.backends, self.embedding.weight.device).name
 
-    def _backend_on(self, device: torch.device):
-        if torch.compiler.is_compiling():  # a traced graph cannot call the compiled library
-            return TorchBackend
-        if device.type not in self.backends:
-            self.backends[device.type] = choose(device)
-        return BACKENDS[self.backends[device.type]]
 
     def forward(
         self,
@@ -154,7 +149,7 @@ class SchNet(nn.Module):
         distances = distances_of(geometry)
         rbf = self.radial_basis(distances)
         cutoff = self.cutoff_fn(distances)
-        backend = self._backend_on(distances.device)
+        backend = on_device(self.backends, distances.device)
         pairs = backend.pairs(idx_i, idx_j, numbers.shape[0], half_pairs, sums)
         x = self.embedding(numbers)
         for interaction in self.interactions:

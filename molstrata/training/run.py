@@ -204,8 +204,7 @@ def _train(config: TrainConfig, paths: RunPaths, resume: bool, progress: bool, l
     # kernel when a CPU runs PyTorch's ops; a compiled graph always runs PyTorch's ops
     facts["backend"] = "torch" if runtime.compile else model.backend
     facts["backend_note"] = ("torch.compile" if runtime.compile else kernels.status()
-                             if facts["backend"] == "torch" and device.type == "cpu"
-                             and config.model.representation == "schnet" else None)
+                             if facts["backend"] == "torch" and device.type == "cpu" else None)
     own_tracker = tracker is None
     if own_tracker and ranks.main:
         tracker = open_tracker(config.runtime.track, paths.root, config.to_dict(),

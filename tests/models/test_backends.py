@@ -1,5 +1,6 @@
-"""SchNet's backends (models/backends.py): chosen once per device and recorded, and the same
-model gives the same energies, forces and parameter gradients on every one."""
+"""The models' backends (models/backends.py): chosen once per device and recorded, and the same
+model gives the same energies, forces and parameter gradients on every one (PaiNN's in detail:
+test_painn_kernels.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from molstrata.models.messages import MessageSums
 
 CPU = torch.device("cpu")
 NAMES = list(backends.BACKENDS)
+ARCHITECTURES = ["schnet", "painn"]
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +34,8 @@ def _results(model, name, batch, dtype, sums):
     """Energies, forces and every parameter's gradient of `model` on backend `name`."""
     model.representation.backends["cpu"] = name
     positions = batch.positions.clone().requires_grad_()
-    energy = model(*batch.args(positions, dtype), half_pairs=batch.half, sums=sums)
+    energy = model(*batch.args(positions, dtype, model.geometry), half_pairs=batch.half,
+                   sums=sums)
     forces = -torch.autograd.grad(energy.sum(), positions, retain_graph=True)[0]
     gradients = torch.autograd.grad(energy.square().sum(), list(model.parameters()))
     assert model.backend == name
@@ -41,15 +44,16 @@ def _results(model, name, batch, dtype, sums):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("pairs", ["half with sums", "half", "directed"])
-@pytest.mark.parametrize("activation", ["shifted_softplus", "silu"])
+@pytest.mark.parametrize("representation, activation", [
+    ("schnet", "shifted_softplus"), ("schnet", "silu"), ("painn", "silu")])
 def test_every_backend_gives_the_same_numbers(qm9_sample, make_batch, dtype, pairs,
-                                              activation):
+                                              representation, activation):
     """Energies, forces and parameter gradients on each backend against the first, in float64
     to 1e-10 and in float32 to float32's rounding; half pairs with the batch's molecule
     offsets (threads) or without (one thread), and SchNetPack's directed pairs."""
     torch.manual_seed(4)
     model = EnergyModel(n_atom_basis=38, n_interactions=3, n_rbf=20,
-                        activation=activation).to(dtype)
+                        representation=representation, activation=activation).to(dtype)
     batch = make_batch(qm9_sample.subset(range(12)), half=pairs != "directed")
     sums = _sums(batch) if pairs == "half with sums" else None
     (energy, forces, gradients), *others = [_results(model, name, batch, dtype, sums)
@@ -63,46 +67,53 @@ def test_every_backend_gives_the_same_numbers(qm9_sample, make_batch, dtype, pai
             torch.testing.assert_close(ours, theirs, rtol=rtol, atol=atol * theirs.abs().max())
 
 
+@pytest.mark.parametrize("representation", ARCHITECTURES)
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_prediction_without_autograd_is_the_trained_function(qm9_sample, make_batch, name,
-                                                             dtype):
+                                                             dtype, representation):
     """Prediction and validation (inference mode) give the training forward's bits."""
     torch.manual_seed(2)
-    model = EnergyModel(n_atom_basis=16, n_interactions=3, n_rbf=10).to(dtype)
+    model = EnergyModel(n_atom_basis=16, n_interactions=3, n_rbf=10,
+                        representation=representation).to(dtype)
     model.representation.backends["cpu"] = name
     batch = make_batch(qm9_sample)
-    args = batch.args(dtype=dtype)
+    args = batch.args(dtype=dtype, kind=model.geometry)
     expected = model(*args, sums=_sums(batch)).detach()
     with torch.inference_mode():
         assert torch.equal(model(*args, sums=_sums(batch)), expected)
 
 
+@pytest.mark.parametrize("representation", ARCHITECTURES)
 def test_the_backend_is_chosen_once_per_device_and_kept(tiny_molecules, make_batch,
-                                                        monkeypatch):
+                                                        monkeypatch, representation):
     """The first call on a device chooses; turning the kernels off afterwards changes no
     model that has chosen, and a new model chooses the fallback."""
-    model = EnergyModel(n_atom_basis=8, n_interactions=2, n_rbf=5).double()
+    model = EnergyModel(n_atom_basis=8, n_interactions=2, n_rbf=5,
+                        representation=representation).double()
     assert model.representation.backends == {}
     batch = make_batch(tiny_molecules)
-    expected = model(*batch.args())
+    args = batch.args(kind=model.geometry)
+    expected = model(*args)
     assert model.representation.backends == {"cpu": "kernel-openmp"}
     monkeypatch.setenv(kernels.ENV_VAR, "0")
     assert model.backend == "kernel-openmp"
-    assert torch.equal(model(*batch.args()), expected)
-    fresh = EnergyModel(n_atom_basis=8, n_interactions=2, n_rbf=5).double()
+    assert torch.equal(model(*args), expected)
+    fresh = EnergyModel(n_atom_basis=8, n_interactions=2, n_rbf=5,
+                        representation=representation).double()
     assert fresh.backend == "torch" and fresh.representation.backends == {"cpu": "torch"}
-    assert EnergyModel(n_atom_basis=8, n_interactions=1, representation="painn").backend == \
-        "torch"
 
 
-def test_a_traced_graph_runs_torch_whatever_the_model_chose(tiny_molecules, make_batch):
+@pytest.mark.parametrize("representation", ARCHITECTURES)
+def test_a_traced_graph_runs_torch_whatever_the_model_chose(tiny_molecules, make_batch,
+                                                            representation):
     """torch.export (and torch.compile) cannot call the compiled library: a model that chose
     the kernels exports through PyTorch's ops, to the same energies."""
     torch.manual_seed(3)
-    model = EnergyModel(n_atom_basis=8, n_interactions=2, n_rbf=5).double()
+    model = EnergyModel(n_atom_basis=8, n_interactions=2, n_rbf=5,
+                        representation=representation).double()
     batch = make_batch(tiny_molecules.subset(range(4)))
-    args = batch.args()
+    args = batch.args(kind=model.geometry)
     expected = model(*args)
     assert model.backend == "kernel-openmp"
     with torch.no_grad():
