@@ -8,9 +8,8 @@ from pathlib import Path
 from molstrata.cli.common import add_common, existing_files, replaced_line
 from molstrata.errors import MolstrataError
 from molstrata.evaluation import (
+    CONVENTIONS,
     DEFAULT_MIN_STRATUM,
-    DEFAULT_PREDICTED,
-    DEFAULT_REFERENCES,
     DEFAULT_UNIT,
     OUT_SUFFIX,
     SPLITS,
@@ -20,6 +19,11 @@ from molstrata.evaluation import (
 def register(commands: argparse._SubParsersAction) -> None:
     _register_evaluate(commands)
     _register_compare(commands)
+
+
+KEY_DEFAULTS = "; ".join(f"{energy} beside {' or '.join(references)}"
+                         for _, energy, references, *_ in CONVENTIONS)
+"""The keys --predicted and --reference default to (MACE's, then NequIP's), for the help."""
 
 
 def _register_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -38,13 +42,13 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
                                "ASE-readable file (extxyz, ASE .db) whose structures carry a "
                                "predicted and a reference energy each")
     evaluate.add_argument("--predicted", metavar="KEY",
-                          help="with --predictions, the predicted energy's key in atoms.info "
-                               f"(default: {DEFAULT_PREDICTED}, as mace_eval_configs writes), "
-                               "or its column in a CSV / key in predictions.pt (default there: "
-                               "the only one)")
+                          help="with --predictions, the predicted energy's key (default: the "
+                               f"first convention the file follows: {KEY_DEFAULTS}), or its "
+                               "column in a CSV / key in predictions.pt (default there: the "
+                               "only one)")
     evaluate.add_argument("--reference", metavar="KEY",
                           help="with --predictions, the reference energy's key (default: "
-                               f"{' if present, else '.join(DEFAULT_REFERENCES)})")
+                               "the convention's, as for --predicted)")
     evaluate.add_argument("--structures", metavar="FILE",
                           help="with --predictions TABLE (a CSV of id and predicted value, or "
                                "SchNetPack's spkpredict predictions.pt), the structures it "
@@ -56,7 +60,8 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
                                "original_dataset_forces; none there: energies only)")
     evaluate.add_argument("--reference-forces", metavar="KEY",
                           help="with --predictions, the reference forces' key (default: "
-                               "REF_forces, else forces), in --unit per Å")
+                               "REF_forces, else forces, beside MACE_forces; "
+                               "original_dataset_forces beside NequIP's), in --unit per Å")
     evaluate.add_argument("--train", metavar="FILE",
                           help="with --predictions, the structures the model was trained on "
                                "(any ASE-readable file; atoms only): gives training shares, "
@@ -116,10 +121,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.run is None:
         raise MolstrataError("evaluate needs a RUN directory, or --predictions FILE to "
                              "evaluate another model's predictions")
-    for name in PREDICTIONS_ONLY:
-        if getattr(args, name) is not None:
-            raise MolstrataError(f"{args.command_parser.flag(name)} applies to --predictions "
-                                 "FILE; give a file, or drop it")
+    _refuse(args, PREDICTIONS_ONLY, "applies to --predictions FILE; give a file, or drop it")
     if args.skip_periodic and args.dataset is None:
         raise MolstrataError("--skip-periodic applies to the structures of --dataset FILE; "
                              "give a file, or drop it (a run's own data holds no periodic "
@@ -154,10 +156,7 @@ def _evaluate_predictions(args: argparse.Namespace) -> None:
     if args.run is not None:
         raise MolstrataError(f"give RUN or --predictions FILE, not both: RUN {args.run} "
                              "evaluates a molstrata run, --predictions another model's file")
-    for name in RUN_ONLY:
-        if getattr(args, name) is not None and getattr(args, name) is not False:
-            raise MolstrataError(f"{args.command_parser.flag(name)} applies to a RUN, not to "
-                                 "--predictions FILE; drop it")
+    _refuse(args, RUN_ONLY, "applies to a RUN, not to --predictions FILE; drop it")
     if args.min_stratum is not None and args.train is None:
         raise MolstrataError("--min-stratum applies to a RUN, or to --predictions FILE with "
                              "--train FILE; give the training file, or drop it")
@@ -199,10 +198,10 @@ def _register_compare(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--predicted", nargs="+", metavar="KEY",
                          help="with --predictions, the predicted energy's key: one for every "
                               "file, one per file, or several keys of one file (each a model; "
-                              f"default: {DEFAULT_PREDICTED})")
+                              f"default: the first convention a file follows: {KEY_DEFAULTS})")
     compare.add_argument("--reference", metavar="KEY",
                          help="with --predictions, the reference energy's key (default: "
-                              f"{' if present, else '.join(DEFAULT_REFERENCES)})")
+                              "the convention's, as for --predicted)")
     compare.add_argument("--unit", metavar="UNIT",
                          help=f"with --predictions, the energies' unit (default: {DEFAULT_UNIT})")
     compare.add_argument("--structures", metavar="FILE",
@@ -244,10 +243,8 @@ def _compare(args: argparse.Namespace) -> None:
     if not args.runs:
         raise MolstrataError("compare needs two or more RUN directories, or --predictions FILE "
                              "FILE ... to compare other models' predictions")
-    for name in COMPARE_PREDICTIONS_ONLY:
-        if getattr(args, name) not in (None, False):
-            raise MolstrataError(f"{args.command_parser.flag(name)} applies to --predictions "
-                                 "FILE ...; give files, or drop it")
+    _refuse(args, COMPARE_PREDICTIONS_ONLY,
+            "applies to --predictions FILE ...; give files, or drop it")
     result = compare(args.runs, args.out, labels=args.labels, split=args.split or "test",
                      evaluate_missing=not args.no_evaluate, device=args.device or "auto",
                      progress=not args.quiet)
@@ -263,10 +260,7 @@ def _compare_predictions(args: argparse.Namespace) -> None:
         raise MolstrataError(f"give RUNs or --predictions FILE ..., not both: RUN "
                              f"{args.runs[0]} is a molstrata run, --predictions other models' "
                              "files")
-    for name in COMPARE_RUN_ONLY:
-        if getattr(args, name) not in (None, False):
-            raise MolstrataError(f"{args.command_parser.flag(name)} applies to RUNs, not to "
-                                 "--predictions FILE ...; drop it")
+    _refuse(args, COMPARE_RUN_ONLY, "applies to RUNs, not to --predictions FILE ...; drop it")
     predicted = args.predicted[0] if args.predicted and len(args.predicted) == 1 \
         else args.predicted
     result = compare_predictions(
@@ -275,3 +269,11 @@ def _compare_predictions(args: argparse.Namespace) -> None:
         train=args.train, skip_periodic=args.skip_periodic)
     print(comparison_text(result.comparison))
     print(f"\nwrote {len(result.files)} files to {result.out_dir}")
+
+
+def _refuse(args: argparse.Namespace, names: tuple[str, ...], why: str) -> None:
+    """A one-line refusal of the first of `names` given (an option of the other mode: a RUN's
+    against --predictions'), named as the user spelled it."""
+    for name in names:
+        if getattr(args, name) not in (None, False):
+            raise MolstrataError(f"{args.command_parser.flag(name)} {why}")

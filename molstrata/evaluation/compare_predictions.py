@@ -90,7 +90,7 @@ def prediction_results(
         started = time.perf_counter()
         loaded.append(load_predictions(source, predicted=key, reference=reference, unit=unit,
                                        structures=structures, skip_periodic=skip_periodic,
-                                       log=log))
+                                       with_forces=False, log=log))  # energies compared only
         seconds.append(time.perf_counter() - started)
     base = loaded[0]
     aligned = [base.predictions]

@@ -114,15 +114,16 @@ class ForceData:
 
 def force_keys(source: Source, predicted: str | None = None, reference: str | None = None,
                *, conventions: Sequence[tuple[str, Sequence[str]]] = FORCE_CONVENTIONS,
-               ) -> tuple[str, str] | None:
+               keys: dict[str, str] | None = None) -> tuple[str, str] | None:
     """(predicted key, reference key) of the forces the first structure carries, or None where
     no key was named and no convention's pair is there: then forces are not evaluated.
 
     conventions: (predicted key, reference keys) pairs tried in order when no key is named;
     the first whose predicted key and one of whose reference keys the first structure has
     gives both. A key named but missing, or named for one side when no key of the other side
-    is found, is refused."""
-    keys = first_structure_keys(source)
+    is found, is refused. keys: `first_structure_keys(source)`, where the caller has read
+    them already."""
+    keys = first_structure_keys(source) if keys is None else keys
     name = _name(source)
     if predicted is None and reference is None:
         for guess, references in conventions:

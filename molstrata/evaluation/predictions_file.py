@@ -123,6 +123,7 @@ def load_predictions(
     skip_periodic: bool = False,
     predicted_forces: str | None = None,
     reference_forces: str | None = None,
+    with_forces: bool = True,
     log: Callable[[str], None] = print,
 ) -> LoadedPredictions:
     """A model's per-structure energies and their references, checked, without writing.
@@ -131,12 +132,13 @@ def load_predictions(
     structures carry both: `predicted` and `reference`, by default the keys of the first of
     `CONVENTIONS` (MACE's, NequIP's) the file follows. With `structures` (the file
     the model predicted, holding the references), `source` is a table of predictions joined
-    to it (`joined_predictions`): a CSV with an `id` column, or SchNetPack's spkpredict
-    output (predictions.pt).
+    to it (`_joined`): a CSV with an `id` column, or SchNetPack's spkpredict output
+    (predictions.pt).
 
-    Forces are read too where the file carries `predicted_forces` and `reference_forces`
-    (default: the keys of the first of `CONVENTIONS` the first structure has; none there,
-    energies only), per atom in `unit` per Å (`molstrata.evaluation.forces`)."""
+    Forces are read too, unless `with_forces` is False (a second pass over the file), where
+    the file carries `predicted_forces` and `reference_forces` (default: the keys of the
+    first of `CONVENTIONS` the first structure has; none there, energies only), per atom in
+    `unit` per Å (`molstrata.evaluation.forces`)."""
     name = _name(source)
     file_unit = _energy_unit(unit)
     if structures is not None:
@@ -164,8 +166,9 @@ def load_predictions(
     for role, key, values in (("predicted", predicted, guess), ("reference", reference, true)):
         _check_finite(role, key, values, molecules, name)
     forces = None
-    if (keys := force_keys(source, predicted_forces, reference_forces)) is not None:
-        forces = read_forces(source, *keys, unit=file_unit, skip_periodic=skip_periodic)
+    if with_forces and (pair := force_keys(source, predicted_forces, reference_forces,
+                                           keys=keys)) is not None:
+        forces = read_forces(source, *pair, unit=file_unit, skip_periodic=skip_periodic)
         forces.check_matches(molecules)
     return LoadedPredictions(name, molecules,
                              Predictions.from_molecules(molecules, true, guess, unit_in, TARGET),
